@@ -1,0 +1,1 @@
+"""Everything shipped to Lambda besides app.py. Never imports chalice."""

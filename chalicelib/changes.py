@@ -1,0 +1,304 @@
+"""Pure: DynamoDB stream records -> audit entries. No I/O, no clock, no randomness.
+
+An entry is a DynamoDB item in attribute-value form, ready for ``BatchWriteItem``; its values are
+the stream's attribute values passed through unchanged, so every type round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.images import (
+    MAX_ITEM_BYTES,
+    AttributeValue,
+    BadAttributeValue,
+    Image,
+    client_image,
+    item_size,
+    same_value,
+    value_size,
+)
+
+KEY_ATTRIBUTE = "key"
+Entry = dict[str, AttributeValue]
+
+# What DynamoDB's TTL process looks like in a REMOVE record.
+_TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+_EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
+
+
+class PoisonRecord(ValueError):
+    """A stream record that can never be audited; it is reported and skipped, never retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChanges:
+    """The audit entries of one stream record (none for a write that changed nothing)."""
+
+    event_id: str
+    sequence_number: str
+    entries: list[Entry]
+    record: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A poison record with the reason it cannot be audited."""
+
+    reason: str
+    record: Any
+    event_id: str | None = None
+    sequence_number: str | None = None
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """What one Lambda event asks for: entries per record in sequence order, and poison records."""
+
+    records: list[RecordChanges] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def entries(self) -> list[Entry]:
+        """Every entry of the batch, in record order."""
+        return [entry for changes in self.records for entry in changes.entries]
+
+
+def entry_id(event_id: str, attribute: str | None = None) -> str:
+    """A version-4-format UUID derived from the record (and attribute): redelivery overwrites.
+
+    Equal to ``str(uuid.UUID(bytes=sha256(name)[:16], version=4))``, formatted without the
+    UUID object because this runs once per entry on the hot path.
+    """
+    name = event_id if attribute is None else f"{event_id}\x1f{attribute}"
+    h = hashlib.sha256(name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+# RFC 4122 variant: the top two bits of the clock_seq_hi nibble become 10.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+@lru_cache(maxsize=1024)
+def format_time(epoch_seconds: float) -> str:
+    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (1726045348.0 -> 2024-09-11T09:02:28.000Z)."""
+    millis = round(epoch_seconds * 1000)
+    seconds, millis = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def plan_batch(event: Any) -> BatchPlan:
+    """A Lambda DynamoDB Streams event -> entries per record, poison records set aside."""
+    plan = BatchPlan()
+    if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
+        plan.rejected.append(Rejected("event has no 'Records' list", event))
+        return plan
+    seen: set[str] = set()
+    for sequence, record in _in_sequence_order(event["Records"], plan):
+        try:
+            changes = changes_for_record(record, sequence)
+        except PoisonRecord as poison:
+            plan.rejected.append(_rejected(record, str(poison)))
+            continue
+        if changes.event_id in seen:  # the same record twice in one batch: its ids collide
+            plan.duplicates.append(changes.event_id)
+            continue
+        seen.add(changes.event_id)
+        plan.records.append(changes)
+    return plan
+
+
+def _in_sequence_order(records: Iterable[Any], plan: BatchPlan) -> list[tuple[str, Any]]:
+    """(sequence number, record) sorted as integers; records without a usable one are rejected.
+
+    Lambda delivers a shard's records in order, so this is a linear pass; it is here so that
+    the failure reported back is always the lowest sequence number not written.
+    """
+    ordered: list[tuple[int, int, str, Any]] = []
+    for position, record in enumerate(records):
+        sequence = _sequence_number(record)
+        if sequence is None:
+            plan.rejected.append(_rejected(record, _first_problem(record)))
+        else:
+            ordered.append((int(sequence), position, sequence, record))
+    ordered.sort(key=lambda item: (item[0], item[1]))
+    return [(sequence, record) for _, _, sequence, record in ordered]
+
+
+def _sequence_number(record: Any) -> str | None:
+    body = record.get("dynamodb") if type(record) is dict else None
+    sequence = body.get("SequenceNumber") if type(body) is dict else None
+    if type(sequence) is str and sequence.isdigit() and sequence.isascii():
+        return sequence
+    return None
+
+
+def _first_problem(record: Any) -> str:
+    """The reason a record without a sequence number is poison, checked in the usual order."""
+    try:
+        changes_for_record(record)
+    except PoisonRecord as poison:
+        return str(poison)
+    return "record has no decimal dynamodb.SequenceNumber"  # pragma: no cover - checked above
+
+
+def _rejected(record: Any, reason: str) -> Rejected:
+    event_id = record.get("eventID") if isinstance(record, dict) else None
+    return Rejected(
+        reason=reason,
+        record=record,
+        event_id=event_id if isinstance(event_id, str) else None,
+        sequence_number=_sequence_number(record),
+    )
+
+
+def changes_for_record(record: dict[str, Any], sequence: str | None = None) -> RecordChanges:
+    """One stream record -> its audit entries; raises PoisonRecord when it can never be audited.
+
+    Events arrive as parsed JSON, so containers are checked as ``dict`` (exact type checks are
+    several times cheaper than ABC checks on this per-record path).
+    """
+    if type(record) is not dict:
+        raise PoisonRecord(f"record is not an object: {record!r:.80}")
+    event_id = record.get("eventID")
+    if type(event_id) is not str or not event_id:
+        raise PoisonRecord("record has no eventID")
+    body = record.get("dynamodb")
+    if type(body) is not dict:
+        raise PoisonRecord("record has no 'dynamodb' object")
+    if sequence is None:
+        sequence = _sequence_number(record)
+        if sequence is None:
+            raise PoisonRecord("record has no decimal dynamodb.SequenceNumber")
+    event_name = record.get("eventName")
+    if event_name not in _EVENT_NAMES:
+        raise PoisonRecord(f"unknown eventName {event_name!r}; expected INSERT, MODIFY or REMOVE")
+    old = _image(body, "OldImage", required=event_name != "INSERT")
+    new = _image(body, "NewImage", required=event_name != "REMOVE")
+    key = _item_key(body, new if new is not None else old)
+    header: Entry = {
+        "itemKey": {"S": key},
+        "modificationTime": {"S": _modification_time(body)},
+        "sequenceNumber": {"S": sequence},
+    }
+    try:
+        if event_name == "INSERT":
+            entries = [{"id": {"S": entry_id(event_id)}, **header, "newValue": {"M": new}}]
+        elif event_name == "REMOVE":
+            entries = [{"id": {"S": entry_id(event_id)}, **header, "oldValue": {"M": old}}]
+            if record.get("userIdentity") == _TTL_IDENTITY:
+                entries[0]["expired"] = {"BOOL": True}
+        else:
+            assert old is not None and new is not None
+            entries = _modify_entries(event_id, header, old, new)
+        if _may_exceed_item_limit(body, old, new):
+            for entry in entries:
+                _check_size(entry)
+    except BadAttributeValue as error:
+        raise PoisonRecord(f"bad attribute value in image: {error}") from error
+    return RecordChanges(event_id, sequence, entries, record)
+
+
+def _modify_entries(event_id: str, header: Entry, old: Image, new: Image) -> list[Entry]:
+    entries: list[Entry] = []
+    for name in sorted(old.keys() | new.keys()):
+        if name == KEY_ATTRIBUTE:
+            continue
+        before, after = old.get(name), new.get(name)
+        if before is not None and after is not None and same_value(before, after):
+            continue
+        entry: Entry = {
+            "id": {"S": entry_id(event_id, name)},
+            **header,
+            "updatedAttribute": {"S": name},
+        }
+        if before is not None:  # absent, not NULL: NULL is a value an attribute can hold
+            entry["oldValue"] = before
+        if after is not None:
+            entry["newValue"] = after
+        entries.append(entry)
+    return entries
+
+
+def _image(body: dict[str, Any], name: str, *, required: bool) -> Image | None:
+    image = body.get(name)
+    if image is None:
+        if required:
+            view = body.get("StreamViewType", "unknown")
+            raise PoisonRecord(
+                f"record has no {name} (stream view type {view}); the stream must be NEW_AND_OLD_IMAGES"
+            )
+        return None
+    if type(image) is not dict:
+        raise PoisonRecord(f"{name} is not a map of attribute values")
+    try:
+        return client_image(image)
+    except BadAttributeValue as error:
+        raise PoisonRecord(f"bad attribute value in {name}: {error}") from error
+
+
+def _item_key(body: dict[str, Any], image: Image | None) -> str:
+    keys = body.get("Keys")
+    value = keys.get(KEY_ATTRIBUTE) if type(keys) is dict else None
+    if value is None and image is not None:
+        value = image.get(KEY_ATTRIBUTE)
+    if value is None:
+        raise PoisonRecord(f"record has no key attribute {KEY_ATTRIBUTE!r} in Keys or image")
+    if type(value) is not dict or type(value.get("S")) is not str or len(value) != 1:
+        raise PoisonRecord(f"key attribute {KEY_ATTRIBUTE!r} is not a string (S): {value!r:.80}")
+    if not value["S"]:
+        raise PoisonRecord(f"key attribute {KEY_ATTRIBUTE!r} is empty")
+    return str(value["S"])
+
+
+def _modification_time(body: dict[str, Any]) -> str:
+    created = body.get("ApproximateCreationDateTime")
+    if type(created) is not float and type(created) is not int:
+        raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime is not epoch seconds: {created!r:.40}")
+    if not math.isfinite(created) or not 0 <= created < 253402300800:  # year 10000
+        raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime out of range: {created!r}")
+    return format_time(float(created))
+
+
+def _may_exceed_item_limit(body: dict[str, Any], old: Image | None, new: Image | None) -> bool:
+    """Cheap filter: an entry is its record's values plus under 2 KB, so most need no measuring.
+
+    DynamoDB's ``SizeBytes`` covers the record's keys and images; an entry adds its own
+    attribute names, id, time and key (under 2 KB, the key itself at most 2 KB) and a byte per
+    attribute where the whole image becomes a map. A record without a usable size is measured.
+    """
+    size = body.get("SizeBytes")
+    if type(size) is not int or size < 0:
+        return True
+    members = max(len(old or ()), len(new or ()))
+    return size + members + 4096 > MAX_ITEM_BYTES
+
+
+def _check_size(entry: Entry) -> None:
+    size = item_size(entry)
+    if size > MAX_ITEM_BYTES:
+        raise PoisonRecord(
+            f"audit entry would be {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte item limit"
+        )
+
+
+__all__ = [
+    "KEY_ATTRIBUTE",
+    "BatchPlan",
+    "Entry",
+    "PoisonRecord",
+    "RecordChanges",
+    "Rejected",
+    "changes_for_record",
+    "entry_id",
+    "format_time",
+    "plan_batch",
+    "value_size",
+]

@@ -1,0 +1,73 @@
+"""The stage's environment, read in one place, with errors that name what is wrong."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# A syntactically valid ARN that can never exist: importing app.py with no stream configured
+# (unit tests, `chalice local`) must work, and a deploy made with it fails on a name that says why.
+UNSET_STREAM_ARN = (
+    "arn:aws:dynamodb:us-east-1:000000000000:table/"
+    "CONFIGURATION_STREAM_ARN-is-not-set/stream/1970-01-01T00:00:00.000"
+)
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+class SettingsError(RuntimeError):
+    """The stage's environment is missing a variable or holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the function needs to know about its stage; hashable so clients can be cached per value."""
+
+    configuration_table_name: str
+    audit_table_name: str
+    stream_arn: str | None = None
+    report_batch_item_failures: bool = False
+    change_topic_arn: str | None = None
+    dead_letter_queue_url: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the stage variables; raise SettingsError naming every missing or bad one."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                problems.append(f"{name} is not set")
+            return value
+
+        def optional(name: str) -> str | None:
+            return env.get(name, "").strip() or None
+
+        configuration_table = required("CONFIGURATION_TABLE_NAME")
+        audit_table = required("AUDIT_TABLE_NAME")
+        raw_flag = env.get("REPORT_BATCH_ITEM_FAILURES", "").strip().lower()
+        if raw_flag not in _TRUE | _FALSE:
+            problems.append(f"REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not {raw_flag!r}")
+        if problems:
+            raise SettingsError(
+                "the stage's environment_variables in .chalice/config.json are incomplete: "
+                + "; ".join(problems)
+            )
+        return cls(
+            configuration_table_name=configuration_table,
+            audit_table_name=audit_table,
+            stream_arn=optional("CONFIGURATION_STREAM_ARN"),
+            report_batch_item_failures=raw_flag in _TRUE,
+            change_topic_arn=optional("CHANGE_TOPIC_ARN"),
+            dead_letter_queue_url=optional("DEAD_LETTER_QUEUE_URL"),
+        )
+
+
+def stream_arn_for_registration(environ: Mapping[str, str] | None = None) -> str:
+    """The stream ARN app.py registers with; a named placeholder where the stage sets none."""
+    env = os.environ if environ is None else environ
+    return env.get("CONFIGURATION_STREAM_ARN", "").strip() or UNSET_STREAM_ARN

@@ -1,0 +1,1 @@
+"""Deployment sources: table definitions, the IAM policy generator, templates. Never shipped to Lambda."""

@@ -1,0 +1,119 @@
+"""The least-privilege IAM policy of a stage, derived from its environment variables.
+
+``python -m infra.policy --stage dev`` writes ``.chalice/policy-dev.json``; a test fails when the
+committed file differs from what this derives, so the policy can neither drift nor widen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_NAME = "config-audit"
+
+
+def arn_parts(stream_arn: str) -> tuple[str, str, str]:
+    """(partition, region, account) of a DynamoDB stream ARN."""
+    parts = stream_arn.split(":")
+    if len(parts) < 6 or parts[2] != "dynamodb" or "/stream/" not in parts[5]:
+        raise ValueError(f"CONFIGURATION_STREAM_ARN is not a DynamoDB stream ARN: {stream_arn!r}")
+    return parts[1], parts[3], parts[4]
+
+
+def queue_arn(queue_url: str) -> str:
+    """The ARN of an SQS queue from its URL (https://sqs.<region>.<domain>/<account>/<name>)."""
+    host, account, name = queue_url.split("://", 1)[-1].split("/")[:3]
+    region = host.split(".")[1]
+    return f"arn:aws:sqs:{region}:{account}:{name}"
+
+
+def policy_for(stage: str, env: dict[str, str]) -> dict[str, Any]:
+    """Exactly the actions the functions call, on exactly the resources of the stage."""
+    stream = env["CONFIGURATION_STREAM_ARN"]
+    partition, region, account = arn_parts(stream)
+    audit = f"arn:{partition}:dynamodb:{region}:{account}:table/{env['AUDIT_TABLE_NAME']}"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{APP_NAME}-{stage}*",
+        },
+        {
+            "Sid": "ReadConfigurationStream",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ],
+            "Resource": stream,
+        },
+        {
+            "Sid": "WriteAuditEntries",
+            "Effect": "Allow",
+            "Action": ["dynamodb:BatchWriteItem"],
+            "Resource": audit,
+        },
+    ]
+    if env.get("CHANGE_TOPIC_ARN"):
+        statements.append(
+            {
+                "Sid": "PublishChanges",
+                "Effect": "Allow",
+                "Action": ["sns:Publish"],
+                "Resource": env["CHANGE_TOPIC_ARN"],
+            }
+        )
+    if env.get("DEAD_LETTER_QUEUE_URL"):
+        statements.append(
+            {
+                "Sid": "SendPoisonRecords",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": queue_arn(env["DEAD_LETTER_QUEUE_URL"]),
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def stage_environment(stage: str, config_path: Path = ROOT / ".chalice" / "config.json") -> dict[str, str]:
+    """The environment variables Chalice gives a stage's functions (top level, then stage)."""
+    config = json.loads(config_path.read_text())
+    if stage not in config.get("stages", {}):
+        raise KeyError(f"stage {stage!r} is not in {config_path}")
+    return {
+        **config.get("environment_variables", {}),
+        **config["stages"][stage].get("environment_variables", {}),
+    }
+
+
+def render(policy: dict[str, Any]) -> str:
+    """The policy as it is committed: stable JSON with a final newline."""
+    return json.dumps(policy, indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--check", action="store_true", help="fail if the committed file differs")
+    args = parser.parse_args(argv)
+    path = ROOT / ".chalice" / f"policy-{args.stage}.json"
+    text = render(policy_for(args.stage, stage_environment(args.stage)))
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f"{path} is not the policy derived for stage {args.stage!r}", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

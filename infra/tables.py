@@ -1,0 +1,66 @@
+"""The two tables, defined once: the local stack, the tests and provisioning all create them from here.
+
+The CloudFormation merge template and the Terraform file spell the same definitions in their own
+syntax; a test holds them equal to these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+HISTORY_INDEX = "itemKey-modificationTime-index"
+
+
+def configuration_table(name: str) -> dict[str, Any]:
+    """CreateTable arguments for the audited table: hash key ``key``, stream with both images."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": "key", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "key", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+
+
+def audit_table(name: str) -> dict[str, Any]:
+    """CreateTable arguments for the Audit table and its "history of one key" index."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "itemKey", "AttributeType": "S"},
+            {"AttributeName": "modificationTime", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": HISTORY_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "itemKey", "KeyType": "HASH"},
+                    {"AttributeName": "modificationTime", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+
+
+def create_tables(client: Any, configuration_name: str, audit_name: str) -> str:
+    """Create both tables where missing (idempotent); return the Configuration stream ARN."""
+    existing = set()
+    for page in client.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
+    for definition in (configuration_table(configuration_name), audit_table(audit_name)):
+        if definition["TableName"] not in existing:
+            client.create_table(**definition)
+        client.get_waiter("table_exists").wait(
+            TableName=definition["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+    description = client.describe_table(TableName=configuration_name)["Table"]
+    arn = description.get("LatestStreamArn")
+    if not arn:
+        raise RuntimeError(
+            f"table {configuration_name!r} exists but has no stream; enable NEW_AND_OLD_IMAGES"
+        )
+    return str(arn)

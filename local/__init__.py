@@ -1,0 +1,1 @@
+"""The machine-local stack: moto server, stream poller, demo. Never shipped to Lambda."""

@@ -1,0 +1,275 @@
+"""The pure change -> entries step: shapes, ids, times and poison records, with no AWS at all."""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from typing import Any
+
+import pytest
+
+from chalicelib.changes import PoisonRecord, changes_for_record, entry_id, format_time, plan_batch
+from tests.conftest import seed_event
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+TTL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+def record(
+    event_name: str,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    *,
+    event_id: str = "e1",
+    sequence: str = "100",
+    created: float = 1726045348.0,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "ApproximateCreationDateTime": created,
+        "Keys": {"key": (new or old or {"key": {"S": "K"}})["key"]},
+        "SequenceNumber": sequence,
+        "SizeBytes": 100,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if old is not None:
+        body["OldImage"] = old
+    if new is not None:
+        body["NewImage"] = new
+    return {"eventID": event_id, "eventName": event_name, "dynamodb": body, **extra}
+
+
+def item(key: str = "CACHE_TTL_SEC", **values: dict[str, Any]) -> dict[str, Any]:
+    return {"key": {"S": key}, **values}
+
+
+def entries(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    return changes_for_record(rec).entries
+
+
+def test_seed_event_gives_exactly_the_entry_the_spec_states() -> None:
+    # GIVEN the literal event of SPEC.md (note the prefixed table name in its ARN)
+    # WHEN it is planned
+    plan = plan_batch(seed_event())
+    # THEN exactly one entry, field for field
+    [entry] = plan.entries
+    assert UUID4.match(entry.pop("id")["S"])
+    assert entry == {
+        "itemKey": {"S": "CACHE_TTL_SEC"},
+        "modificationTime": {"S": "2024-09-11T09:02:28.000Z"},
+        "sequenceNumber": {"S": "9700002673137973216305"},
+        "newValue": {"M": {"value": {"N": "3600"}, "key": {"S": "CACHE_TTL_SEC"}}},
+    }
+    assert plan.rejected == []
+
+
+def test_insert_records_the_whole_new_item() -> None:
+    new = item(value={"N": "3600"}, description={"S": "cache lifetime"})
+    [entry] = entries(record("INSERT", new=new))
+    assert entry["newValue"] == {"M": new}
+    assert "oldValue" not in entry and "updatedAttribute" not in entry
+
+
+def test_modify_records_one_entry_per_changed_attribute_in_name_order() -> None:
+    old = item(value={"N": "3600"}, description={"S": "a"}, owner={"S": "ops"})
+    new = item(value={"N": "1800"}, description={"S": "b"}, owner={"S": "ops"})
+    got = entries(record("MODIFY", old, new))
+    assert [(e["updatedAttribute"], e["oldValue"], e["newValue"]) for e in got] == [
+        ({"S": "description"}, {"S": "a"}, {"S": "b"}),
+        ({"S": "value"}, {"N": "3600"}, {"N": "1800"}),
+    ]
+
+
+def test_added_attribute_has_no_old_value_and_removed_has_no_new_value() -> None:
+    old = item(value={"N": "1"}, retired={"S": "x"})
+    new = item(value={"N": "1"}, added={"NULL": True})
+    added, retired = entries(record("MODIFY", old, new))
+    assert added["updatedAttribute"] == {"S": "added"}
+    assert added["newValue"] == {"NULL": True} and "oldValue" not in added
+    assert retired["updatedAttribute"] == {"S": "retired"}
+    assert retired["oldValue"] == {"S": "x"} and "newValue" not in retired
+
+
+def test_modify_that_changes_nothing_gives_no_entry() -> None:
+    same = item(value={"N": "1"}, tags={"SS": ["a", "b"]})
+    assert entries(record("MODIFY", same, copy.deepcopy(same))) == []
+
+
+def test_set_order_is_not_a_change_but_a_type_change_is() -> None:
+    old = item(tags={"SS": ["a", "b"]}, flag={"N": "1"})
+    new = item(tags={"SS": ["b", "a"]}, flag={"BOOL": True})
+    [changed] = entries(record("MODIFY", old, new))
+    assert changed["updatedAttribute"] == {"S": "flag"}
+
+
+def test_remove_records_the_whole_old_item() -> None:
+    old = item(value={"N": "1800"})
+    [entry] = entries(record("REMOVE", old=old))
+    assert entry["oldValue"] == {"M": old}
+    assert "newValue" not in entry and "expired" not in entry
+
+
+def test_ttl_deletion_is_audited_and_marked_expired() -> None:
+    [entry] = entries(record("REMOVE", old=item(value={"N": "1"}), userIdentity=TTL))
+    assert entry["expired"] == {"BOOL": True}
+    assert entry["oldValue"] == {"M": item(value={"N": "1"})}
+
+
+def test_removal_by_a_person_is_not_marked_expired() -> None:
+    person = {"type": "Service", "principalId": "someone.example.com"}
+    [entry] = entries(record("REMOVE", old=item(value={"N": "1"}), userIdentity=person))
+    assert "expired" not in entry
+
+
+def test_entry_carries_no_attribute_beyond_the_spec() -> None:
+    allowed = {"id", "itemKey", "modificationTime", "sequenceNumber", "updatedAttribute",
+               "oldValue", "newValue", "expired"}  # fmt: skip
+    got = entries(record("MODIFY", item(a={"N": "1"}), item(a={"N": "2"}), userIdentity=TTL))
+    got += entries(record("REMOVE", old=item(a={"N": "1"}), userIdentity=TTL))
+    assert all(set(entry) <= allowed for entry in got)
+
+
+def test_ids_are_version_4_format_and_derived_from_event_id_and_attribute() -> None:
+    first = entries(record("MODIFY", item(a={"N": "1"}, b={"N": "1"}), item(a={"N": "2"}, b={"N": "2"})))
+    again = entries(record("MODIFY", item(a={"N": "1"}, b={"N": "1"}), item(a={"N": "2"}, b={"N": "2"})))
+    other = entries(record("MODIFY", item(a={"N": "1"}), item(a={"N": "2"}), event_id="e2"))
+    ids = [e["id"]["S"] for e in first]
+    assert all(UUID4.match(i) and uuid.UUID(i).version == 4 for i in ids)
+    assert ids == [e["id"]["S"] for e in again]  # redelivery overwrites, never duplicates
+    assert len(set(ids)) == 2
+    assert other[0]["id"]["S"] not in ids
+
+
+def test_entry_id_equals_a_uuid4_built_from_the_digest() -> None:
+    import hashlib
+
+    expected = uuid.UUID(bytes=hashlib.sha256(b"abc\x1fvalue").digest()[:16], version=4)
+    assert entry_id("abc", "value") == str(expected)
+
+
+@pytest.mark.parametrize(
+    ("epoch", "formatted"),
+    [
+        (1726045348.0, "2024-09-11T09:02:28.000Z"),
+        (1726045348, "2024-09-11T09:02:28.000Z"),
+        (1726045348.123, "2024-09-11T09:02:28.123Z"),
+        (1726045348.9996, "2024-09-11T09:02:29.000Z"),
+        (0, "1970-01-01T00:00:00.000Z"),
+    ],
+)
+def test_modification_time_comes_from_the_record(epoch: float, formatted: str) -> None:
+    [entry] = entries(record("INSERT", new=item(v={"N": "1"}), created=epoch))
+    assert entry["modificationTime"] == {"S": formatted}
+    assert format_time(float(epoch)) == formatted
+
+
+def test_sequence_number_is_carried_as_the_records_decimal_string() -> None:
+    [entry] = entries(record("INSERT", new=item(v={"N": "1"}), sequence="9700002673137973216305"))
+    assert entry["sequenceNumber"] == {"S": "9700002673137973216305"}
+
+
+def test_attribute_values_pass_through_unchanged_for_every_type() -> None:
+    values = {
+        "s": {"S": "text"},
+        "n": {"N": "12345678901234567890123456789012345678"},
+        "f": {"N": "0.1"},
+        "b": {"B": "AAEC"},
+        "t": {"BOOL": True},
+        "z": {"NULL": True},
+        "m": {"M": {"inner": {"N": "1"}}},
+        "l": {"L": [{"S": "x"}, {"N": "2"}]},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "bs": {"BS": ["AA==", "AQ=="]},
+    }
+    # binary arrives as base64 text and leaves as bytes, the form boto3's client sends
+    sent = {**values, "b": {"B": b"\x00\x01\x02"}, "bs": {"BS": [b"\x00", b"\x01"]}}
+    [created] = entries(record("INSERT", new=item(**values)))
+    assert created["newValue"] == {"M": item(**sent)}
+    changed = entries(record("MODIFY", item(), item(**values)))
+    assert {e["updatedAttribute"]["S"]: e["newValue"] for e in changed} == sent
+
+
+def test_nested_binary_is_decoded_and_plain_images_are_passed_through_as_is() -> None:
+    nested = item(m={"M": {"l": {"L": [{"B": "AQ=="}, {"S": "x"}]}}})
+    [entry] = entries(record("INSERT", new=nested))
+    assert entry["newValue"]["M"]["m"] == {"M": {"l": {"L": [{"B": b"\x01"}, {"S": "x"}]}}}
+    plain_image = item(v={"N": "1"})
+    [entry] = entries(record("INSERT", new=plain_image))
+    assert entry["newValue"]["M"] is plain_image
+
+
+POISON = [
+    ("KEYS_ONLY stream", {"eventName": "MODIFY", "dynamodb": {"StreamViewType": "KEYS_ONLY", "OldImage": None, "NewImage": None}}, "no OldImage (stream view type KEYS_ONLY)"),
+    ("INSERT without image", {"eventName": "INSERT", "dynamodb": {"NewImage": None}}, "no NewImage"),
+    ("REMOVE without image", {"eventName": "REMOVE", "dynamodb": {"OldImage": None}}, "no OldImage"),
+    ("unknown event name", {"eventName": "UPSERT"}, "unknown eventName 'UPSERT'"),
+    ("no key attribute", {"dynamodb": {"Keys": {}, "NewImage": {"value": {"N": "1"}}}}, "no key attribute 'key'"),
+    ("numeric key", {"dynamodb": {"Keys": {"key": {"N": "1"}}}}, "is not a string (S)"),
+    ("no eventID", {"eventID": None}, "no eventID"),
+    ("no time", {"dynamodb": {"ApproximateCreationDateTime": None}}, "ApproximateCreationDateTime is not epoch seconds"),
+    ("time as text", {"dynamodb": {"ApproximateCreationDateTime": "yesterday"}}, "ApproximateCreationDateTime is not epoch seconds"),
+    ("image not a map", {"dynamodb": {"NewImage": ["x"]}}, "NewImage is not a map"),
+    ("no dynamodb", {"dynamodb": None}, "no 'dynamodb' object"),
+    ("binary not base64", {"dynamodb": {"NewImage": {"key": {"S": "K"}, "b": {"B": "!!"}}}}, "B value is not base64"),
+]  # fmt: skip
+
+
+def _patched(patch: dict[str, Any]) -> dict[str, Any]:
+    base = record("INSERT", new=item(value={"N": "1"}))
+    for name, value in patch.items():
+        if name == "dynamodb" and isinstance(value, dict):
+            for inner, inner_value in value.items():
+                if inner_value is None:
+                    base["dynamodb"].pop(inner, None)
+                else:
+                    base["dynamodb"][inner] = inner_value
+        elif value is None:
+            base.pop(name, None)
+        else:
+            base[name] = value
+    return base
+
+
+@pytest.mark.parametrize(("case", "patch", "reason"), POISON, ids=[c[0] for c in POISON])
+def test_poison_records_are_rejected_with_a_reason_and_the_rest_is_kept(
+    case: str, patch: dict[str, Any], reason: str
+) -> None:
+    good = record("INSERT", new=item("GOOD", v={"N": "1"}), event_id="good", sequence="200")
+    plan = plan_batch({"Records": [_patched(patch), good]})
+    assert [r.event_id for r in plan.records] == ["good"]
+    [rejected] = plan.rejected
+    assert reason in rejected.reason
+
+
+def test_entry_over_the_item_limit_is_poison() -> None:
+    huge = item(value={"S": "x" * 409_500})  # fits the Configuration item, not the entry around it
+    rec = record("INSERT", new=huge)
+    rec["dynamodb"]["SizeBytes"] = 409_520
+    with pytest.raises(PoisonRecord, match="over DynamoDB's 409600-byte item limit"):
+        changes_for_record(rec)
+
+
+def test_item_just_under_the_limit_is_audited() -> None:
+    rec = record("INSERT", new=item(value={"S": "x" * 400_000}))
+    rec["dynamodb"]["SizeBytes"] = 400_020
+    assert len(entries(rec)) == 1
+
+
+def test_event_without_records_is_rejected_not_crashed() -> None:
+    plan = plan_batch({"records": []})
+    assert plan.entries == [] and "no 'Records' list" in plan.rejected[0].reason
+
+
+def test_records_are_planned_in_sequence_order_compared_as_integers() -> None:
+    late = record("INSERT", new=item("B", v={"N": "1"}), event_id="b", sequence="1000")
+    early = record("INSERT", new=item("A", v={"N": "1"}), event_id="a", sequence="999")
+    plan = plan_batch({"Records": [late, early]})
+    assert [r.sequence_number for r in plan.records] == ["999", "1000"]
+
+
+def test_a_record_delivered_twice_in_one_batch_is_audited_once() -> None:
+    rec = record("INSERT", new=item(v={"N": "1"}))
+    plan = plan_batch({"Records": [rec, copy.deepcopy(rec)]})
+    assert len(plan.entries) == 1 and plan.duplicates == ["e1"]

@@ -1,0 +1,69 @@
+"""Least privilege: the stage's policy is derived, committed, and fails a test if it widens."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.policy import ROOT, policy_for, queue_arn, render, stage_environment
+
+EXPECTED_ACTIONS = {
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+    "dynamodb:BatchWriteItem",
+}
+
+
+def committed(stage: str = "dev") -> dict:  # type: ignore[type-arg]
+    return json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+
+
+def test_committed_policy_is_the_derived_one() -> None:
+    text = (ROOT / ".chalice" / "policy-dev.json").read_text()
+    assert text == render(policy_for("dev", stage_environment("dev")))
+
+
+def test_policy_grants_exactly_the_actions_used() -> None:
+    actions = {action for s in committed()["Statement"] for action in s["Action"]}
+    assert actions == EXPECTED_ACTIONS
+
+
+def test_no_statement_is_wider_than_its_resource() -> None:
+    env = stage_environment("dev")
+    for statement in committed()["Statement"]:
+        resource = statement["Resource"]
+        assert isinstance(resource, str) and resource != "*"
+        assert "*" not in resource or resource.startswith("arn:aws:logs:")
+        if statement["Sid"] == "ReadConfigurationStream":
+            assert resource == env["CONFIGURATION_STREAM_ARN"]
+        if statement["Sid"] == "WriteAuditEntries":
+            assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}")
+
+
+def test_optional_topic_and_queue_add_one_scoped_statement_each() -> None:
+    env = {
+        **stage_environment("dev"),
+        "CHANGE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:config-changes",
+        "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/config-audit-dlq",
+    }
+    extra = {s["Sid"]: s for s in policy_for("dev", env)["Statement"]}
+    assert extra["PublishChanges"]["Resource"] == env["CHANGE_TOPIC_ARN"]
+    assert extra["SendPoisonRecords"]["Resource"] == "arn:aws:sqs:us-east-1:123456789012:config-audit-dlq"
+
+
+def test_queue_arn_from_url() -> None:
+    assert (
+        queue_arn("http://sqs.eu-west-1.localhost:5000/000000000000/q")
+        == "arn:aws:sqs:eu-west-1:000000000000:q"
+    )
+
+
+def test_policy_refuses_a_stream_arn_that_is_not_one() -> None:
+    with pytest.raises(ValueError, match="CONFIGURATION_STREAM_ARN is not a DynamoDB stream ARN"):
+        policy_for("dev", {"CONFIGURATION_STREAM_ARN": "nope", "AUDIT_TABLE_NAME": "Audit"})

@@ -1,0 +1,43 @@
+"""Settings: one clear error naming what is missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.settings import UNSET_STREAM_ARN, Settings, SettingsError, stream_arn_for_registration
+
+FULL = {"CONFIGURATION_TABLE_NAME": "Configuration", "AUDIT_TABLE_NAME": "Audit"}
+
+
+def test_defaults_raise_on_failure_and_publish_nothing() -> None:
+    settings = Settings.from_environ(FULL)
+    assert settings.report_batch_item_failures is False
+    assert settings.change_topic_arn is None and settings.dead_letter_queue_url is None
+
+
+def test_missing_variables_are_all_named_in_one_message() -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_environ({})
+    assert "CONFIGURATION_TABLE_NAME is not set" in str(error.value)
+    assert "AUDIT_TABLE_NAME is not set" in str(error.value)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("TRUE", True), ("false", False), ("", False)])
+def test_partial_failure_flag(raw: str, expected: bool) -> None:
+    assert (
+        Settings.from_environ({**FULL, "REPORT_BATCH_ITEM_FAILURES": raw}).report_batch_item_failures
+        is expected
+    )
+
+
+def test_unreadable_flag_is_named() -> None:
+    with pytest.raises(
+        SettingsError, match="REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not 'sometimes'"
+    ):
+        Settings.from_environ({**FULL, "REPORT_BATCH_ITEM_FAILURES": "sometimes"})
+
+
+def test_registration_uses_a_named_placeholder_when_no_stream_is_set() -> None:
+    assert stream_arn_for_registration({}) == UNSET_STREAM_ARN
+    assert "CONFIGURATION_STREAM_ARN-is-not-set" in UNSET_STREAM_ARN
+    assert stream_arn_for_registration({"CONFIGURATION_STREAM_ARN": "arn:x"}) == "arn:x"
