@@ -23,5 +23,11 @@ lint: venv
 test: lint
 	$(PY) -m pytest -q
 
+demo: venv
+	$(PY) -m local.demo
+
+run: venv
+	$(PY) -m local.run
+
 clean:
 	rm -rf $(VENV) dist .mypy_cache .ruff_cache .pytest_cache

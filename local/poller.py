@@ -1,0 +1,224 @@
+"""A local stand-in for Lambda's DynamoDB event source mapping.
+
+Reads every shard of a stream (from TRIM_HORIZON, or after its checkpoint), batches records up to
+the function's ``batch_size`` and batching window, shapes them as Lambda does, invokes the
+handler, honours ``batchItemFailures`` (retrying from the lowest failed sequence number, with
+backoff, a bounded number of times, then reporting what it gave up on), and checkpoints by
+sequence number. It never creates a moto event source mapping (that needs Docker and empties the
+stream without it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.stream import shard_ids, to_lambda_record
+
+log = logging.getLogger("local.poller")
+
+Invoke = Callable[[dict[str, Any]], Any]
+
+
+class Checkpoint:
+    """The last sequence number handled per shard; in memory, or in a JSON file to resume from."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.positions: dict[str, str] = {}
+        if path is not None and path.exists():
+            self.positions = json.loads(path.read_text())
+
+    def get(self, shard_id: str) -> str | None:
+        return self.positions.get(shard_id)
+
+    def set(self, shard_id: str, sequence_number: str) -> None:
+        self.positions[shard_id] = sequence_number
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.positions))
+
+
+@dataclass
+class PollerStats:
+    batches: int = 0
+    records: int = 0
+    entries: int = 0
+    retries: int = 0
+    gave_up: list[str] = field(default_factory=list)
+
+
+class StreamPoller:
+    """Feeds a stream to a handler the way Lambda's event source mapping does."""
+
+    def __init__(
+        self,
+        streams: Any,
+        stream_arn: str,
+        invoke: Invoke,
+        *,
+        batch_size: int = 100,
+        batching_window: float = 0.0,
+        poll_interval: float = 0.1,
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.2,
+        checkpoint: Checkpoint | None = None,
+        count_entries: Callable[[dict[str, Any]], int] | None = None,
+    ) -> None:
+        self.streams = streams
+        self.stream_arn = stream_arn
+        self.invoke = invoke
+        self.batch_size = batch_size
+        self.batching_window = batching_window
+        self.poll_interval = poll_interval
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.checkpoint = checkpoint or Checkpoint()
+        self.count_entries = count_entries
+        self.stats = PollerStats()
+        self._iterators: dict[str, str | None] = {}
+        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._first_buffered: dict[str, float] = {}
+        self.stop_event = threading.Event()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Poll until ``stop()``; every error is logged and the loop goes on, as Lambda's does."""
+        while not self.stop_event.is_set():
+            try:
+                busy = self.poll_once()
+            except Exception:  # the poller must outlive a bad poll; the next one retries
+                log.exception("poll failed; retrying")
+                busy = False
+            if not busy:
+                self.stop_event.wait(self.poll_interval)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="stream-poller", daemon=True)
+        thread.start()
+        return thread
+
+    def poll_once(self) -> bool:
+        """Read what is new on every shard and deliver the batches that are due; True if any."""
+        delivered = False
+        for shard_id in shard_ids(self.streams, self.stream_arn):
+            self._read(shard_id)
+            delivered |= self._deliver_due(shard_id)
+        return delivered
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _iterator(self, shard_id: str) -> str | None:
+        if shard_id not in self._iterators:
+            after = self.checkpoint.get(shard_id)
+            position: dict[str, str] = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+                if after
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            self._iterators[shard_id] = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, **position
+            )["ShardIterator"]
+        return self._iterators[shard_id]
+
+    def _read(self, shard_id: str) -> None:
+        iterator = self._iterator(shard_id)
+        if iterator is None:  # closed shard, fully read
+            return
+        page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+        self._iterators[shard_id] = page.get("NextShardIterator")
+        if page["Records"]:
+            buffer = self._buffers.setdefault(shard_id, [])
+            if not buffer:
+                self._first_buffered[shard_id] = time.monotonic()
+            buffer.extend(to_lambda_record(record, self.stream_arn) for record in page["Records"])
+
+    # -- delivering -------------------------------------------------------------------------
+
+    def _deliver_due(self, shard_id: str) -> bool:
+        buffer = self._buffers.get(shard_id, [])
+        delivered = False
+        while buffer:
+            waited = time.monotonic() - self._first_buffered.get(shard_id, 0.0)
+            if len(buffer) < self.batch_size and waited < self.batching_window:
+                break
+            batch, buffer[:] = buffer[: self.batch_size], buffer[self.batch_size :]
+            self._first_buffered[shard_id] = time.monotonic()
+            self._deliver(batch)
+            self.checkpoint.set(shard_id, batch[-1]["dynamodb"]["SequenceNumber"])
+            delivered = True
+        return delivered
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        """Invoke until the batch is done or out of attempts; then give up on what is left."""
+        pending = batch
+        entries = self.count_entries({"Records": batch}) if self.count_entries else None
+        for attempt in range(1, self.max_attempts + 1):
+            failed_at, reason = self._invoke(pending)
+            if failed_at is None:
+                self._log_batch(batch, entries, failures=len(batch) - len(pending), attempt=attempt)
+                return
+            pending = pending[failed_at:]
+            if attempt < self.max_attempts:
+                self.stats.retries += 1
+                log.warning(
+                    "batch failed at sequence number %s (%s); retrying %d records, attempt %d of %d",
+                    pending[0]["dynamodb"]["SequenceNumber"],
+                    reason,
+                    len(pending),
+                    attempt + 1,
+                    self.max_attempts,
+                )
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        gave_up = [record["dynamodb"]["SequenceNumber"] for record in pending]
+        self.stats.gave_up.extend(gave_up)
+        log.error(
+            "gave up on %d records after %d attempts: sequence numbers %s .. %s",
+            len(gave_up),
+            self.max_attempts,
+            gave_up[0],
+            gave_up[-1],
+        )
+        self._log_batch(batch, entries, failures=len(gave_up), attempt=self.max_attempts)
+
+    def _invoke(self, records: list[dict[str, Any]]) -> tuple[int | None, str]:
+        """(index of the first record to redo, why), or (None, "") when the batch is done."""
+        try:
+            response = self.invoke({"Records": records})
+        except Exception as error:  # Lambda: a function error retries the whole batch
+            return 0, f"{type(error).__name__}: {error}"
+        failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+        if not failures:
+            return None, ""
+        positions = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(records)}
+        named = [positions.get(f.get("itemIdentifier")) for f in failures]
+        if any(position is None for position in named):  # Lambda too retries all of it then
+            return 0, "batchItemFailures names a record not in the batch"
+        return min(p for p in named if p is not None), "batchItemFailures"
+
+    def _log_batch(
+        self, batch: list[dict[str, Any]], entries: int | None, failures: int, attempt: int
+    ) -> None:
+        self.stats.batches += 1
+        self.stats.records += len(batch)
+        self.stats.entries += entries or 0
+        created = batch[-1]["dynamodb"].get("ApproximateCreationDateTime")
+        lag_ms = (time.time() - created) * 1000 if isinstance(created, (int, float)) else float("nan")
+        log.info(
+            "batch of %d records -> %s entries, %d failures, %d attempts, lag %.0f ms",
+            len(batch),
+            "?" if entries is None else entries,
+            failures,
+            attempt,
+            lag_ms,
+        )

@@ -1,0 +1,150 @@
+"""The whole flow on one machine: a moto server on 127.0.0.1, both tables, the stream poller
+feeding the Chalice handler. Used by `make demo`, `make run`, the end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from infra.tables import create_tables
+from local.poller import Checkpoint, StreamPoller
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+_deserializer = TypeDeserializer()
+
+
+def stage_variables(stage: str) -> dict[str, str]:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return dict(config["stages"][stage].get("environment_variables", {}))
+
+
+def chalice_invoker(stage: str) -> Any:
+    """Invoke audit_producer the way Lambda would, through chalice.test.Client (stage variables set)."""
+    from chalice.test import Client
+
+    from app import app
+
+    client = Client(app, stage_name=stage, project_dir=str(ROOT))
+    return lambda event: client.lambda_.invoke("audit_producer", event).payload
+
+
+def planned_entries(event: dict[str, Any]) -> int:
+    """How many entries a batch makes, for the poller's progress line (pure, no I/O)."""
+    from chalicelib.changes import plan_batch
+
+    return sum(len(changes.entries) for changes in plan_batch(event).records)
+
+
+class LocalStack:
+    """moto server + tables + poller; a context manager that stops all it started."""
+
+    def __init__(self, stage: str = "dev", port: int = 0, checkpoint: Path | None = None) -> None:
+        self.stage = stage
+        self.variables = stage_variables(stage)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._checkpoint = checkpoint
+        self._saved_env: dict[str, str | None] = {}
+        self.poller: StreamPoller | None = None
+        self._thread: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        # moto's backends are per process: start from nothing, whatever ran here before
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
+        ).close()
+        # boto3 in this process, the handler included, talks to moto through these
+        self._set_env({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint})
+        self.dynamodb = self.client("dynamodb")
+        self.streams = self.client("dynamodbstreams")
+        self.stream_arn = create_tables(
+            self.dynamodb,
+            self.variables["CONFIGURATION_TABLE_NAME"],
+            self.variables["AUDIT_TABLE_NAME"],
+        )
+        self.configuration = boto3.resource("dynamodb", endpoint_url=self.endpoint, region_name=REGION).Table(
+            self.variables["CONFIGURATION_TABLE_NAME"]
+        )
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop_poller()
+        self._server.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            config=Config(account_id_endpoint_mode="disabled"),
+        )
+
+    # -- the poller -------------------------------------------------------------------------
+
+    def start_poller(self, invoke: Any = None, **options: Any) -> StreamPoller:
+        from app import BATCH_SIZE
+
+        options.setdefault("batch_size", BATCH_SIZE)
+        self.poller = StreamPoller(
+            self.streams,
+            self.stream_arn,
+            invoke or chalice_invoker(self.stage),
+            checkpoint=Checkpoint(self._checkpoint),
+            count_entries=planned_entries,
+            **options,
+        )
+        self._thread = self.poller.start()
+        return self.poller
+
+    def stop_poller(self, timeout: float = 30.0) -> None:
+        if self.poller is not None:
+            self.poller.stop()
+            self._thread.join(timeout)
+            self.poller = None
+
+    # -- reading the result -----------------------------------------------------------------
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        """Every entry of the Audit table as Python values, oldest first."""
+        items: list[dict[str, Any]] = []
+        paginator = self.dynamodb.get_paginator("scan")
+        for page in paginator.paginate(TableName=self.variables["AUDIT_TABLE_NAME"]):
+            items.extend(
+                {name: _deserializer.deserialize(value) for name, value in item.items()}
+                for item in page["Items"]
+            )
+        return sorted(items, key=lambda e: (int(e["sequenceNumber"]), e.get("updatedAttribute", "")))

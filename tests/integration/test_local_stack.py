@@ -1,0 +1,123 @@
+"""The whole flow on one machine: moto server on 127.0.0.1, poller, Chalice handler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib import wiring
+from local.stack import LocalStack
+from tests.conftest import ROOT
+from tests.faults import WriteFaults
+
+pytestmark = pytest.mark.slow
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def local() -> Iterator[LocalStack]:
+    with LocalStack() as stack:
+        yield stack
+
+
+def test_changes_made_on_the_laptop_are_audited(local: LocalStack) -> None:
+    local.start_poller()
+    local.configuration.put_item(Item={"key": "FEATURE_X", "value": True})
+    local.configuration.put_item(Item={"key": "FEATURE_X", "value": False})
+    local.configuration.delete_item(Key={"key": "FEATURE_X"})
+    wait_until(lambda: len(local.audit_entries()) == 3)
+    created, changed, deleted = local.audit_entries()
+    assert created["newValue"] == {"key": "FEATURE_X", "value": True}
+    assert (changed["updatedAttribute"], changed["oldValue"], changed["newValue"]) == ("value", True, False)
+    assert deleted["oldValue"] == {"key": "FEATURE_X", "value": False}
+
+
+def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
+    local: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN DynamoDB throttles the function's first 12 writes: more than one invocation absorbs
+    monkeypatch.setattr("chalicelib.audit_repository.Backoff.sleep", staticmethod(lambda _s: None))
+    faults = WriteFaults(
+        wiring.dynamodb_client(), local.client("dynamodb"), lambda n: "throttle" if n < 12 else None
+    )
+    for number in range(30):
+        local.configuration.put_item(Item={"key": f"KEY_{number % 4}", "value": number})
+    # WHEN the poller feeds the function
+    poller = local.start_poller(backoff_seconds=0.01)
+    wait_until(lambda: len(local.audit_entries()) >= 30)
+    local.stop_poller()
+    # THEN the failed invocation was retried and every change is audited exactly once
+    entries: list[dict[str, Any]] = local.audit_entries()
+    assert faults.injected["throttle"] == 12 and poller.stats.retries >= 1
+    values = [e["newValue"]["value"] if "updatedAttribute" not in e else e["newValue"] for e in entries]
+    assert sorted(values) == list(range(30))
+    assert len({e["id"] for e in entries}) == 30 and poller.stats.gave_up == []
+
+
+def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "local.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "CACHE_TTL_SEC  created" in out
+    assert "updated value        3600 -> 1800" in out
+    assert "updated description" in out and "deleted" in out
+    assert "everything started has been stopped" in out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_path: Any) -> None:
+    import os
+    import signal
+
+    env = {**os.environ, "LOCAL_STATE_DIR": str(tmp_path), "CHALICE_LOCAL_PORT": str(_free_port())}
+    cli = [sys.executable, "-m", "local.cli"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "local.run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: (tmp_path / "endpoint").exists(), timeout=60)
+        subprocess.run([*cli, "put", "CACHE_TTL_SEC", "3600"], cwd=ROOT, env=env, check=True, timeout=60)
+        subprocess.run([*cli, "put", "CACHE_TTL_SEC", "1800"], cwd=ROOT, env=env, check=True, timeout=60)
+
+        def history() -> str:
+            return subprocess.run(
+                [*cli, "history", "CACHE_TTL_SEC"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
+
+        wait_until(lambda: "3600 -> 1800" in history(), timeout=60)
+    finally:
+        run.send_signal(signal.SIGINT)
+        output, _ = run.communicate(timeout=60)
+    assert run.returncode == 0, output
+    assert output.rstrip().endswith("stopped")
+    assert not (tmp_path / "endpoint").exists()
