@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from chalicelib.changes import Entry
 from chalicelib.errors import ConfigurationError
 
+HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem's maximum number of put requests per call
 
 # Errors that name the deployment, not the data: no retry can succeed, so they surface at once.
@@ -33,12 +37,57 @@ class SaveResult:
     retried_items: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of a key's history, newest first, and the token of the next page (or None)."""
+
+    entries: list[Entry]
+    next: str | None
+
+
+class BadPageToken(ValueError):
+    """A ``next`` token this repository did not issue."""
+
+
 class AuditRepository(Protocol):
-    """The narrow port the producer writes through."""
+    """The narrow port: the producer writes through it, the history route reads through it."""
 
     def save(self, entries: Sequence[Entry]) -> SaveResult:
         """Write every entry (idempotently, by id); report what could not be written."""
         ...
+
+    def history(self, key: str, limit: int, next_token: str | None = None) -> HistoryPage:
+        """A key's entries, newest first (time, then sequence number), a page at a time."""
+        ...
+
+
+SortKey = tuple[str, int, str, str]
+
+
+def sort_key(entry: Entry) -> SortKey:
+    """Chronological order of entries: time, then sequence number (as an integer), then attribute."""
+    return (
+        entry["modificationTime"]["S"],
+        int(entry["sequenceNumber"]["S"]),
+        entry.get("updatedAttribute", {}).get("S", ""),
+        entry["id"]["S"],
+    )
+
+
+def encode_token(key: SortKey) -> str:
+    """An opaque ``next`` token: where the last page ended."""
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(token: str) -> SortKey:
+    """The position a ``next`` token names; BadPageToken for anything else."""
+    try:
+        time_, sequence, attribute, entry_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not all(isinstance(part, str) for part in (time_, attribute, entry_id)):
+            raise TypeError("position parts are not strings")
+        return (time_, int(sequence), attribute, entry_id)
+    except (ValueError, TypeError, binascii.Error) as error:
+        raise BadPageToken("next is not a token this API issued") from error
 
 
 @dataclass
@@ -59,10 +108,22 @@ class Backoff:
 class DynamoDBAuditRepository:
     """Audit entries in a DynamoDB table, written with BatchWriteItem (25 a call)."""
 
-    def __init__(self, client: Any, table_name: str, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        backoff: Backoff | None = None,
+        history_index: str = HISTORY_INDEX,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._backoff = backoff or Backoff()
+        self._reader = _HistoryReader(client, table_name, history_index)
+
+    def history(self, key: str, limit: int, next_token: str | None = None) -> HistoryPage:
+        """A key's entries, newest first; raises BadPageToken for a token it did not issue."""
+        after = decode_token(next_token) if next_token else None
+        return self._reader.page(key, limit, after)
 
     def save(self, entries: Sequence[Entry]) -> SaveResult:
         """Write entries in order, 25 a call, resending UnprocessedItems with backoff.
@@ -123,6 +184,62 @@ class DynamoDBAuditRepository:
         for entry in entries:
             retry.extend(self._call([entry], result))
         return retry
+
+
+class _HistoryReader:
+    """Pages through the history index; ties in time are read whole, then ordered exactly.
+
+    The index sorts by ``modificationTime`` alone, so entries of the same millisecond come back
+    in no set order. A page therefore reads past its last entry until the time changes, sorts
+    by (time, sequence number, attribute), and resumes after the last entry it returned.
+    """
+
+    def __init__(self, client: Any, table: str, index: str) -> None:
+        self._client = client
+        self._table = table
+        self._index = index
+
+    def page(self, key: str, limit: int, after: SortKey | None) -> HistoryPage:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": self._index,
+            "KeyConditionExpression": "itemKey = :key",
+            "ExpressionAttributeValues": {":key": {"S": key}},
+            "ScanIndexForward": False,
+            "Limit": min(limit + 1, 1000),
+        }
+        if after is not None:
+            query["KeyConditionExpression"] += " AND modificationTime <= :time"
+            query["ExpressionAttributeValues"][":time"] = {"S": after[0]}
+        found: list[Entry] = []
+        exhausted = False
+        while True:
+            response = self._query(query)
+            found.extend(e for e in response["Items"] if after is None or sort_key(e) < after)
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                exhausted = True
+                break
+            query["ExclusiveStartKey"] = start
+            # enough, and past the time of the last entry this page returns: its ties are all in
+            if len(found) > limit and found[-1]["modificationTime"] != found[limit - 1]["modificationTime"]:
+                break
+        found.sort(key=sort_key, reverse=True)
+        page, more = found[:limit], len(found) > limit or not exhausted
+        return HistoryPage(page, encode_token(sort_key(page[-1])) if page and more else None)
+
+    def _query(self, query: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = self._client.query(**query)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _CONFIGURATION_ERRORS:
+                raise ConfigurationError(
+                    f"Audit table {self._table!r} (AUDIT_TABLE_NAME) or its index {self._index!r} "
+                    f"{_CONFIGURATION_ERRORS[code]}: {code}"
+                ) from error
+            raise
+        return response
 
 
 def _id(entry: Entry) -> str:

@@ -94,6 +94,15 @@ def format_time(epoch_seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
+def change_kind(entry: Mapping[str, Any]) -> str:
+    """``created``, ``updated``, ``deleted`` or ``expired``, read off an entry's shape."""
+    if "updatedAttribute" in entry:
+        return "updated"
+    if "newValue" in entry:
+        return "created"
+    return "expired" if entry.get("expired") else "deleted"
+
+
 def plan_batch(event: Any) -> BatchPlan:
     """A Lambda DynamoDB Streams event -> entries per record, poison records set aside."""
     plan = BatchPlan()
@@ -296,6 +305,7 @@ __all__ = [
     "PoisonRecord",
     "RecordChanges",
     "Rejected",
+    "change_kind",
     "changes_for_record",
     "entry_id",
     "format_time",

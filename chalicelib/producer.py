@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.audit_repository import AuditRepository, SaveResult
-from chalicelib.changes import BatchPlan, Rejected, plan_batch
+from chalicelib.changes import BatchPlan, RecordChanges, Rejected, plan_batch
 from chalicelib.errors import BatchNotWritten
+from chalicelib.notifications import NoNotifier, Notifier
 from chalicelib.observability import logger
 
 
@@ -17,6 +18,7 @@ class AuditProducer:
 
     repository: AuditRepository
     report_batch_item_failures: bool = False
+    notifier: Notifier = field(default_factory=NoNotifier)
 
     def handle(self, event: Any) -> dict[str, list[dict[str, str]]]:
         """Audit one Lambda event; return the batch response (``batchItemFailures``)."""
@@ -27,7 +29,13 @@ class AuditProducer:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
         saved = self.repository.save(plan.entries)
         self._set_aside_refused(plan, saved)
-        failed = self._first_unwritten(plan, saved)
+        written = self._done(plan.records, saved.unwritten)
+        # notify only of records that are completely written: the rest comes round again
+        published = self.notifier.publish(
+            [e for changes in written for e in changes.entries if e["id"]["S"] not in saved.rejected]
+        )
+        done = self._done(written, published.unpublished)
+        failed = plan.records[len(done)].sequence_number if len(done) < len(plan.records) else None
         logger.info(
             "batch audited",
             extra={
@@ -37,12 +45,15 @@ class AuditProducer:
                 "writeCalls": saved.write_calls,
                 "retriedItems": saved.retried_items,
                 "unwrittenEntries": len(saved.unwritten),
+                "publishCalls": published.publish_calls,
+                "unpublishedEntries": len(published.unpublished),
             },
         )
         if failed is None:
             return {"batchItemFailures": []}
         message = (
-            f"{len(saved.unwritten)} audit entries were not written; "
+            f"{len(saved.unwritten)} audit entries were not written and "
+            f"{len(published.unpublished)} not published; "
             f"first record not fully written has SequenceNumber {failed}"
         )
         if self.report_batch_item_failures:
@@ -73,10 +84,11 @@ class AuditProducer:
                 )
 
     @staticmethod
-    def _first_unwritten(plan: BatchPlan, saved: SaveResult) -> str | None:
-        if not saved.unwritten:
-            return None
-        for changes in plan.records:  # in sequence order
-            if any(entry["id"]["S"] in saved.unwritten for entry in changes.entries):
-                return changes.sequence_number
-        return None
+    def _done(records: list[RecordChanges], missing: set[str]) -> list[RecordChanges]:
+        """The leading records (in sequence order) none of whose entries is in ``missing``."""
+        if not missing:
+            return records
+        for position, changes in enumerate(records):
+            if any(entry["id"]["S"] in missing for entry in changes.entries):
+                return records[:position]
+        return records

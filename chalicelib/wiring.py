@@ -8,6 +8,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.notifications import NoNotifier, Notifier, SnsNotifier
 from chalicelib.producer import AuditProducer
 from chalicelib.settings import Settings
 
@@ -23,9 +24,35 @@ def dynamodb_client(region: str | None = None) -> object:
 
 
 @lru_cache(maxsize=8)
+def sns_client(region: str | None = None) -> object:
+    """An SNS client, created only where a topic is configured."""
+    return boto3.client("sns", region_name=region, config=CLIENT_CONFIG)
+
+
+@lru_cache(maxsize=8)
+def repository_for(settings: Settings) -> DynamoDBAuditRepository:
+    """The Audit table of one stage's settings."""
+    return DynamoDBAuditRepository(dynamodb_client(), settings.audit_table_name)
+
+
+def notifier_for(settings: Settings) -> Notifier:
+    """SNS where CHANGE_TOPIC_ARN is set; otherwise nothing is published."""
+    if settings.change_topic_arn is None:
+        return NoNotifier()
+    return SnsNotifier(sns_client(), settings.change_topic_arn)
+
+
+@lru_cache(maxsize=8)
 def producer_for(settings: Settings) -> AuditProducer:
     """The producer for one stage's settings; Lambda keeps it warm between invocations."""
     return AuditProducer(
-        repository=DynamoDBAuditRepository(dynamodb_client(), settings.audit_table_name),
+        repository=repository_for(settings),
         report_batch_item_failures=settings.report_batch_item_failures,
+        notifier=notifier_for(settings),
     )
+
+
+def clear() -> None:
+    """Forget every cached collaborator (tests; a stage whose settings changed)."""
+    for cached in (dynamodb_client, sns_client, repository_for, producer_for):
+        cached.cache_clear()

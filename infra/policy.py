@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.audit_repository import HISTORY_INDEX
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_NAME = "config-audit"
 
@@ -59,6 +61,12 @@ def policy_for(stage: str, env: dict[str, str]) -> dict[str, Any]:
             "Effect": "Allow",
             "Action": ["dynamodb:BatchWriteItem"],
             "Resource": audit,
+        },
+        {
+            "Sid": "ReadAuditHistory",
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": f"{audit}/index/{HISTORY_INDEX}",
         },
     ]
     if env.get("CHANGE_TOPIC_ARN"):

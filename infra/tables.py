@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-HISTORY_INDEX = "itemKey-modificationTime-index"
+from chalicelib.audit_repository import HISTORY_INDEX
 
 
 def configuration_table(name: str) -> dict[str, Any]:

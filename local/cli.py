@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
 
-from infra.tables import HISTORY_INDEX
+from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.images import deserialize_image
 from local.run import ENDPOINT_FILE
 from local.stack import FAKE_CREDENTIALS, REGION, stage_variables
 from local.trail import render_table
@@ -51,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     if not endpoint:
         parser.error("no local stack is running (start `make run`) and no --endpoint was given")
     variables = stage_variables(args.stage)
-    resource = boto3.resource(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    connection = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    }
+    resource = boto3.resource("dynamodb", **connection)
     if args.command == "put":
         item = {"key": args.key, "value": parse_value(args.value)}
         for assignment in args.set:
@@ -67,10 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "delete":
         resource.Table(variables["CONFIGURATION_TABLE_NAME"]).delete_item(Key={"key": args.key})
     else:
-        response = resource.Table(variables["AUDIT_TABLE_NAME"]).query(
-            IndexName=HISTORY_INDEX, KeyConditionExpression=Key("itemKey").eq(args.key)
-        )
-        entries = sorted(response["Items"], key=lambda e: (e["modificationTime"], int(e["sequenceNumber"])))
+        # the same reader GET /audit/{key} uses: the index, exact order, page by page
+        # a plain client: a resource's client would re-serialize the attribute values it is given
+        client = boto3.client("dynamodb", **connection)
+        repository = DynamoDBAuditRepository(client, variables["AUDIT_TABLE_NAME"])
+        entries, token = [], None
+        while True:
+            page = repository.history(args.key, 1000, token)
+            entries.extend(deserialize_image(entry) for entry in page.entries)
+            if (token := page.next) is None:
+                break
+        entries.reverse()  # oldest first reads as a story
         print(render_table(entries) if entries else f"no history for {args.key!r}")
     return 0
 

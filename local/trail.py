@@ -6,14 +6,13 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.changes import change_kind
 
-def change_kind(entry: dict[str, Any]) -> str:
-    """created, updated <attribute>, deleted or expired, from the entry's shape."""
-    if "updatedAttribute" in entry:
-        return f"updated {entry['updatedAttribute']}"
-    if entry.get("expired"):
-        return "expired"
-    return "created" if "newValue" in entry else "deleted"
+
+def describe_change(entry: dict[str, Any]) -> str:
+    """created, updated <attribute>, deleted or expired."""
+    kind = change_kind(entry)
+    return f"{kind} {entry['updatedAttribute']}" if kind == "updated" else kind
 
 
 def show(value: Any) -> str:
@@ -32,7 +31,7 @@ def render_table(entries: list[dict[str, Any]]) -> str:
     for entry in entries:
         old = show(entry["oldValue"]) if "oldValue" in entry else "-"
         new = show(entry["newValue"]) if "newValue" in entry else "-"
-        rows.append((entry["modificationTime"], entry["itemKey"], change_kind(entry), f"{old} -> {new}"))
+        rows.append((entry["modificationTime"], entry["itemKey"], describe_change(entry), f"{old} -> {new}"))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]

@@ -55,11 +55,9 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_wiring() -> Iterator[None]:
     """Collaborators are cached per process, as in Lambda; each test gets its own."""
-    wiring.producer_for.cache_clear()
-    wiring.dynamodb_client.cache_clear()
+    wiring.clear()
     yield
-    wiring.producer_for.cache_clear()
-    wiring.dynamodb_client.cache_clear()
+    wiring.clear()
 
 
 @pytest.fixture

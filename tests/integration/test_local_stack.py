@@ -115,6 +115,15 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
             ).stdout
 
         wait_until(lambda: "3600 -> 1800" in history(), timeout=60)
+        # and chalice local serves the same history over HTTP
+        import json
+        import urllib.request
+
+        url = f"http://127.0.0.1:{env['CHALICE_LOCAL_PORT']}/audit/CACHE_TTL_SEC?limit=1"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            page = json.loads(response.read())
+        assert [(e["oldValue"], e["newValue"]) for e in page["entries"]] == [(3600, 1800)]
+        assert page["next"]
     finally:
         run.send_signal(signal.SIGINT)
         output, _ = run.communicate(timeout=60)

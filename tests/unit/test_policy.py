@@ -17,6 +17,7 @@ EXPECTED_ACTIONS = {
     "dynamodb:GetShardIterator",
     "dynamodb:ListStreams",
     "dynamodb:BatchWriteItem",
+    "dynamodb:Query",
 }
 
 
@@ -44,6 +45,8 @@ def test_no_statement_is_wider_than_its_resource() -> None:
             assert resource == env["CONFIGURATION_STREAM_ARN"]
         if statement["Sid"] == "WriteAuditEntries":
             assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}")
+        if statement["Sid"] == "ReadAuditHistory":
+            assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}/index/itemKey-modificationTime-index")
 
 
 def test_optional_topic_and_queue_add_one_scoped_statement_each() -> None:

@@ -1,0 +1,154 @@
+"""GET /audit/{key} through chalice.test.Client against moto: order, pages, exact JSON, errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import Binary
+from chalice.test import Client
+
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.filterwarnings("ignore:IAMAuthorizer is not a supported in local mode")
+
+
+def audit(client: Client, event: dict[str, Any]) -> None:
+    assert client.lambda_.invoke("audit_producer", event).payload == {"batchItemFailures": []}
+
+
+def get(client: Client, path: str) -> tuple[int, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        response = client.http.get(path)
+    return response.status_code, json.loads(response.body, parse_float=Decimal, parse_int=Decimal)
+
+
+def history(client: Client, key: str, limit: int) -> list[list[dict[str, Any]]]:
+    pages, token = [], None
+    for _ in range(100):
+        status, body = get(client, f"/audit/{key}?limit={limit}" + (f"&next={token}" if token else ""))
+        assert status == 200, body
+        pages.append(body["entries"])
+        token = body["next"]
+        if token is None:
+            return pages
+    raise AssertionError("pagination never ended")
+
+
+def test_history_is_newest_first_with_plain_json_values(stack: Stack, client: Client) -> None:
+    stack.put("CACHE_TTL_SEC", value=3600)
+    stack.put("CACHE_TTL_SEC", value=1800)
+    stack.put("OTHER", value=1)
+    audit(client, stack.new_event())
+    status, body = get(client, "/audit/CACHE_TTL_SEC")
+    assert status == 200 and body["next"] is None
+    changed, created = body["entries"]
+    assert (changed["updatedAttribute"], changed["oldValue"], changed["newValue"]) == ("value", 3600, 1800)
+    assert created["newValue"] == {"key": "CACHE_TTL_SEC", "value": 3600}
+    assert set(created) == {"id", "itemKey", "modificationTime", "sequenceNumber", "newValue"}
+
+
+def test_values_render_exactly(stack: Stack, client: Client) -> None:
+    big = "12345678901234567890123456789012345678"
+    stack.put(
+        "TYPES",
+        tenth=Decimal("0.1"),
+        big=Decimal(big),
+        tags={"b", "a"},
+        sizes={Decimal(10), Decimal(9)},
+        blob=Binary(b"\x00\x01"),
+        nothing=None,
+    )
+    audit(client, stack.new_event())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = client.http.get("/audit/TYPES").body.decode()
+    assert '"tenth":0.1' in raw and f'"big":{big}' in raw
+    assert '"tags":["a","b"]' in raw and '"sizes":[9,10]' in raw
+    assert '"blob":"AAE="' in raw and '"nothing":null' in raw
+    assert "Decimal" not in raw
+
+
+def _same_millisecond(event: dict[str, Any]) -> dict[str, Any]:
+    for record in event["Records"]:
+        record["dynamodb"]["ApproximateCreationDateTime"] = 1726045348.0
+    return event
+
+
+def test_changes_within_one_millisecond_are_ordered_by_sequence_number(stack: Stack, client: Client) -> None:
+    for value in range(6):
+        stack.put("BURST", value=value)
+    audit(client, _same_millisecond(stack.new_event()))
+    [entries] = history(client, "BURST", 50)
+    assert {e["modificationTime"] for e in entries} == {"2024-09-11T09:02:28.000Z"}
+    sequence = [int(e["sequenceNumber"]) for e in entries]
+    assert sequence == sorted(sequence, reverse=True)
+    assert [e["newValue"] if "updatedAttribute" in e else e["newValue"]["value"] for e in entries] == [
+        5, 4, 3, 2, 1, 0
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("same_time", [False, True], ids=["distinct times", "one millisecond"])
+@pytest.mark.parametrize("limit", [1, 2, 3, 7, 50])
+def test_pages_join_into_the_whole_history_without_gaps_or_repeats(
+    stack: Stack, client: Client, limit: int, same_time: bool
+) -> None:
+    for value in range(11):
+        stack.put("PAGED", value=value, note=f"n{value % 3}")
+    event = stack.new_event()
+    audit(client, _same_millisecond(event) if same_time else event)
+    pages = history(client, "PAGED", limit)
+    flat = [e["id"] for page in pages for e in page]
+    _, whole = get(client, "/audit/PAGED?limit=1000")
+    assert flat == [e["id"] for e in whole["entries"]]
+    assert len(flat) == len(set(flat)) == len(stack.audit_entries())
+    assert all(len(page) <= limit for page in pages)
+
+
+def test_default_page_is_50(stack: Stack, client: Client) -> None:
+    for value in range(60):
+        stack.put("MANY", value=value)
+    audit(client, stack.new_event())
+    assert [len(page) for page in history(client, "MANY", 50)] == [50, 10]
+    status, body = get(client, "/audit/MANY")
+    assert status == 200
+    assert len(body["entries"]) == 50 and body["next"]
+
+
+def test_unknown_key_is_an_empty_history(stack: Stack, client: Client) -> None:
+    assert get(client, "/audit/NEVER_SET") == (200, {"entries": [], "next": None})
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=0", "limit must be a whole number from 1 to 1000, not '0'"),
+        ("limit=1001", "limit must be a whole number from 1 to 1000, not '1001'"),
+        ("limit=ten", "limit must be a whole number from 1 to 1000, not 'ten'"),
+        ("limit=-5", "limit must be a whole number from 1 to 1000"),
+        ("next=garbage", "next is not a token this API issued"),
+        ("next=WzEsMl0=", "next is not a token this API issued"),
+    ],
+)
+def test_bad_parameters_are_a_400_that_says_what_is_wrong(
+    stack: Stack, client: Client, query: str, message: str
+) -> None:
+    status, body = get(client, f"/audit/KEY?{query}")
+    assert status == 400 and message in body["Message"]
+
+
+def test_history_reads_the_index_and_never_scans(stack: Stack, client: Client) -> None:
+    from chalicelib import wiring
+
+    calls: list[str] = []
+    wiring.dynamodb_client().meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    stack.put("K", value=1)
+    audit(client, stack.new_event())
+    get(client, "/audit/K")
+    assert "Scan" not in calls and "Query" in calls
