@@ -28,7 +28,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
 def audit_producer(event: Any) -> dict[str, Any]:
     """Write the audit entries of one batch of Configuration stream records."""
     producer = wiring.producer_for(Settings.from_environ())
-    return producer.handle(event.to_dict())
+    return producer.handle(event.to_dict(), event.context)
 
 
 @app.route("/audit/{key}", methods=["GET"], authorizer=IAMAuthorizer())

@@ -64,6 +64,7 @@ class BatchPlan:
     records: list[RecordChanges] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    oldest_change: float | None = None
 
     @property
     def entries(self) -> list[Entry]:
@@ -121,6 +122,8 @@ def plan_batch(event: Any) -> BatchPlan:
             continue
         seen.add(changes.event_id)
         plan.records.append(changes)
+    if plan.records:
+        plan.oldest_change = min(c.record["dynamodb"]["ApproximateCreationDateTime"] for c in plan.records)
     return plan
 
 

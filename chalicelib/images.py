@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -80,44 +81,101 @@ def _decode_b64(payload: Any) -> Any:
         raise BadAttributeValue(f"B value is not base64: {error}") from error
 
 
-def client_value(value: AttributeValue) -> AttributeValue:
-    """A value as Lambda delivers it -> as boto3's client sends it: binary as bytes, not base64.
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
-    Returns the very same object when nothing inside is binary (the common case costs one
-    lookup), so that passing values through stays cheap and exact.
+
+def _check_number(text: Any) -> None:
+    if type(text) is not str or _NUMBER.fullmatch(text) is None:
+        raise BadAttributeValue(f"N value is not a number: {text!r:.40}")
+
+
+def _check_members(tag: str, members: Any, kind: type) -> None:
+    if type(members) is not list or not members:
+        raise BadAttributeValue(f"{tag} value is not a non-empty list")
+    if not all(type(member) is kind for member in members):
+        raise BadAttributeValue(f"{tag} value holds a member that is not {kind.__name__}")
+
+
+def client_value(value: Any, depth: int = 1) -> AttributeValue:
+    """Check a value as Lambda delivers it and return it as boto3's client sends it.
+
+    Binary arrives as base64 text and leaves as bytes; everything else is returned as the very
+    same object, so passing values through stays cheap and exact. Raises BadAttributeValue,
+    naming what is wrong, for anything that is not a well-formed AttributeValue.
     """
     if type(value) is not dict or len(value) != 1:
-        return value  # left for DynamoDB to refuse; the repository isolates it
+        raise BadAttributeValue(f"not an AttributeValue (one type tag and its value): {value!r:.60}")
+    if depth > MAX_NESTING_DEPTH:
+        raise BadAttributeValue(f"nested deeper than DynamoDB's {MAX_NESTING_DEPTH} levels")
     ((tag, inner),) = value.items()
-    if tag == "B":
+    if tag == "S":
+        if type(inner) is not str:
+            raise BadAttributeValue(f"S value is not a string: {inner!r:.40}")
+    elif tag == "N":
+        _check_number(inner)
+    elif tag == "BOOL":
+        if type(inner) is not bool:
+            raise BadAttributeValue(f"BOOL value is not true or false: {inner!r:.40}")
+    elif tag == "NULL":
+        if inner is not True:
+            raise BadAttributeValue(f"NULL value is not true: {inner!r:.40}")
+    elif tag == "SS":
+        _check_members(tag, inner, str)
+    elif tag == "NS":
+        _check_members(tag, inner, str)
+        for member in inner:
+            _check_number(member)
+    elif tag == "B":
         return {"B": _decode_b64(inner)}
-    if tag == "BS" and type(inner) is list:
+    elif tag == "BS":
+        if type(inner) is not list or not inner:
+            raise BadAttributeValue("BS value is not a non-empty list")
         return {"BS": [_decode_b64(member) for member in inner]}
-    if tag == "M" and type(inner) is dict:
-        members = client_image(inner)
+    elif tag == "M":
+        if type(inner) is not dict:
+            raise BadAttributeValue(f"M value is not a map: {inner!r:.40}")
+        members = _checked_members(inner, depth + 1)
         return value if members is inner else {"M": members}
-    if tag == "L" and type(inner) is list:
-        converted = [client_value(member) for member in inner]
+    elif tag == "L":
+        if type(inner) is not list:
+            raise BadAttributeValue(f"L value is not a list: {inner!r:.40}")
+        converted = [client_value(member, depth + 1) for member in inner]
         if all(new is old for new, old in zip(converted, inner, strict=True)):
             return value
         return {"L": converted}
+    else:
+        raise BadAttributeValue(f"unknown AttributeValue type {tag!r:.20}")
     return value
 
 
-_NO_BINARY = frozenset({"S", "N", "BOOL", "NULL", "SS", "NS"})
+def _decode_b64(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if not isinstance(payload, str):
+        raise BadAttributeValue(f"B value is not base64 text: {payload!r:.40}")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except binascii.Error as error:
+        raise BadAttributeValue(f"B value is not base64: {error}") from error
+
+
+def _checked_members(image: Image, depth: int) -> Image:
+    converted: dict[str, AttributeValue] | None = None
+    for name, value in image.items():
+        try:
+            checked = client_value(value, depth)
+        except BadAttributeValue as error:
+            raise BadAttributeValue(f"attribute {name!r:.60}: {error}") from None
+        if checked is not value:
+            if converted is None:
+                converted = dict(image)
+            converted[name] = checked
+    return image if converted is None else converted
 
 
 def client_image(image: Image) -> Image:
-    """``client_value`` over a whole image; the same object when it holds no binary."""
-    for value in image.values():
-        if type(value) is not dict or len(value) != 1 or next(iter(value)) not in _NO_BINARY:
-            break
-    else:
-        return image
-    converted = {name: client_value(value) for name, value in image.items()}
-    if all(converted[name] is value for name, value in image.items()):
-        return image
-    return converted
+    """``client_value`` over a whole image: checked, binary decoded, else the same object."""
+    return _checked_members(image, 1)
 
 
 def deserialize_image(image: Image) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class PublishResult:
     unpublished: set[str] = field(default_factory=set)
     publish_calls: int = 0
     dropped: int = 0
+    published: int = 0
 
 
 class Notifier(Protocol):
@@ -83,6 +84,7 @@ class SnsNotifier:
                 result.unpublished.update(message["Id"] for message in left)
                 result.unpublished.update(e["id"]["S"] for e in entries[start + len(group) :])
                 break
+        result.published = len(entries) - len(result.unpublished) - result.dropped
         return result
 
     def _publish_group(self, group: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:

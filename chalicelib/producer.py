@@ -7,88 +7,119 @@ from typing import Any
 
 from chalicelib.audit_repository import AuditRepository, SaveResult
 from chalicelib.changes import BatchPlan, RecordChanges, Rejected, plan_batch
+from chalicelib.dead_letters import DeadLetters, NoDeadLetters
 from chalicelib.errors import BatchNotWritten
 from chalicelib.notifications import NoNotifier, Notifier
-from chalicelib.observability import logger
+from chalicelib.observability import count, invocation, iterator_age_ms, logger
+
+BatchResponse = dict[str, list[dict[str, str]]]
 
 
 @dataclass
 class AuditProducer:
-    """Audits a batch: poison records set aside, entries written, failures reported or raised."""
+    """Audits a batch: poison records set aside, entries written and announced, failures reported."""
 
     repository: AuditRepository
     report_batch_item_failures: bool = False
     notifier: Notifier = field(default_factory=NoNotifier)
+    dead_letters: DeadLetters = field(default_factory=NoDeadLetters)
 
-    def handle(self, event: Any) -> dict[str, list[dict[str, str]]]:
-        """Audit one Lambda event; return the batch response (``batchItemFailures``)."""
+    def handle(self, event: Any, context: Any = None) -> BatchResponse:
+        """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
+        with invocation(context):
+            return self._handle(event)
+
+    def _handle(self, event: Any) -> BatchResponse:
         plan = plan_batch(event)
-        for rejected in plan.rejected:
-            self._set_aside(rejected)
         for event_id in plan.duplicates:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
         saved = self.repository.save(plan.entries)
-        self._set_aside_refused(plan, saved)
-        written = self._done(plan.records, saved.unwritten)
-        # notify only of records that are completely written: the rest comes round again
+        poison = plan.rejected + self._refused(plan, saved)
+        for rejected in poison:
+            logger.error(
+                "poison record skipped: " + rejected.reason,
+                extra={
+                    "eventID": rejected.event_id,
+                    "sequenceNumber": rejected.sequence_number,
+                    "reason": rejected.reason,
+                },
+            )
+        unsent = self.dead_letters.send(poison)
+        written = _leading_done(plan.records, saved.unwritten)
+        # only records whose entries are all written are announced; the rest comes round again
         published = self.notifier.publish(
             [e for changes in written for e in changes.entries if e["id"]["S"] not in saved.rejected]
         )
-        done = self._done(written, published.unpublished)
-        failed = plan.records[len(done)].sequence_number if len(done) < len(plan.records) else None
+        done = _leading_done(written, published.unpublished)
+
+        not_done = [r.sequence_number for r in unsent if r.sequence_number is not None]
+        if len(done) < len(plan.records):
+            not_done.append(plan.records[len(done)].sequence_number)
+        failed = min(not_done, key=int) if not_done else None
+
+        entries = sum(len(changes.entries) for changes in plan.records)
+        age = iterator_age_ms(plan.oldest_change)
+        for name, value in (
+            ("Records", len(plan.records) + len(plan.rejected) + len(plan.duplicates)),
+            ("Entries", entries),
+            ("WriteCalls", saved.write_calls),
+            ("UnprocessedItems", saved.retried_items),
+            ("PoisonRecords", len(poison)),
+            ("DeadLettered", len(poison) - len(unsent) if self.dead_letters.enabled else 0),
+            ("Notifications", published.published),
+            ("BatchFailures", 1 if failed else 0),
+        ):
+            count(name, value)
         logger.info(
             "batch audited",
             extra={
                 "records": len(plan.records) + len(plan.rejected) + len(plan.duplicates),
-                "entries": sum(len(changes.entries) for changes in plan.records),
-                "poisonRecords": len(plan.rejected) + len(saved.rejected),
+                "entries": entries,
+                "poisonRecords": len(poison),
                 "writeCalls": saved.write_calls,
                 "retriedItems": saved.retried_items,
                 "unwrittenEntries": len(saved.unwritten),
                 "publishCalls": published.publish_calls,
                 "unpublishedEntries": len(published.unpublished),
+                "deadLetterFailures": len(unsent),
+                "iteratorAgeMs": None if age is None else round(age),
             },
         )
         if failed is None:
             return {"batchItemFailures": []}
         message = (
             f"{len(saved.unwritten)} audit entries were not written and "
-            f"{len(published.unpublished)} not published; "
-            f"first record not fully written has SequenceNumber {failed}"
+            f"{len(published.unpublished)} not published"
+            + (f" and {len(unsent)} poison records not dead-lettered" if unsent else "")
+            + f"; first record not fully written has SequenceNumber {failed}"
         )
         if self.report_batch_item_failures:
             logger.warning(message, extra={"sequenceNumber": failed})
             return {"batchItemFailures": [{"itemIdentifier": failed}]}
         raise BatchNotWritten(message)
 
-    def _set_aside(self, rejected: Rejected) -> None:
-        logger.error(
-            "poison record skipped: " + rejected.reason,
-            extra={
-                "eventID": rejected.event_id,
-                "sequenceNumber": rejected.sequence_number,
-                "reason": rejected.reason,
-            },
-        )
-
-    def _set_aside_refused(self, plan: BatchPlan, saved: SaveResult) -> None:
+    @staticmethod
+    def _refused(plan: BatchPlan, saved: SaveResult) -> list[Rejected]:
+        """Records with an entry DynamoDB refused: poison too, found only at write time."""
         if not saved.rejected:
-            return
+            return []
+        refused = []
         for changes in plan.records:
             reasons = [
                 saved.rejected[e["id"]["S"]] for e in changes.entries if e["id"]["S"] in saved.rejected
             ]
             if reasons:
-                self._set_aside(
+                refused.append(
                     Rejected(reasons[0], changes.record, changes.event_id, changes.sequence_number)
                 )
+        return refused
 
-    @staticmethod
-    def _done(records: list[RecordChanges], missing: set[str]) -> list[RecordChanges]:
-        """The leading records (in sequence order) none of whose entries is in ``missing``."""
-        if not missing:
-            return records
-        for position, changes in enumerate(records):
-            if any(entry["id"]["S"] in missing for entry in changes.entries):
-                return records[:position]
+
+def _leading_done(records: list[RecordChanges], missing: set[str]) -> list[RecordChanges]:
+    """The leading records (in sequence order) none of whose entries is in ``missing``."""
+    if not missing:
         return records
+    for position, changes in enumerate(records):
+        if any(entry["id"]["S"] in missing for entry in changes.entries):
+            return records[:position]
+    return records

@@ -8,6 +8,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
 from chalicelib.notifications import NoNotifier, Notifier, SnsNotifier
 from chalicelib.producer import AuditProducer
 from chalicelib.settings import Settings
@@ -43,16 +44,30 @@ def notifier_for(settings: Settings) -> Notifier:
 
 
 @lru_cache(maxsize=8)
+def sqs_client(region: str | None = None) -> object:
+    """An SQS client, created only where a dead-letter queue is configured."""
+    return boto3.client("sqs", region_name=region, config=CLIENT_CONFIG)
+
+
+def dead_letters_for(settings: Settings) -> DeadLetters:
+    """SQS where DEAD_LETTER_QUEUE_URL is set; otherwise poison records are logged only."""
+    if settings.dead_letter_queue_url is None:
+        return NoDeadLetters()
+    return SqsDeadLetters(sqs_client(), settings.dead_letter_queue_url)
+
+
+@lru_cache(maxsize=8)
 def producer_for(settings: Settings) -> AuditProducer:
     """The producer for one stage's settings; Lambda keeps it warm between invocations."""
     return AuditProducer(
         repository=repository_for(settings),
         report_batch_item_failures=settings.report_batch_item_failures,
         notifier=notifier_for(settings),
+        dead_letters=dead_letters_for(settings),
     )
 
 
 def clear() -> None:
     """Forget every cached collaborator (tests; a stage whose settings changed)."""
-    for cached in (dynamodb_client, sns_client, repository_for, producer_for):
+    for cached in (dynamodb_client, sns_client, sqs_client, repository_for, producer_for):
         cached.cache_clear()

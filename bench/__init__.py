@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`) and the workloads they share with the tests."""

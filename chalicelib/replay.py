@@ -1,0 +1,58 @@
+"""Replaying the audit history: what the Configuration table held, as of any moment.
+
+    >>> state = replay(entries)                         # every key, as of the last entry
+    >>> setting_at(repository, "CACHE_TTL_SEC", "2024-09-11T09:03:00.000Z")
+    {'key': {'S': 'CACHE_TTL_SEC'}, 'value': {'N': '3600'}}
+
+Entries are in attribute-value form, as the repository and the Audit table hold them. They are
+applied in sequence-number order (compared as integers): a created item sets the whole item, an
+updated attribute sets or removes that attribute, a deletion removes the item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from chalicelib.audit_repository import AuditRepository
+from chalicelib.changes import KEY_ATTRIBUTE, Entry
+
+Item = dict[str, dict[str, Any]]
+
+
+def _order(entry: Entry) -> tuple[int, str]:
+    return int(entry["sequenceNumber"]["S"]), entry.get("updatedAttribute", {}).get("S", "")
+
+
+def replay(entries: Iterable[Entry], until: str | None = None) -> dict[str, Item]:
+    """Rebuild every key's item from its history; ``until`` (a modificationTime) stops there."""
+    state: dict[str, Item] = {}
+    for entry in sorted(entries, key=_order):
+        if until is not None and entry["modificationTime"]["S"] > until:
+            continue
+        key = entry["itemKey"]["S"]
+        if "updatedAttribute" in entry:
+            item = state.setdefault(key, {KEY_ATTRIBUTE: {"S": key}})
+            name = entry["updatedAttribute"]["S"]
+            if "newValue" in entry:
+                item[name] = entry["newValue"]
+            else:
+                item.pop(name, None)
+        elif "newValue" in entry:
+            state[key] = dict(entry["newValue"]["M"])
+        else:
+            state.pop(key, None)
+    return state
+
+
+def setting_at(repository: AuditRepository, key: str, at: str) -> Item | None:
+    """The item ``key`` held at time ``at`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``), or None if absent then."""
+    entries: list[Entry] = []
+    token = None
+    while True:
+        page = repository.history(key, 1000, token)
+        entries.extend(page.entries)
+        if page.next is None:
+            break
+        token = page.next
+    return replay(entries, until=at).get(key)
