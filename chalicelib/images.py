@@ -43,12 +43,7 @@ class _StreamDeserializer(TypeDeserializer):  # type: ignore[misc]
     """TypeDeserializer that decodes binary as Lambda delivers it: base64 text, not bytes."""
 
     def _deserialize_b(self, value: Any) -> Binary:
-        if isinstance(value, str):
-            try:
-                value = base64.b64decode(value, validate=True)
-            except binascii.Error as error:
-                raise BadAttributeValue(f"B value is not base64: {error}") from error
-        return super()._deserialize_b(value)
+        return super()._deserialize_b(_decode_b64(value))
 
     def _deserialize_n(self, value: Any) -> Decimal:
         number: Decimal = super()._deserialize_n(value)
@@ -70,15 +65,6 @@ def to_python(value: AttributeValue) -> Any:
         raise
     except (TypeError, ValueError, ArithmeticError, AttributeError) as error:
         raise BadAttributeValue(f"malformed AttributeValue {value!r:.80}: {error}") from error
-
-
-def _decode_b64(payload: Any) -> Any:
-    if not isinstance(payload, str):
-        return payload
-    try:
-        return base64.b64decode(payload, validate=True)
-    except binascii.Error as error:
-        raise BadAttributeValue(f"B value is not base64: {error}") from error
 
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
