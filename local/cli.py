@@ -3,6 +3,7 @@
     python -m local.cli put CACHE_TTL_SEC 3600 [--set description="cache lifetime"]
     python -m local.cli delete CACHE_TTL_SEC
     python -m local.cli history CACHE_TTL_SEC
+    python -m local.cli at CACHE_TTL_SEC 2024-09-11T09:03:00.000Z
 
 Values are read as JSON where they parse (3600 is a number, true a boolean, {"a": 1} a map) and
 as text otherwise. The endpoint is the running `make run`'s, or --endpoint.
@@ -20,9 +21,10 @@ import boto3
 
 from chalicelib.audit_repository import DynamoDBAuditRepository
 from chalicelib.images import deserialize_image
+from chalicelib.replay import setting_at
 from local.run import ENDPOINT_FILE
 from local.stack import FAKE_CREDENTIALS, REGION, stage_variables
-from local.trail import render_table
+from local.trail import render_table, show
 
 
 def parse_value(text: str) -> Any:
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute")
     commands.add_parser("delete", help="delete a setting").add_argument("key")
     commands.add_parser("history", help="print a key's audit trail").add_argument("key")
+    at = commands.add_parser("at", help="what a setting held at a time, replayed from its history")
+    at.add_argument("key")
+    at.add_argument("time", help="YYYY-MM-DDTHH:MM:SS.mmmZ (UTC)")
     args = parser.parse_args(argv)
 
     endpoint = args.endpoint or (ENDPOINT_FILE.read_text().strip() if ENDPOINT_FILE.exists() else None)
@@ -66,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         resource.Table(variables["CONFIGURATION_TABLE_NAME"]).put_item(Item=item)
     elif args.command == "delete":
         resource.Table(variables["CONFIGURATION_TABLE_NAME"]).delete_item(Key={"key": args.key})
+    elif args.command == "at":
+        client = boto3.client("dynamodb", **connection)
+        item = setting_at(DynamoDBAuditRepository(client, variables["AUDIT_TABLE_NAME"]), args.key, args.time)
+        print(
+            show(deserialize_image(item))
+            if item is not None
+            else f"{args.key!r} did not exist at {args.time}"
+        )
     else:
         # the same reader GET /audit/{key} uses: the index, exact order, page by page
         # a plain client: a resource's client would re-serialize the attribute values it is given

@@ -47,7 +47,7 @@ def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
     local: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN DynamoDB throttles the function's first 12 writes: more than one invocation absorbs
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.sleep", staticmethod(lambda _s: None))
+    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
     faults = WriteFaults(
         wiring.dynamodb_client(), local.client("dynamodb"), lambda n: "throttle" if n < 12 else None
     )
@@ -115,6 +115,16 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
             ).stdout
 
         wait_until(lambda: "3600 -> 1800" in history(), timeout=60)
+        now = subprocess.run(
+            [*cli, "at", "CACHE_TTL_SEC", "9999-12-31T23:59:59.999Z"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert now.strip() == '{"key": "CACHE_TTL_SEC", "value": 1800}'
+
         # and chalice local serves the same history over HTTP
         import json
         import urllib.request

@@ -128,7 +128,7 @@ def _sns_fails(deferred: int | None) -> Any:
 def test_deferred_publishes_are_retried_and_delivered(
     stack: Stack, topic: Topic, notifying: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.sleep", staticmethod(lambda _s: None))
+    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
     everything = topic.subscribe("everything")
     for number in range(5):
         stack.put(f"K{number}", value=number)
@@ -142,7 +142,7 @@ def test_publish_that_keeps_failing_keeps_the_entries_and_asks_for_a_retry(
 ) -> None:
     from app import app
 
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.sleep", staticmethod(lambda _s: None))
+    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
     partial = Client(
         app,
         stage_name="dev",
