@@ -29,5 +29,8 @@ demo: venv
 run: venv
 	$(PY) -m local.run
 
+bench: venv
+	$(PY) -m bench.run
+
 clean:
 	rm -rf $(VENV) dist .mypy_cache .ruff_cache .pytest_cache

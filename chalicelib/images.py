@@ -70,6 +70,9 @@ def to_python(value: AttributeValue) -> Any:
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+is_number = _NUMBER.fullmatch
+
+
 def _check_number(text: Any) -> None:
     if type(text) is not str or _NUMBER.fullmatch(text) is None:
         raise BadAttributeValue(f"N value is not a number: {text!r:.40}")
@@ -169,10 +172,20 @@ def deserialize_image(image: Image) -> dict[str, Any]:
     return {name: to_python(value) for name, value in image.items()}
 
 
+_EXACT_FORMS = frozenset({"S", "B", "BOOL", "NULL"})  # one wire form per value: unequal forms differ
+
+
 def same_value(left: AttributeValue, right: AttributeValue) -> bool:
     """True when two attribute values hold the same DynamoDB value (sets compare unordered)."""
     if left == right:  # the common case, and exact: equal wire forms are equal values
         return True
+    ((tag, inner),), ((other_tag, other),) = left.items(), right.items()
+    if tag != other_tag:
+        return False
+    if tag in _EXACT_FORMS:
+        return False
+    if tag == "N":  # "1" and "1.0" are one number; DynamoDB normalizes, this does not rely on it
+        return Decimal(inner) == Decimal(other)
     return bool(to_python(left) == to_python(right)) and _type_tags(left) == _type_tags(right)
 
 

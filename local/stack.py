@@ -4,6 +4,7 @@ feeding the Chalice handler. Used by `make demo`, `make run`, the end-to-end tes
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from chalicelib import wiring
 from infra.tables import create_tables
 from local.poller import Checkpoint, StreamPoller
 
@@ -57,6 +59,7 @@ class LocalStack:
         self.stage = stage
         self.variables = stage_variables(stage)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per request otherwise
         self._checkpoint = checkpoint
         self._saved_env: dict[str, str | None] = {}
         self.poller: StreamPoller | None = None
@@ -72,8 +75,10 @@ class LocalStack:
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
         ).close()
-        # boto3 in this process, the handler included, talks to moto through these
+        # boto3 in this process, the handler included, talks to moto through these; clients the
+        # handler cached for another endpoint are dropped
         self._set_env({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint})
+        wiring.clear()
         self.dynamodb = self.client("dynamodb")
         self.streams = self.client("dynamodbstreams")
         self.stream_arn = create_tables(
@@ -94,6 +99,7 @@ class LocalStack:
     ) -> None:
         self.stop_poller()
         self._server.stop()
+        wiring.clear()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

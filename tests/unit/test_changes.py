@@ -144,7 +144,7 @@ def test_ids_are_version_4_format_and_derived_from_event_id_and_attribute() -> N
 def test_entry_id_equals_a_uuid4_built_from_the_digest() -> None:
     import hashlib
 
-    expected = uuid.UUID(bytes=hashlib.sha256(b"abc\x1fvalue").digest()[:16], version=4)
+    expected = uuid.UUID(bytes=hashlib.blake2b(b"abc\x1fvalue", digest_size=16).digest(), version=4)
     assert entry_id("abc", "value") == str(expected)
 
 

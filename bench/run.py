@@ -1,0 +1,426 @@
+"""`make bench`: figures measured side by side in one run, written to bench/results.json and the README.
+
+python -m bench.run            # the full run (a few minutes on 2 cores)
+python -m bench.run --smoke    # tiny sizes, one run each: proves the benchmark still works
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import math
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from bench.naive import naive_handler
+from bench.workload import event as workload_event
+from chalicelib.audit_repository import BATCH_WRITE_LIMIT
+from chalicelib.changes import plan_batch
+from infra.tables import audit_table, create_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION}
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "runs": len(samples),
+    }
+
+
+# -- build throughput -------------------------------------------------------------------------
+
+
+def build_throughput(sizes: list[int], runs: int) -> list[dict[str, Any]]:
+    """Records per second of the pure step (records -> entries), one core, no I/O."""
+    rows = []
+    for shape, wide in (("seed-shaped", False), ("wide", True)):
+        for size in sizes:
+            event = workload_event(size, wide=wide)
+            plan_batch(event)  # warm caches once, as a warm Lambda would be
+            samples = []
+            for _ in range(runs):
+                gc.collect()
+                start = time.perf_counter()
+                plan_batch(event)
+                samples.append(size / (time.perf_counter() - start))
+            rows.append({"shape": shape, "batch": size, **summary(samples)})
+    return rows
+
+
+# -- a moto server in its own process ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto_server on 127.0.0.1 in a child process (the second core), stopped by its PID."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def client(endpoint: str, service: str = "dynamodb") -> Any:
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION, config=Config(retries={"mode": "standard"})
+    )
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+
+class Contenders:
+    """Ours (the Chalice handler), the naive baseline and the floor, on the same records."""
+
+    def __init__(self, endpoint: str) -> None:
+        os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
+        from chalice.test import Client
+
+        from app import app
+        from chalicelib import wiring
+
+        wiring.clear()
+        self.dynamodb = client(endpoint)
+        create_tables(self.dynamodb, "Configuration", "Audit")
+        self.dynamodb.create_table(**audit_table("NaiveAudit"))
+        self.naive_table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION).Table(
+            "NaiveAudit"
+        )
+        self.chalice = Client(app, stage_name="dev", project_dir=str(ROOT))
+        self.write_calls: list[int] = []
+        wiring.dynamodb_client().meta.events.register(
+            "provide-client-params.dynamodb.BatchWriteItem", lambda **_: self.write_calls.append(1)
+        )
+
+    def ours(self, event: dict[str, Any]) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):  # its log line and EMF metrics, as in Lambda
+            response = self.chalice.lambda_.invoke("audit_producer", event).payload
+        assert response == {"batchItemFailures": []}, response
+
+    def naive(self, event: dict[str, Any]) -> None:
+        naive_handler(event, self.naive_table)
+
+    def floor(self, entries: list[dict[str, Any]]) -> None:
+        for start in range(0, len(entries), BATCH_WRITE_LIMIT):
+            requests = [{"PutRequest": {"Item": e}} for e in entries[start : start + BATCH_WRITE_LIMIT]]
+            while requests:
+                response = self.dynamodb.batch_write_item(RequestItems={"Audit": requests})
+                requests = response.get("UnprocessedItems", {}).get("Audit", [])
+
+
+def end_to_end(endpoint: str, sizes: list[int], naive_sizes: list[int], runs: int) -> dict[str, Any]:
+    contenders = Contenders(endpoint)
+    rows, calls = [], []
+    for size in sizes:
+        event = workload_event(size, wide=False, seed=size)
+        entries = plan_batch(event).entries
+        timers: dict[str, Callable[[], None]] = {
+            "ours": lambda event=event: contenders.ours(event),
+            "floor": lambda entries=entries: contenders.floor(entries),
+        }
+        if size in naive_sizes:
+            timers["naive"] = lambda event=event: contenders.naive(event)
+        samples: dict[str, list[float]] = {name: [] for name in timers}
+        for run in range(runs):
+            order = list(timers)
+            order = order[run % len(order) :] + order[: run % len(order)]  # no contender always goes first
+            for name in order:
+                contenders.write_calls.clear()
+                start = time.perf_counter()
+                timers[name]()
+                samples[name].append(size / (time.perf_counter() - start))
+                if name == "ours":
+                    calls.append({"batch": size, "entries": len(entries), "calls": len(contenders.write_calls),
+                                  "ceil": math.ceil(len(entries) / BATCH_WRITE_LIMIT)})  # fmt: skip
+        for name, values in samples.items():
+            rows.append({"contender": name, "batch": size, **summary(values)})
+    ratios = []
+    for size in sizes:
+        by_name = {r["contender"]: r["median"] for r in rows if r["batch"] == size}
+        ratios.append({
+            "batch": size,
+            "ours/naive": by_name["ours"] / by_name["naive"] if "naive" in by_name else None,
+            "ours/floor": by_name["ours"] / by_name["floor"],
+        })  # fmt: skip
+    unique_calls = {(c["batch"], c["entries"], c["calls"], c["ceil"]) for c in calls}
+    return {
+        "throughput": rows,
+        "ratios": ratios,
+        "write_calls": [
+            dict(zip(("batch", "entries", "calls", "ceil"), c, strict=True)) for c in sorted(unique_calls)
+        ],
+    }
+
+
+# -- cold start, memory, latency ---------------------------------------------------------------
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    """Wall time of a fresh interpreter importing app.py, against one importing boto3 alone."""
+    env = {"PATH": os.environ.get("PATH", ""), **CREDENTIALS}
+    guard = "import socket\ndef no(*a, **k): raise SystemExit('network call during import')\nsocket.socket.connect = no\n"
+
+    def timed(statement: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", guard + statement], cwd=ROOT, env=env, check=True, timeout=60)
+        return time.perf_counter() - start
+
+    base, ours, python = [], [], []
+    for _ in range(runs):
+        python.append(timed("pass"))
+        base.append(timed("import boto3"))
+        ours.append(timed("import app"))
+    interpreter = statistics.median(python)
+    return {
+        "interpreter_s": summary(python),
+        "boto3_s": summary(base),
+        "app_s": summary(ours),
+        "ratio": statistics.median(ours) / statistics.median(base),
+        "ratio_above_interpreter": (statistics.median(ours) - interpreter)
+        / (statistics.median(base) - interpreter),
+        "network_calls_during_import": 0,  # the guard above exits non-zero on any connect
+    }
+
+
+def memory(endpoint: str, size: int) -> dict[str, Any]:
+    """Peak memory of handling one batch of ``size`` records, in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.memory", endpoint, str(size)],
+        cwd=ROOT,
+        env={**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def local_latency(changes: int) -> dict[str, Any]:
+    """put_item to entry visible in the Audit table, through the local stack's poller."""
+    from local.stack import LocalStack
+
+    samples = []
+    with LocalStack() as stack:
+        stack.start_poller()
+        audit = stack.variables["AUDIT_TABLE_NAME"]
+        for number in range(changes):
+            key = f"LATENCY_{number}"
+            start = time.perf_counter()
+            stack.configuration.put_item(Item={"key": key, "value": number})
+            deadline = start + 30
+            while not stack.dynamodb.query(
+                TableName=audit,
+                IndexName="itemKey-modificationTime-index",
+                KeyConditionExpression="itemKey = :k",
+                ExpressionAttributeValues={":k": {"S": key}},
+            )["Items"]:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{key} never audited")
+                time.sleep(0.005)
+            samples.append((time.perf_counter() - start) * 1000)
+    ordered = sorted(samples)
+    return {
+        "changes": changes,
+        "median_ms": statistics.median(ordered),
+        "p95_ms": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
+        "min_ms": ordered[0],
+        "max_ms": ordered[-1],
+        "poll_interval_ms": 100,
+    }
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    e2e = results["end_to_end"]
+    lines = [
+        f"Measured {results['measured']} on {results['machine']['cores']} cores, Python {results['machine']['python']}; "
+        "median of the runs, [min, max] in brackets.",
+        "",
+        "| build (pure step, one core) | batch | records/s |",
+        "| --- | ---: | ---: |",
+    ]
+    for row in results["build"]:
+        lines.append(
+            f"| {row['shape']} | {row['batch']:,} | {row['median']:,.0f} [{row['min']:,.0f}, {row['max']:,.0f}] |"
+        )
+    lines += ["", "| end to end, moto server on 127.0.0.1 | batch | records/s |", "| --- | ---: | ---: |"]
+    for row in e2e["throughput"]:
+        lines.append(
+            f"| {row['contender']} | {row['batch']:,} | {row['median']:,.0f} [{row['min']:,.0f}, {row['max']:,.0f}] |"
+        )
+    lines += [
+        "",
+        "| batch | ours / naive | ours / floor | write calls | ceil(entries / 25) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    calls = {c["batch"]: c for c in e2e["write_calls"]}
+    for ratio in e2e["ratios"]:
+        naive = "-" if ratio["ours/naive"] is None else f"{ratio['ours/naive']:.1f}x"
+        c = calls.get(ratio["batch"], {})
+        lines.append(
+            f"| {ratio['batch']:,} | {naive} | {ratio['ours/floor']:.2f} | {c.get('calls')} | {c.get('ceil')} |"
+        )
+    cold, mem, lat = results["cold_start"], results["memory"], results["latency"]
+    lines += [
+        "",
+        "| other | figure |",
+        "| --- | --- |",
+        f"| cold start: `import app` / `import boto3` (fresh interpreter, wall) | {cold['ratio']:.2f}x "
+        f"({cold['app_s']['median'] * 1000:.0f} ms / {cold['boto3_s']['median'] * 1000:.0f} ms; "
+        f"{cold['ratio_above_interpreter']:.2f}x above the bare interpreter's {cold['interpreter_s']['median'] * 1000:.0f} ms) |",
+        "| network calls during import | 0 |",
+        f"| memory: peak RSS above baseline, {mem['records']:,}-record batch | {mem['rss_delta_mb']:.1f} MB "
+        f"(Python allocations peak {mem['tracemalloc_peak_mb']:.1f} MB; the event itself {mem['event_mb']:.1f} MB) |",
+        f"| local latency, put_item to entry visible ({lat['changes']} changes, poller polls every {lat['poll_interval_ms']} ms) | "
+        f"median {lat['median_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms |",
+    ]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for contender in ("ours", "floor", "naive"):
+        rows = [r for r in results["end_to_end"]["throughput"] if r["contender"] == contender]
+        if rows:
+            axis.errorbar(
+                [r["batch"] for r in rows],
+                [r["median"] for r in rows],
+                yerr=[[r["median"] - r["min"] for r in rows], [r["max"] - r["median"] for r in rows]],
+                marker="o",
+                capsize=3,
+                label=contender,
+            )
+    axis.set_xscale("log")
+    axis.set_xlabel("records per batch")
+    axis.set_ylabel("records per second (median, min-max)")
+    axis.set_title("audit_producer against a moto server on 127.0.0.1")
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    block = f"<!-- bench:start -->\n{table}\n<!-- bench:end -->"
+    pattern = re.compile(r"<!-- bench:start -->.*?<!-- bench:end -->", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme} has no <!-- bench:start --> ... <!-- bench:end --> block")
+    readme.write_text(pattern.sub(lambda _m: block, text))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, one run: checks the benchmark works"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json and the plot go")
+    parser.add_argument(
+        "--readme", type=Path, default=ROOT / "README.md", help="README whose table is updated"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        build_sizes, e2e_sizes, naive_sizes, runs, cold_runs, memory_size, changes = (
+            [10, 50],
+            [10, 30],
+            [10, 30],
+            1,
+            1,
+            200,
+            3,
+        )
+    else:
+        build_sizes, e2e_sizes, naive_sizes, runs, cold_runs, memory_size, changes = (
+            [100, 1000, 10_000], [100, 1000, 10_000], [100, 1000], 5, 7, 10_000, 40
+        )  # fmt: skip
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "measured": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+        "smoke": args.smoke,
+    }
+    print("build throughput ...", flush=True)
+    results["build"] = build_throughput(build_sizes, runs * 2 + 1)
+    with moto_server() as endpoint:
+        print("end to end against moto_server ...", flush=True)
+        results["end_to_end"] = end_to_end(endpoint, e2e_sizes, naive_sizes, runs)
+        print("memory ...", flush=True)
+        results["memory"] = memory(endpoint, memory_size)
+    print("cold start ...", flush=True)
+    results["cold_start"] = cold_start(cold_runs)
+    print("local latency ...", flush=True)
+    results["latency"] = local_latency(changes)
+    results["seconds"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, args.out / "throughput.png")
+    table = markdown(results)
+    if args.readme.exists():
+        update_readme(args.readme, table)
+    print(table)
+    print(
+        f"\n{results['seconds']:.0f} s; wrote {args.out / 'results.json'} and {args.out / 'throughput.png'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

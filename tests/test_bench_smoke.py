@@ -1,0 +1,37 @@
+"""The benchmark runs end to end on tiny sizes, so that `make bench` cannot rot. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_smoke_writes_results_plot_and_readme_table(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- bench:start -->\nold\n<!-- bench:end -->\nafter\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(tmp_path), "--readme", str(readme)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {r["contender"] for r in results["end_to_end"]["throughput"]} == {"ours", "naive", "floor"}
+    assert all(c["calls"] == c["ceil"] for c in results["end_to_end"]["write_calls"])
+    assert results["cold_start"]["network_calls_during_import"] == 0
+    assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+    text = readme.read_text()
+    assert "\nold\n" not in text and "| batch | ours / naive | ours / floor |" in text
+    assert text.startswith("before\n<!-- bench:start -->\nMeasured ") and text.endswith(
+        "<!-- bench:end -->\nafter\n"
+    )
