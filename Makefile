@@ -4,7 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv test lint demo run bench provision package clean
+STAGE  ?= dev
+
+.PHONY: venv test lint demo run bench provision package terraform clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed" or 0)'
@@ -19,6 +21,8 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m infra.policy --check --stage dev
+	$(PY) -m infra.cloudformation --check
+	$(PY) -m infra.terraform --check
 
 test: lint
 	$(PY) -m pytest -q
@@ -31,6 +35,19 @@ run: venv
 
 bench: venv
 	$(PY) -m bench.run
+
+provision: venv
+	$(PY) -m infra.provision --stage $(STAGE)
+
+package: venv
+	rm -rf dist/cloudformation
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/cloudformation/merge.json dist/cloudformation
+	$(VENV)/bin/cfn-lint dist/cloudformation/sam.json
+
+terraform: venv
+	rm -rf dist/terraform
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) --pkg-format terraform dist/terraform
+	cp infra/terraform/*.tf.json dist/terraform/
 
 clean:
 	rm -rf $(VENV) dist .mypy_cache .ruff_cache .pytest_cache

@@ -32,9 +32,7 @@ def main() -> None:
 
     client = Client(app, stage_name="dev", project_dir=str(ROOT))
     with contextlib.redirect_stdout(io.StringIO()):
-        client.lambda_.invoke(
-            "audit_producer", workload_event(10, seed=1)
-        )  # warm: clients built, modules loaded
+        client.lambda_.invoke("audit_producer", workload_event(10, seed=1))  # warm: clients built, modules loaded
     before_event = status_mb("VmRSS")
     event = workload_event(size, wide=False, seed=99)
     baseline = status_mb("VmRSS")

@@ -15,12 +15,11 @@ import math
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from bench.workload import event as workload_event
 from chalicelib.audit_repository import BATCH_WRITE_LIMIT
 from chalicelib.changes import plan_batch
 from infra.tables import audit_table, create_tables
+from local.moto_process import moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -67,46 +67,8 @@ def build_throughput(sizes: list[int], runs: int) -> list[dict[str, Any]]:
     return rows
 
 
-# -- a moto server in its own process ---------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto_server on 127.0.0.1 in a child process (the second core), stopped by its PID."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
-        yield endpoint
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
 def client(endpoint: str, service: str = "dynamodb") -> Any:
-    return boto3.client(
-        service, endpoint_url=endpoint, region_name=REGION, config=Config(retries={"mode": "standard"})
-    )
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, config=Config(retries={"mode": "standard"}))
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -126,9 +88,7 @@ class Contenders:
         self.dynamodb = client(endpoint)
         create_tables(self.dynamodb, "Configuration", "Audit")
         self.dynamodb.create_table(**audit_table("NaiveAudit"))
-        self.naive_table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION).Table(
-            "NaiveAudit"
-        )
+        self.naive_table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION).Table("NaiveAudit")
         self.chalice = Client(app, stage_name="dev", project_dir=str(ROOT))
         self.write_calls: list[int] = []
         wiring.dynamodb_client().meta.events.register(
@@ -189,9 +149,7 @@ def end_to_end(endpoint: str, sizes: list[int], naive_sizes: list[int], runs: in
     return {
         "throughput": rows,
         "ratios": ratios,
-        "write_calls": [
-            dict(zip(("batch", "entries", "calls", "ceil"), c, strict=True)) for c in sorted(unique_calls)
-        ],
+        "write_calls": [dict(zip(("batch", "entries", "calls", "ceil"), c, strict=True)) for c in sorted(unique_calls)],
     }
 
 
@@ -201,7 +159,9 @@ def end_to_end(endpoint: str, sizes: list[int], naive_sizes: list[int], runs: in
 def cold_start(runs: int) -> dict[str, Any]:
     """Wall time of a fresh interpreter importing app.py, against one importing boto3 alone."""
     env = {"PATH": os.environ.get("PATH", ""), **CREDENTIALS}
-    guard = "import socket\ndef no(*a, **k): raise SystemExit('network call during import')\nsocket.socket.connect = no\n"
+    guard = (
+        "import socket\ndef no(*a, **k): raise SystemExit('network call during import')\nsocket.socket.connect = no\n"
+    )
 
     def timed(statement: str) -> float:
         start = time.perf_counter()
@@ -219,8 +179,7 @@ def cold_start(runs: int) -> dict[str, Any]:
         "boto3_s": summary(base),
         "app_s": summary(ours),
         "ratio": statistics.median(ours) / statistics.median(base),
-        "ratio_above_interpreter": (statistics.median(ours) - interpreter)
-        / (statistics.median(base) - interpreter),
+        "ratio_above_interpreter": (statistics.median(ours) - interpreter) / (statistics.median(base) - interpreter),
         "network_calls_during_import": 0,  # the guard above exits non-zero on any connect
     }
 
@@ -362,16 +321,10 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--smoke", action="store_true", help="tiny sizes, one run: checks the benchmark works"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks the benchmark works")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json and the plot go")
-    parser.add_argument(
-        "--readme", type=Path, default=ROOT / "README.md", help="README whose table is updated"
-    )
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README whose table is updated")
     args = parser.parse_args(argv)
     if args.smoke:
         build_sizes, e2e_sizes, naive_sizes, runs, cold_runs, memory_size, changes = (
@@ -416,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme.exists():
         update_readme(args.readme, table)
     print(table)
-    print(
-        f"\n{results['seconds']:.0f} s; wrote {args.out / 'results.json'} and {args.out / 'throughput.png'}"
-    )
+    print(f"\n{results['seconds']:.0f} s; wrote {args.out / 'results.json'} and {args.out / 'throughput.png'}")
     return 0
 
 

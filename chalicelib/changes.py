@@ -304,9 +304,7 @@ def _image(body: dict[str, Any], name: str, *, required: bool, checked: bool) ->
     if image is None:
         if required:
             view = body.get("StreamViewType", "unknown")
-            raise PoisonRecord(
-                f"record has no {name} (stream view type {view}); the stream must be NEW_AND_OLD_IMAGES"
-            )
+            raise PoisonRecord(f"record has no {name} (stream view type {view}); the stream must be NEW_AND_OLD_IMAGES")
         return None
     if type(image) is not dict:
         raise PoisonRecord(f"{name} is not a map of attribute values")
@@ -358,9 +356,7 @@ def _may_exceed_item_limit(body: dict[str, Any], old: Image | None, new: Image |
 def _check_size(entry: Entry) -> None:
     size = item_size(entry)
     if size > MAX_ITEM_BYTES:
-        raise PoisonRecord(
-            f"audit entry would be {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte item limit"
-        )
+        raise PoisonRecord(f"audit entry would be {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
 
 
 __all__ = [

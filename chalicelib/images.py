@@ -231,9 +231,7 @@ def value_size(value: AttributeValue, depth: int = 1) -> int:
     if tag in ("BOOL", "NULL"):
         return 1
     if tag == "M":
-        return 3 + sum(
-            len(name.encode()) + 1 + value_size(member, depth + 1) for name, member in inner.items()
-        )
+        return 3 + sum(len(name.encode()) + 1 + value_size(member, depth + 1) for name, member in inner.items())
     if tag == "L":
         return 3 + sum(1 + value_size(member, depth + 1) for member in inner)
     if tag == "SS":

@@ -105,13 +105,9 @@ class AuditProducer:
             return []
         refused = []
         for changes in plan.records:
-            reasons = [
-                saved.rejected[e["id"]["S"]] for e in changes.entries if e["id"]["S"] in saved.rejected
-            ]
+            reasons = [saved.rejected[e["id"]["S"]] for e in changes.entries if e["id"]["S"] in saved.rejected]
             if reasons:
-                refused.append(
-                    Rejected(reasons[0], changes.record, changes.event_id, changes.sequence_number)
-                )
+                refused.append(Rejected(reasons[0], changes.record, changes.event_id, changes.sequence_number))
         return refused
 
 

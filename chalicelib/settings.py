@@ -9,8 +9,7 @@ from dataclasses import dataclass
 # A syntactically valid ARN that can never exist: importing app.py with no stream configured
 # (unit tests, `chalice local`) must work, and a deploy made with it fails on a name that says why.
 UNSET_STREAM_ARN = (
-    "arn:aws:dynamodb:us-east-1:000000000000:table/"
-    "CONFIGURATION_STREAM_ARN-is-not-set/stream/1970-01-01T00:00:00.000"
+    "arn:aws:dynamodb:us-east-1:000000000000:table/CONFIGURATION_STREAM_ARN-is-not-set/stream/1970-01-01T00:00:00.000"
 )
 
 _TRUE = {"true", "1", "yes"}
@@ -54,8 +53,7 @@ class Settings:
             problems.append(f"REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not {raw_flag!r}")
         if problems:
             raise SettingsError(
-                "the stage's environment_variables in .chalice/config.json are incomplete: "
-                + "; ".join(problems)
+                "the stage's environment_variables in .chalice/config.json are incomplete: " + "; ".join(problems)
             )
         return cls(
             configuration_table_name=configuration_table,

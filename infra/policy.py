@@ -33,60 +33,51 @@ def queue_arn(queue_url: str) -> str:
     return f"arn:aws:sqs:{region}:{account}:{name}"
 
 
+Arn = Any  # a string, or a CloudFormation / Terraform reference to one
+
+
+def producer_statements(
+    logs: Arn, stream: Arn, audit_table: Arn, topic: Arn | None = None, queue: Arn | None = None
+) -> list[dict[str, Any]]:
+    """What audit_producer calls: its logs, the stream, BatchWriteItem, and the optional topic and queue."""
+    statements: list[dict[str, Any]] = [
+        _allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs),
+        _allow(
+            "ReadConfigurationStream",
+            ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"],
+            stream,
+        ),
+        _allow("WriteAuditEntries", ["dynamodb:BatchWriteItem"], audit_table),
+    ]
+    if topic is not None:
+        statements.append(_allow("PublishChanges", ["sns:Publish"], topic))  # PublishBatch is sns:Publish
+    if queue is not None:
+        statements.append(_allow("SendPoisonRecords", ["sqs:SendMessage"], queue))  # and the on-failure destination
+    return statements
+
+
+def history_statements(logs: Arn, history_index: Arn) -> list[dict[str, Any]]:
+    """What the history route calls: its logs and Query on the history index."""
+    return [
+        _allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs),
+        _allow("ReadAuditHistory", ["dynamodb:Query"], history_index),
+    ]
+
+
+def _allow(sid: str, actions: list[str], resource: Arn) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
+
+
 def policy_for(stage: str, env: dict[str, str]) -> dict[str, Any]:
-    """Exactly the actions the functions call, on exactly the resources of the stage."""
+    """The stage's policy file: both functions share Chalice's one role per stage, so it is the
+    union of what each calls, on exactly the stage's ARNs."""
     stream = env["CONFIGURATION_STREAM_ARN"]
     partition, region, account = arn_parts(stream)
     audit = f"arn:{partition}:dynamodb:{region}:{account}:table/{env['AUDIT_TABLE_NAME']}"
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "WriteOwnLogs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{APP_NAME}-{stage}*",
-        },
-        {
-            "Sid": "ReadConfigurationStream",
-            "Effect": "Allow",
-            "Action": [
-                "dynamodb:DescribeStream",
-                "dynamodb:GetRecords",
-                "dynamodb:GetShardIterator",
-                "dynamodb:ListStreams",
-            ],
-            "Resource": stream,
-        },
-        {
-            "Sid": "WriteAuditEntries",
-            "Effect": "Allow",
-            "Action": ["dynamodb:BatchWriteItem"],
-            "Resource": audit,
-        },
-        {
-            "Sid": "ReadAuditHistory",
-            "Effect": "Allow",
-            "Action": ["dynamodb:Query"],
-            "Resource": f"{audit}/index/{HISTORY_INDEX}",
-        },
-    ]
-    if env.get("CHANGE_TOPIC_ARN"):
-        statements.append(
-            {
-                "Sid": "PublishChanges",
-                "Effect": "Allow",
-                "Action": ["sns:Publish"],
-                "Resource": env["CHANGE_TOPIC_ARN"],
-            }
-        )
-    if env.get("DEAD_LETTER_QUEUE_URL"):
-        statements.append(
-            {
-                "Sid": "SendPoisonRecords",
-                "Effect": "Allow",
-                "Action": ["sqs:SendMessage"],
-                "Resource": queue_arn(env["DEAD_LETTER_QUEUE_URL"]),
-            }
-        )
+    logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{APP_NAME}-{stage}*"
+    queue = queue_arn(env["DEAD_LETTER_QUEUE_URL"]) if env.get("DEAD_LETTER_QUEUE_URL") else None
+    statements = producer_statements(logs, stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
+    statements.insert(3, history_statements(logs, f"{audit}/index/{HISTORY_INDEX}")[1])
     return {"Version": "2012-10-17", "Statement": statements}
 
 

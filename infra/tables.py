@@ -60,7 +60,5 @@ def create_tables(client: Any, configuration_name: str, audit_name: str) -> str:
     description = client.describe_table(TableName=configuration_name)["Table"]
     arn = description.get("LatestStreamArn")
     if not arn:
-        raise RuntimeError(
-            f"table {configuration_name!r} exists but has no stream; enable NEW_AND_OLD_IMAGES"
-        )
+        raise RuntimeError(f"table {configuration_name!r} exists but has no stream; enable NEW_AND_OLD_IMAGES")
     return str(arn)

@@ -35,9 +35,7 @@ def parse_value(text: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", help="moto endpoint (default: the one `make run` wrote)")
     parser.add_argument("--stage", default="dev")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "at":
         client = boto3.client("dynamodb", **connection)
         item = setting_at(DynamoDBAuditRepository(client, variables["AUDIT_TABLE_NAME"]), args.key, args.time)
-        print(
-            show(deserialize_image(item))
-            if item is not None
-            else f"{args.key!r} did not exist at {args.time}"
-        )
+        print(show(deserialize_image(item)) if item is not None else f"{args.key!r} did not exist at {args.time}")
     else:
         # the same reader GET /audit/{key} uses: the index, exact order, page by page
         # a plain client: a resource's client would re-serialize the attribute values it is given

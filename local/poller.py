@@ -206,9 +206,7 @@ class StreamPoller:
             return 0, "batchItemFailures names a record not in the batch"
         return min(p for p in named if p is not None), "batchItemFailures"
 
-    def _log_batch(
-        self, batch: list[dict[str, Any]], entries: int | None, failures: int, attempt: int
-    ) -> None:
+    def _log_batch(self, batch: list[dict[str, Any]], entries: int | None, failures: int, attempt: int) -> None:
         self.stats.batches += 1
         self.stats.records += len(batch)
         self.stats.entries += entries or 0

@@ -150,7 +150,6 @@ class LocalStack:
         paginator = self.dynamodb.get_paginator("scan")
         for page in paginator.paginate(TableName=self.variables["AUDIT_TABLE_NAME"]):
             items.extend(
-                {name: _deserializer.deserialize(value) for name, value in item.items()}
-                for item in page["Items"]
+                {name: _deserializer.deserialize(value) for name, value in item.items()} for item in page["Items"]
             )
         return sorted(items, key=lambda e: (int(e["sequenceNumber"]), e.get("updatedAttribute", "")))

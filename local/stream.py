@@ -61,9 +61,9 @@ def shard_ids(streams: Any, stream_arn: str) -> list[str]:
 def read_all(streams: Any, stream_arn: str, max_calls: int = 1000) -> Iterator[dict[str, Any]]:
     """Every record now in the stream, from TRIM_HORIZON, already in Lambda's shape."""
     for shard_id in shard_ids(streams, stream_arn):
-        iterator = streams.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
         for _ in range(max_calls):
             if not iterator:
                 break

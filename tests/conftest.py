@@ -91,11 +91,7 @@ class Stack:
 
     def new_records(self) -> list[dict[str, Any]]:
         """Stream records not handed out before, in Lambda's shape, in order."""
-        fresh = [
-            record
-            for record in read_all(self.streams, self.stream_arn)
-            if record["eventID"] not in self._seen
-        ]
+        fresh = [record for record in read_all(self.streams, self.stream_arn) if record["eventID"] not in self._seen]
         self._seen.update(record["eventID"] for record in fresh)
         return fresh
 
@@ -162,9 +158,7 @@ def project_with(tmp_path: Path, **variables: str | None) -> str:
 @pytest.fixture
 def partial_client(tmp_path: Path) -> Client:
     """The dev stage as the deploy templates set it up: partial batch failures reported."""
-    return Client(
-        _app(), stage_name="dev", project_dir=project_with(tmp_path, REPORT_BATCH_ITEM_FAILURES="true")
-    )
+    return Client(_app(), stage_name="dev", project_dir=project_with(tmp_path, REPORT_BATCH_ITEM_FAILURES="true"))
 
 
 def seed_event() -> dict[str, Any]:

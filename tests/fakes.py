@@ -22,9 +22,7 @@ class FakeDynamoDB:
         self.calls.append(len(requests))
         fault = self._script(len(self.calls) - 1, requests)
         if fault == "missing":
-            raise ClientError(
-                {"Error": {"Code": "ResourceNotFoundException", "Message": "no"}}, "BatchWriteItem"
-            )
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no"}}, "BatchWriteItem")
         if fault == "throttle":
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "BatchWriteItem")
         refused = [r for r in requests if r["PutRequest"]["Item"]["itemKey"]["S"] == "REFUSED"]

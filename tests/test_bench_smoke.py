@@ -32,6 +32,4 @@ def test_bench_smoke_writes_results_plot_and_readme_table(tmp_path: Path) -> Non
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
     text = readme.read_text()
     assert "\nold\n" not in text and "| batch | ours / naive | ours / floor |" in text
-    assert text.startswith("before\n<!-- bench:start -->\nMeasured ") and text.endswith(
-        "<!-- bench:end -->\nafter\n"
-    )
+    assert text.startswith("before\n<!-- bench:start -->\nMeasured ") and text.endswith("<!-- bench:end -->\nafter\n")

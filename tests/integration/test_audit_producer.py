@@ -106,9 +106,7 @@ def test_every_dynamodb_type_round_trips_exactly(stack: Stack, client: Client) -
 def test_binary_arrives_base64_as_in_lambda_and_is_stored_as_bytes(stack: Stack, client: Client) -> None:
     stack.put("BIN", value=Binary(b"\x01\x02"))
     event = stack.new_event()
-    assert event["Records"][0]["dynamodb"]["NewImage"]["value"] == {
-        "B": base64.b64encode(b"\x01\x02").decode()
-    }
+    assert event["Records"][0]["dynamodb"]["NewImage"]["value"] == {"B": base64.b64encode(b"\x01\x02").decode()}
     invoke(client, event)
     assert stack.audit_entries()[0]["newValue"]["value"] == Binary(b"\x01\x02")
 
@@ -170,9 +168,7 @@ def test_batch_not_written_reports_the_first_record_not_fully_written(
     # WHEN the function runs with partial batch responses on
     response = invoke(partial_client, event)
     # THEN it names record 26, the first not written, and the Audit table holds records 1..25
-    assert response == {
-        "batchItemFailures": [{"itemIdentifier": event["Records"][25]["dynamodb"]["SequenceNumber"]}]
-    }
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][25]["dynamodb"]["SequenceNumber"]}]}
     assert len(stack.audit_entries()) == 25
     # AND Lambda's retry from that record completes the history exactly once
     faults.remove()
@@ -196,9 +192,7 @@ def test_batch_not_written_raises_where_partial_responses_are_off(
     assert stack.audit_entries() == []
 
 
-def test_poison_records_are_logged_and_skipped_and_the_rest_audited(
-    stack: Stack, client: Client, logs: Any
-) -> None:
+def test_poison_records_are_logged_and_skipped_and_the_rest_audited(stack: Stack, client: Client, logs: Any) -> None:
     stack.put("GOOD_1", value=1)
     stack.put("GOOD_2", value=2)
     event = stack.new_event()
@@ -212,9 +206,7 @@ def test_poison_records_are_logged_and_skipped_and_the_rest_audited(
     assert "unknown eventName 'UPSERT'" in error["reason"]
 
 
-def test_entry_dynamodb_refuses_is_poison_not_a_blocked_shard(
-    stack: Stack, client: Client, logs: Any
-) -> None:
+def test_entry_dynamodb_refuses_is_poison_not_a_blocked_shard(stack: Stack, client: Client, logs: Any) -> None:
     # GIVEN an item that fits the Configuration table while its entry (the item plus the entry's
     # own fields) does not: moto's limit is 405,000 bytes, so DynamoDB itself has to say no
     stack.put("SMALL", value=1)
@@ -259,9 +251,7 @@ def test_importing_the_app_makes_no_network_call_and_needs_no_stream_variable() 
         "print(config.stream_arn, config.starting_position, config.batch_size)\n"
     )
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"}
-    done = subprocess.run(
-        [sys.executable, "-c", guard], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", guard], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
         "arn:aws:dynamodb:us-east-1:000000000000:table/CONFIGURATION_STREAM_ARN-is-not-set/stream/1970-01-01T00:00:00.000",
@@ -272,13 +262,9 @@ def test_importing_the_app_makes_no_network_call_and_needs_no_stream_variable() 
 
 def test_stage_variables_reach_the_registration_when_chalice_sets_them() -> None:
     code = "import app; [c] = app.app.event_sources; print(c.stream_arn)"
-    arn = (
-        "arn:aws:dynamodb:eu-central-1:905418349556:table/x-Configuration-test/stream/2024-09-11T09:00:17.927"
-    )
+    arn = "arn:aws:dynamodb:eu-central-1:905418349556:table/x-Configuration-test/stream/2024-09-11T09:00:17.927"
     env = {"PATH": "/usr/bin:/bin", "CONFIGURATION_STREAM_ARN": arn}
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == arn, done.stderr
 
 

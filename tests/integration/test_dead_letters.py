@@ -32,9 +32,7 @@ def dead_letters(url: str) -> list[dict[str, Any]]:
 def with_queue(tmp_path: Path, url: str, **more: str) -> Client:
     from app import app
 
-    return Client(
-        app, stage_name="dev", project_dir=project_with(tmp_path, DEAD_LETTER_QUEUE_URL=url, **more)
-    )
+    return Client(app, stage_name="dev", project_dir=project_with(tmp_path, DEAD_LETTER_QUEUE_URL=url, **more))
 
 
 def poisoned(stack: Stack, count: int) -> dict[str, Any]:
@@ -50,9 +48,7 @@ def poisoned(stack: Stack, count: int) -> dict[str, Any]:
     return event
 
 
-def test_poison_records_reach_the_queue_with_record_and_reason(
-    stack: Stack, queue: str, tmp_path: Path
-) -> None:
+def test_poison_records_reach_the_queue_with_record_and_reason(stack: Stack, queue: str, tmp_path: Path) -> None:
     event = poisoned(stack, 12)
     response = with_queue(tmp_path, queue).lambda_.invoke("audit_producer", event).payload
     assert response == {"batchItemFailures": []}
@@ -70,23 +66,17 @@ def test_a_poison_record_that_cannot_be_dead_lettered_is_retried_not_lost(
     from botocore.exceptions import ClientError
 
     def unavailable(**_: Any) -> None:
-        raise ClientError(
-            {"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, "SendMessageBatch"
-        )
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, "SendMessageBatch")
 
     wiring.sqs_client().meta.events.register("before-call.sqs.SendMessageBatch", unavailable)
     event = poisoned(stack, 1)
     client = with_queue(tmp_path, queue, REPORT_BATCH_ITEM_FAILURES="true")
     response = client.lambda_.invoke("audit_producer", event).payload
-    assert response == {
-        "batchItemFailures": [{"itemIdentifier": event["Records"][1]["dynamodb"]["SequenceNumber"]}]
-    }
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["dynamodb"]["SequenceNumber"]}]}
     assert [e["itemKey"] for e in stack.audit_entries()] == ["GOOD"]
 
 
-def test_a_record_too_large_for_sqs_is_sent_without_its_body(
-    stack: Stack, queue: str, tmp_path: Path
-) -> None:
+def test_a_record_too_large_for_sqs_is_sent_without_its_body(stack: Stack, queue: str, tmp_path: Path) -> None:
     event = poisoned(stack, 1)
     event["Records"][1]["dynamodb"]["NewImage"]["value"] = {"S": "x" * 300_000}
     with_queue(tmp_path, queue).lambda_.invoke("audit_producer", event)

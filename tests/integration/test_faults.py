@@ -64,9 +64,7 @@ def test_every_change_is_audited_exactly_once_whatever_failed_in_between(
     records = workload(count, keys=max(10, count // 10), wide=True)
     expected = {entry["id"]["S"] for entry in plan_batch({"Records": records}).entries}
     flag = "true" if report else "false"
-    client = Client(
-        app, stage_name="dev", project_dir=project_with(tmp_path, REPORT_BATCH_ITEM_FAILURES=flag)
-    )
+    client = Client(app, stage_name="dev", project_dir=project_with(tmp_path, REPORT_BATCH_ITEM_FAILURES=flag))
     faults = WriteFaults(wiring.dynamodb_client(), dynamodb, faulty_until(faulty_calls, rate, seed=count))
     # WHEN Lambda delivers and redelivers the shard
     lambda_ = Redelivery(lambda event: client.lambda_.invoke("audit_producer", event).payload, batch_size)

@@ -145,9 +145,7 @@ def test_history_reads_the_index_and_never_scans(stack: Stack, client: Client) -
     from chalicelib import wiring
 
     calls: list[str] = []
-    wiring.dynamodb_client().meta.events.register(
-        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
-    )
+    wiring.dynamodb_client().meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
     stack.put("K", value=1)
     audit(client, stack.new_event())
     get(client, "/audit/K")

@@ -48,9 +48,7 @@ def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
 ) -> None:
     # GIVEN DynamoDB throttles the function's first 12 writes: more than one invocation absorbs
     monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
-    faults = WriteFaults(
-        wiring.dynamodb_client(), local.client("dynamodb"), lambda n: "throttle" if n < 12 else None
-    )
+    faults = WriteFaults(wiring.dynamodb_client(), local.client("dynamodb"), lambda n: "throttle" if n < 12 else None)
     for number in range(30):
         local.configuration.put_item(Item={"key": f"KEY_{number % 4}", "value": number})
     # WHEN the poller feeds the function
@@ -66,9 +64,7 @@ def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
 
 
 def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "local.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-m", "local.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "CACHE_TTL_SEC  created" in out

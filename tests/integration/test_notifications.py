@@ -23,9 +23,7 @@ class Topic:
 
     def subscribe(self, name: str, filter_policy: dict[str, Any] | None = None) -> str:
         url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         attributes = {"RawMessageDelivery": "true"}
         if filter_policy is not None:
             attributes["FilterPolicy"] = json.dumps(filter_policy)
@@ -35,9 +33,7 @@ class Topic:
     def received(self, url: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         for _ in range(100):
-            batch = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-            )
+            batch = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
             if not batch.get("Messages"):
                 return messages
             messages.extend(batch["Messages"])
@@ -83,9 +79,7 @@ def test_subscriber_asking_for_one_key_receives_exactly_its_changes(
     assert deleted["MessageAttributes"]["itemKey"]["StringValue"] == "OTHER"
 
 
-def test_no_topic_configured_publishes_nothing_and_fails_nothing(
-    stack: Stack, topic: Topic, client: Client
-) -> None:
+def test_no_topic_configured_publishes_nothing_and_fails_nothing(stack: Stack, topic: Topic, client: Client) -> None:
     everything = topic.subscribe("everything")
     stack.put("K", value=1)
     assert client.lambda_.invoke("audit_producer", stack.new_event()).payload == {"batchItemFailures": []}
@@ -117,9 +111,7 @@ def _sns_fails(deferred: int | None) -> Any:
         if state["left"] is not None:
             state["left"] -= 1
         ids = [value for name, value in params["body"].items() if name.endswith(".Id")]  # query protocol
-        failed = [
-            {"Id": i, "Code": "InternalError", "SenderFault": False, "Message": "injected"} for i in ids
-        ]
+        failed = [{"Id": i, "Code": "InternalError", "SenderFault": False, "Message": "injected"} for i in ids]
         return AWSResponse("https://fault", 200, {}, None), {"Successful": [], "Failed": failed}
 
     return hook
@@ -152,9 +144,7 @@ def test_publish_that_keeps_failing_keeps_the_entries_and_asks_for_a_retry(
     event = stack.new_event()
     wiring.sns_client().meta.events.register("before-call.sns.PublishBatch", _sns_fails(deferred=None))
     response = partial.lambda_.invoke("audit_producer", event).payload
-    assert response == {
-        "batchItemFailures": [{"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]
-    }
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]}
     assert len(stack.audit_entries()) == 1  # the entry is written: a publish failure loses nothing
 
 

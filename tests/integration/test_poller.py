@@ -58,9 +58,7 @@ def test_batch_item_failure_retries_from_the_lowest_failed_record(stack: Stack) 
     poller(stack, first).poll_once()
     sequence = first.batches[0]
     # the function reports records 3 and 2 (out of order) as not done, then succeeds
-    invoke = Recorder(
-        [{"batchItemFailures": [{"itemIdentifier": sequence[3]}, {"itemIdentifier": sequence[2]}]}]
-    )
+    invoke = Recorder([{"batchItemFailures": [{"itemIdentifier": sequence[3]}, {"itemIdentifier": sequence[2]}]}])
     fresh = poller(stack, invoke)
     fresh.poll_once()
     assert invoke.batches == [sequence, sequence[2:]]

@@ -42,9 +42,7 @@ scalars = st.one_of(
 )
 values = st.recursive(
     scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=4), inner, max_size=3)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=4), inner, max_size=3),
     max_leaves=6,
 )
 keys = st.sampled_from(["CACHE_TTL_SEC", "FEATURE_X", "LIMIT"])
@@ -77,9 +75,7 @@ def apply(table: Any, operation: tuple[Any, ...]) -> None:
             ExpressionAttributeValues={":v": operation[3]},
         )
     elif kind == "remove":
-        table.update_item(
-            Key={"key": key}, UpdateExpression="REMOVE #n", ExpressionAttributeNames={"#n": operation[2]}
-        )
+        table.update_item(Key={"key": key}, UpdateExpression="REMOVE #n", ExpressionAttributeNames={"#n": operation[2]})
     else:
         table.delete_item(Key={"key": key})
 

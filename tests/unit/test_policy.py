@@ -61,10 +61,7 @@ def test_optional_topic_and_queue_add_one_scoped_statement_each() -> None:
 
 
 def test_queue_arn_from_url() -> None:
-    assert (
-        queue_arn("http://sqs.eu-west-1.localhost:5000/000000000000/q")
-        == "arn:aws:sqs:eu-west-1:000000000000:q"
-    )
+    assert queue_arn("http://sqs.eu-west-1.localhost:5000/000000000000/q") == "arn:aws:sqs:eu-west-1:000000000000:q"
 
 
 def test_policy_refuses_a_stream_arn_that_is_not_one() -> None:

@@ -24,16 +24,11 @@ def test_missing_variables_are_all_named_in_one_message() -> None:
 
 @pytest.mark.parametrize(("raw", "expected"), [("true", True), ("TRUE", True), ("false", False), ("", False)])
 def test_partial_failure_flag(raw: str, expected: bool) -> None:
-    assert (
-        Settings.from_environ({**FULL, "REPORT_BATCH_ITEM_FAILURES": raw}).report_batch_item_failures
-        is expected
-    )
+    assert Settings.from_environ({**FULL, "REPORT_BATCH_ITEM_FAILURES": raw}).report_batch_item_failures is expected
 
 
 def test_unreadable_flag_is_named() -> None:
-    with pytest.raises(
-        SettingsError, match="REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not 'sometimes'"
-    ):
+    with pytest.raises(SettingsError, match="REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not 'sometimes'"):
         Settings.from_environ({**FULL, "REPORT_BATCH_ITEM_FAILURES": "sometimes"})
 
 

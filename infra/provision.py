@@ -1,0 +1,61 @@
+"""`make provision STAGE=dev`: create the stage's tables where missing and record its stream ARN.
+
+Idempotent: tables that exist are kept; the stage's CONFIGURATION_STREAM_ARN in
+.chalice/config.json is set to the table's current stream, and the stage's least-privilege policy
+file is derived again. Talks to whatever endpoint boto3 is pointed at (AWS_ENDPOINT_URL, region and
+credentials from the usual places), which is how the deploy rehearsal tests it against moto.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infra.policy import policy_for, render
+from infra.tables import create_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_STAGE = "dev"
+
+
+def provision(stage: str, project: Path = ROOT) -> str:
+    """Create the tables of ``stage`` (a new stage starts from dev's settings); return the stream ARN."""
+    config_path = project / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    stages = config.setdefault("stages", {})
+    if stage not in stages:
+        template = json.loads(json.dumps(stages[TEMPLATE_STAGE]))
+        template["iam_policy_file"] = f"policy-{stage}.json"
+        stages[stage] = template
+    variables = stages[stage].setdefault("environment_variables", {})
+    client = boto3.client("dynamodb")
+    arn = create_tables(client, variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"])
+    variables["CONFIGURATION_STREAM_ARN"] = arn
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    policy_file = project / ".chalice" / stages[stage].get("iam_policy_file", f"policy-{stage}.json")
+    policy_file.write_text(render(policy_for(stage, {**config.get("environment_variables", {}), **variables})))
+    return arn
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--project", type=Path, default=ROOT, help="the Chalice project (default: this one)")
+    args = parser.parse_args(argv)
+    try:
+        arn = provision(args.stage, args.project)
+    except (ClientError, BotoCoreError) as error:
+        print(f"provisioning stage {args.stage!r} failed: {error}", file=sys.stderr)
+        return 1
+    print(f"stage {args.stage}: tables ready; CONFIGURATION_STREAM_ARN = {arn}")
+    print(f"now: chalice deploy --stage {args.stage}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

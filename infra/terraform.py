@@ -1,0 +1,177 @@
+"""Terraform beside `chalice package --pkg-format terraform`: the project's own resources.
+
+    python -m infra.terraform          # writes infra/terraform/*.tf.json
+    python -m infra.terraform --check  # fails if the committed files differ
+
+`make terraform` copies them next to Chalice's chalice.tf.json in dist/terraform/:
+- audit.tf.json: both tables (from infra/tables.py), the dead-letter queue, an optional topic,
+  and each function's least-privilege policy document (statements from infra/policy.py);
+- chalice_override.tf.json: Terraform's override file for Chalice's resources: the event source
+  mapping wired to the table's stream by reference, with partial batch responses, bisection,
+  bounded retries and record age and the on-failure queue; the functions' variables by reference;
+  the role policies replaced by the documents above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
+from infra.policy import history_statements, producer_statements
+from infra.tables import HISTORY_INDEX, audit_table, configuration_table
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "infra" / "terraform"
+MAPPING = "audit_producer-dynamodb-event-source"  # the name chalice package gives it
+
+STREAM = "${aws_dynamodb_table.configuration.stream_arn}"
+AUDIT_ARN = "${aws_dynamodb_table.audit.arn}"
+QUEUE_ARN = "${aws_sqs_queue.dead_letters.arn}"
+LOGS = (
+    "arn:${data.aws_partition.chalice.partition}:logs:${data.aws_region.chalice.name}:"
+    "${data.aws_caller_identity.chalice.account_id}:log-group:/aws/lambda/config-audit-${var.stage}-*"
+)
+
+
+def _table(name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "name": f"{definition['TableName']}-${{var.stage}}",
+        "billing_mode": "PAY_PER_REQUEST",
+        "hash_key": definition["KeySchema"][0]["AttributeName"],
+        "attribute": [
+            {"name": a["AttributeName"], "type": a["AttributeType"]} for a in definition["AttributeDefinitions"]
+        ],
+        "point_in_time_recovery": {"enabled": True},
+        "lifecycle": {"prevent_destroy": True},  # an audit trail outlives the code that writes it
+    }
+    if "StreamSpecification" in definition:
+        table["stream_enabled"] = True
+        table["stream_view_type"] = definition["StreamSpecification"]["StreamViewType"]
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
+        table.setdefault("global_secondary_index", []).append(
+            {
+                "name": index["IndexName"],
+                "hash_key": keys["HASH"],
+                "range_key": keys["RANGE"],
+                "projection_type": index["Projection"]["ProjectionType"],
+            }
+        )
+    return table
+
+
+def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "statement": [
+            {"sid": s["Sid"], "effect": s["Effect"], "actions": s["Action"], "resources": [s["Resource"]]}
+            for s in statements
+        ]
+    }
+
+
+def audit_tf() -> dict[str, Any]:
+    producer = _document(producer_statements(LOGS, STREAM, AUDIT_ARN, None, QUEUE_ARN))
+    [publish] = _document(producer_statements(LOGS, STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None))[
+        "statement"
+    ][-1:]
+    producer["dynamic"] = {
+        "statement": {"for_each": "${var.notify_changes ? [1] : []}", "content": {k: v for k, v in publish.items()}}
+    }
+    history = _document(history_statements(LOGS, f"{AUDIT_ARN}/index/{HISTORY_INDEX}"))
+    return {
+        "variable": {
+            "stage": {"type": "string", "default": "dev"},
+            "notify_changes": {"type": "bool", "default": False, "description": "publish every entry to SNS"},
+        },
+        "resource": {
+            "aws_dynamodb_table": {
+                "configuration": _table("configuration", configuration_table("Configuration")),
+                "audit": _table("audit", audit_table("Audit")),
+            },
+            "aws_sqs_queue": {
+                "dead_letters": {"name": "config-audit-${var.stage}-dead-letters", "message_retention_seconds": 1209600}
+            },
+            "aws_sns_topic": {
+                "changes": {"count": "${var.notify_changes ? 1 : 0}", "name": "config-audit-${var.stage}-changes"}
+            },
+        },
+        "data": {
+            "aws_iam_policy_document": {"audit_producer": producer, "api_handler": history},
+        },
+        "output": {
+            "configuration_table": {"value": "${aws_dynamodb_table.configuration.name}"},
+            "configuration_stream_arn": {"value": STREAM},
+            "audit_table": {"value": "${aws_dynamodb_table.audit.name}"},
+            "dead_letter_queue_url": {"value": "${aws_sqs_queue.dead_letters.url}"},
+        },
+    }
+
+
+def override_tf() -> dict[str, Any]:
+    names = {
+        "CONFIGURATION_TABLE_NAME": "${aws_dynamodb_table.configuration.name}",
+        "AUDIT_TABLE_NAME": "${aws_dynamodb_table.audit.name}",
+    }
+    return {
+        "resource": {
+            "aws_lambda_event_source_mapping": {
+                MAPPING: {
+                    "event_source_arn": STREAM,
+                    "starting_position": "TRIM_HORIZON",
+                    "function_response_types": ["ReportBatchItemFailures"],
+                    "bisect_batch_on_function_error": True,
+                    "maximum_retry_attempts": MAXIMUM_RETRY_ATTEMPTS,
+                    "maximum_record_age_in_seconds": MAXIMUM_RECORD_AGE_SECONDS,
+                    "destination_config": {"on_failure": {"destination_arn": QUEUE_ARN}},
+                }
+            },
+            "aws_lambda_function": {
+                "audit_producer": {
+                    "environment": {
+                        "variables": {
+                            **names,
+                            "CONFIGURATION_STREAM_ARN": STREAM,
+                            "REPORT_BATCH_ITEM_FAILURES": "true",
+                            "DEAD_LETTER_QUEUE_URL": "${aws_sqs_queue.dead_letters.url}",
+                            "CHANGE_TOPIC_ARN": '${var.notify_changes ? aws_sns_topic.changes[0].arn : ""}',
+                        }
+                    }
+                },
+                "api_handler": {"environment": {"variables": names}},
+            },
+            "aws_iam_role_policy": {
+                "audit_producer_role": {"policy": "${data.aws_iam_policy_document.audit_producer.json}"},
+                "api_handler_role": {"policy": "${data.aws_iam_policy_document.api_handler.json}"},
+            },
+        }
+    }
+
+
+FILES = {"audit.tf.json": audit_tf, "chalice_override.tf.json": override_tf}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, build in FILES.items():
+        text = json.dumps(build(), indent=2) + "\n"
+        path = OUT / name
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python -m infra.terraform): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Deploying for real: provisioning, the one-stack CloudFormation package, Terraform, least
+privilege, the CI workflows, and a `chalice deploy` / `chalice delete` rehearsal against moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from infra.tables import HISTORY_INDEX, audit_table, configuration_table
+from local.moto_process import moto_server
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+CHALICE = str(Path(sys.executable).with_name("chalice"))
+REHEARSAL = "rehearsal"
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with moto_server() as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        yield url
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the Chalice project, so provisioning and deploying leave the repository alone."""
+    target = tmp_path / "project"
+    target.mkdir()
+    for name in ("app.py", "chalicelib", "requirements.txt"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target / name)
+    (target / ".chalice").mkdir()
+    for name in ("config.json", "policy-dev.json"):
+        shutil.copy(ROOT / ".chalice" / name, target / ".chalice" / name)
+    if (ROOT / ".chalice" / "deployments").exists():  # reuse the dependency build if there is one
+        shutil.copytree(ROOT / ".chalice" / "deployments", target / ".chalice" / "deployments")
+    return target
+
+
+def run(*command: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(command, cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
+    return done
+
+
+def provision(project: Path, stage: str = REHEARSAL) -> dict[str, Any]:
+    run(sys.executable, "-m", "infra.provision", "--stage", stage, "--project", str(project))
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    return dict(config["stages"][stage])
+
+
+def test_provision_creates_the_tables_once_and_records_the_stream(endpoint: str, project: Path) -> None:
+    first = provision(project)
+    second = provision(project)  # idempotent: nothing is created twice, the ARN stays
+    dynamodb = boto3.client("dynamodb")
+    assert sorted(dynamodb.list_tables()["TableNames"]) == ["Audit", "Configuration"]
+    described = dynamodb.describe_table(TableName="Configuration")["Table"]
+    arn = second["environment_variables"]["CONFIGURATION_STREAM_ARN"]
+    assert arn == first["environment_variables"]["CONFIGURATION_STREAM_ARN"] == described["LatestStreamArn"]
+    assert described["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    audit = dynamodb.describe_table(TableName="Audit")["Table"]
+    assert [i["IndexName"] for i in audit["GlobalSecondaryIndexes"]] == [HISTORY_INDEX]
+    policy = json.loads((project / ".chalice" / f"policy-{REHEARSAL}.json").read_text())
+    stream_statement = next(s for s in policy["Statement"] if s["Sid"] == "ReadConfigurationStream")
+    assert stream_statement["Resource"] == arn
+
+
+def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoint: str, project: Path) -> None:
+    # GIVEN provisioned tables and a stage that knows its stream
+    stage = provision(project)
+    # WHEN the real `chalice deploy` runs against the moto server
+    run(CHALICE, "--project-dir", str(project), "deploy", "--stage", REHEARSAL, timeout=900)
+    lambda_ = boto3.client("lambda")
+    name = f"config-audit-{REHEARSAL}-audit_producer"
+    # THEN the function carries the stage's variables
+    configuration = lambda_.get_function(FunctionName=name)["Configuration"]
+    assert configuration["Environment"]["Variables"] == stage["environment_variables"]
+    # AND its event source mapping reads the Configuration stream from TRIM_HORIZON
+    mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
+    [mapping] = [m for m in mappings if m["FunctionArn"] == configuration["FunctionArn"]]
+    assert mapping["EventSourceArn"] == stage["environment_variables"]["CONFIGURATION_STREAM_ARN"]
+    assert mapping["StartingPosition"] == "TRIM_HORIZON" and mapping["BatchSize"] == 100
+    # AND its role holds exactly the least-privilege policy of the stage
+    role = configuration["Role"].rsplit("/", 1)[-1]
+    iam = boto3.client("iam")
+    [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    granted = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    if isinstance(granted, str):
+        granted = json.loads(granted)
+    assert granted == json.loads((project / ".chalice" / f"policy-{REHEARSAL}.json").read_text())
+    # WHEN `chalice delete` runs, THEN the function, its mapping and its role are gone
+    run(CHALICE, "--project-dir", str(project), "delete", "--stage", REHEARSAL)
+    assert name not in [f["FunctionName"] for f in lambda_.list_functions()["Functions"]]
+    assert lambda_.list_event_source_mappings()["EventSourceMappings"] == []
+    assert role not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+
+
+@pytest.fixture(scope="module")
+def stack_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`make package`'s output: Chalice's SAM template merged with infra/cloudformation/merge.json."""
+    out = tmp_path_factory.mktemp("cloudformation")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    merge = ROOT / "infra" / "cloudformation" / "merge.json"
+    command = [CHALICE, "package", "--stage", "dev", "--merge-template", str(merge), str(out)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    lint = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), str(out / "sam.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    return dict(json.loads((out / "sam.json").read_text()))
+
+
+def test_one_stack_holds_both_tables_as_infra_defines_them(stack_template: dict[str, Any]) -> None:
+    resources = stack_template["Resources"]
+    for logical, definition in (("ConfigurationTable", configuration_table("x")), ("AuditTable", audit_table("x"))):
+        properties = resources[logical]["Properties"]
+        assert properties["KeySchema"] == definition["KeySchema"]
+        assert properties["AttributeDefinitions"] == definition["AttributeDefinitions"]
+        assert properties.get("GlobalSecondaryIndexes") == definition.get("GlobalSecondaryIndexes")
+        assert resources[logical]["DeletionPolicy"] == "Retain"
+    assert resources["ConfigurationTable"]["Properties"]["StreamSpecification"] == {
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+    }
+
+
+def test_the_mapping_reads_the_stream_by_reference_with_the_settings_chalice_cannot_express(
+    stack_template: dict[str, Any],
+) -> None:
+    function = stack_template["Resources"]["AuditProducer"]["Properties"]
+    [source] = function["Events"].values()
+    settings = source["Properties"]
+    assert settings["Stream"] == {"Fn::GetAtt": ["ConfigurationTable", "StreamArn"]}
+    assert settings["StartingPosition"] == "TRIM_HORIZON"
+    assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert settings["BisectBatchOnFunctionError"] is True
+    assert settings["MaximumRetryAttempts"] > 0 and settings["MaximumRecordAgeInSeconds"] > 0
+    assert settings["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    variables = function["Environment"]["Variables"]
+    # partial-failure reporting is on in the function exactly where the mapping reports it
+    assert variables["REPORT_BATCH_ITEM_FAILURES"] == "true"
+    assert variables["CONFIGURATION_STREAM_ARN"] == settings["Stream"]
+    assert variables["AUDIT_TABLE_NAME"] == {"Ref": "AuditTable"}
+    assert variables["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
+    assert stack_template["Resources"]["ChangeTopic"]["Condition"] == "NotifyChangesOn"
+
+
+def _statements(document: Any) -> list[dict[str, Any]]:
+    found = []
+    for statement in document["Statement"]:
+        if "Fn::If" in statement:
+            statement = statement["Fn::If"][1]
+        found.append(statement)
+    return found
+
+
+def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[str, Any]) -> None:
+    resources = stack_template["Resources"]
+    producer = _statements(resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
+    history = _statements(resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
+    actions = {s["Sid"]: set(s["Action"]) for s in producer}
+    assert actions == {
+        "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+        "ReadConfigurationStream": {
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+        },
+        "WriteAuditEntries": {"dynamodb:BatchWriteItem"},
+        "SendPoisonRecords": {"sqs:SendMessage"},
+        "PublishChanges": {"sns:Publish"},
+    }
+    assert {s["Sid"]: set(s["Action"]) for s in history} == {
+        "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+        "ReadAuditHistory": {"dynamodb:Query"},
+    }
+    for statement in producer + history:
+        resource = statement["Resource"]
+        assert resource != "*" and not (isinstance(resource, list))
+        if statement["Sid"] == "WriteOwnLogs":
+            assert "${AWS::StackName}-*" in resource["Fn::Sub"]
+        else:
+            assert "*" not in json.dumps(resource)
+
+
+@pytest.fixture(scope="module")
+def terraform(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("terraform")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    command = [CHALICE, "package", "--stage", "dev", "--pkg-format", "terraform", str(out)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    for file in (ROOT / "infra" / "terraform").glob("*.tf.json"):
+        shutil.copy(file, out / file.name)
+    return out
+
+
+def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(terraform: Path) -> None:
+    chalice = json.loads((terraform / "chalice.tf.json").read_text())["resource"]
+    override = json.loads((terraform / "chalice_override.tf.json").read_text())["resource"]
+    ours = json.loads((terraform / "audit.tf.json").read_text())
+    # every resource the override names exists in Chalice's file, so the override applies
+    for kind, resources in override.items():
+        assert set(resources) <= set(chalice[kind]), kind
+    [mapping] = override["aws_lambda_event_source_mapping"].values()
+    assert mapping["event_source_arn"] == "${aws_dynamodb_table.configuration.stream_arn}"
+    assert not mapping["event_source_arn"].startswith("arn:")
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["bisect_batch_on_function_error"] is True
+    assert mapping["destination_config"]["on_failure"]["destination_arn"] == "${aws_sqs_queue.dead_letters.arn}"
+    variables = override["aws_lambda_function"]["audit_producer"]["environment"]["variables"]
+    assert variables["CONFIGURATION_STREAM_ARN"] == mapping["event_source_arn"]
+    assert variables["REPORT_BATCH_ITEM_FAILURES"] == "true"
+    tables = ours["resource"]["aws_dynamodb_table"]
+    assert tables["configuration"]["stream_view_type"] == "NEW_AND_OLD_IMAGES"
+    assert tables["audit"]["global_secondary_index"][0]["name"] == HISTORY_INDEX
+    documents = ours["data"]["aws_iam_policy_document"]
+    for document in documents.values():
+        for statement in document["statement"]:
+            assert statement["resources"] != ["*"]
+    policies = override["aws_iam_role_policy"]
+    assert policies["audit_producer_role"]["policy"] == "${data.aws_iam_policy_document.audit_producer.json}"
+
+
+def test_workflows_parse_and_call_makefile_targets_that_exist() -> None:
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    workflows = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / ".github" / "workflows").glob("*.yml")}
+    assert set(workflows) == {"ci", "deploy"}
+    for workflow in workflows.values():
+        for job in workflow["jobs"].values():
+            for step in job["steps"]:
+                for called in re.findall(r"\bmake ([a-z][a-z-]*)", step.get("run", "")):
+                    assert called in targets, called
+    ci_runs = [s.get("run", "") for s in workflows["ci"]["jobs"]["test"]["steps"]]
+    assert "make test" in ci_runs
+    triggers = workflows["ci"][True]  # YAML reads the key `on` as true
+    assert "push" in triggers and "pull_request" in triggers
+    deploy = workflows["deploy"]
+    assert "workflow_dispatch" in deploy[True]
+    assert deploy["permissions"]["id-token"] == "write"
+    credentials = next(s for s in deploy["jobs"]["deploy"]["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+    assert "role-to-assume" in credentials["with"] and "aws-access-key-id" not in credentials["with"]
