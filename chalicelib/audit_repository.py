@@ -9,13 +9,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from chalicelib.changes import Entry
 from chalicelib.errors import ConfigurationError
 
+T = TypeVar("T")
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem's maximum number of put requests per call
 
@@ -104,6 +105,26 @@ class Backoff:
         """Sleep before retry number ``attempt`` (1-based)."""
         self.sleep(self.jitter() * min(self.cap_seconds, self.base_seconds * 2**attempt))
 
+    def retry(
+        self,
+        pending: list[T],
+        call: Callable[[list[T]], list[T]],
+        on_leftover: Callable[[list[T]], None] | None = None,
+    ) -> list[T]:
+        """Call with what is pending until nothing is left or attempts run out; return what is left.
+
+        ``call`` sends a group and returns the part to send again (unprocessed, deferred, failed).
+        """
+        for attempt in range(1, self.max_attempts + 1):
+            pending = call(pending)
+            if not pending:
+                return []
+            if on_leftover is not None:
+                on_leftover(pending)
+            if attempt < self.max_attempts:
+                self.wait(attempt)
+        return pending
+
 
 class DynamoDBAuditRepository:
     """Audit entries in a DynamoDB table, written with BatchWriteItem (25 a call)."""
@@ -143,15 +164,11 @@ class DynamoDBAuditRepository:
 
     def _write_group(self, group: Sequence[Entry], result: SaveResult) -> list[Entry]:
         """Write up to 25 entries; return those still unwritten after every attempt."""
-        pending = list(group)
-        for attempt in range(1, self._backoff.max_attempts + 1):
-            pending = self._call(pending, result)
-            if not pending:
-                return []
-            result.retried_items += len(pending)
-            if attempt < self._backoff.max_attempts:
-                self._backoff.wait(attempt)
-        return pending
+
+        def count(left: list[Entry]) -> None:
+            result.retried_items += len(left)
+
+        return self._backoff.retry(list(group), lambda pending: self._call(pending, result), count)
 
     def _call(self, entries: list[Entry], result: SaveResult) -> list[Entry]:
         """One BatchWriteItem; returns the entries to try again."""

@@ -73,17 +73,10 @@ class SqsDeadLetters:
         return unsent
 
     def _send_group(self, group: list[Rejected]) -> list[Rejected]:
-        pending = dict(enumerate(group))
-        for attempt in range(1, self._backoff.max_attempts + 1):
-            pending = self._call(pending)
-            if not pending:
-                return []
-            if attempt < self._backoff.max_attempts:
-                self._backoff.wait(attempt)
-        return list(pending.values())
+        return [rejected for _, rejected in self._backoff.retry(list(enumerate(group)), self._call)]
 
-    def _call(self, pending: dict[int, Rejected]) -> dict[int, Rejected]:
-        entries = [{"Id": f"p{i}", "MessageBody": message_body(r)} for i, r in pending.items()]
+    def _call(self, pending: list[tuple[int, Rejected]]) -> list[tuple[int, Rejected]]:
+        entries = [{"Id": f"p{i}", "MessageBody": message_body(r)} for i, r in pending]
         try:
             response = self._client.send_message_batch(QueueUrl=self._queue, Entries=entries)
         except ClientError as error:
@@ -95,14 +88,15 @@ class SqsDeadLetters:
             return pending
         except BotoCoreError:
             return pending
-        retry: dict[int, Rejected] = {}
+        by_index = dict(pending)
+        retry: list[tuple[int, Rejected]] = []
         for failure in response.get("Failed", []):
             index = int(failure["Id"][1:])
             if failure.get("SenderFault"):
                 logger.error(
                     "dead-letter queue refused a poison record; it is logged here only",
-                    extra={"eventID": pending[index].event_id, "code": failure.get("Code")},
+                    extra={"eventID": by_index[index].event_id, "code": failure.get("Code")},
                 )
             else:
-                retry[index] = pending[index]
+                retry.append((index, by_index[index]))
         return retry

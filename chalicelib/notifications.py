@@ -88,14 +88,7 @@ class SnsNotifier:
         return result
 
     def _publish_group(self, group: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:
-        pending = group
-        for attempt in range(1, self._backoff.max_attempts + 1):
-            pending = self._call(pending, result)
-            if not pending:
-                return []
-            if attempt < self._backoff.max_attempts:
-                self._backoff.wait(attempt)
-        return pending
+        return self._backoff.retry(group, lambda pending: self._call(pending, result))
 
     def _call(self, messages: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:
         result.publish_calls += 1

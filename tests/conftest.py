@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -117,14 +118,25 @@ def dynamodb(aws: None) -> Any:
     return boto3.client("dynamodb", region_name=REGION)
 
 
+def streams_client() -> Any:
+    # in-process moto serves DynamoDB Streams only with account-id endpoints off
+    return boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+
+
 @pytest.fixture
 def stack(dynamodb: Any) -> Stack:
-    streams = boto3.client(
-        "dynamodbstreams",
-        region_name=REGION,
-        config=Config(account_id_endpoint_mode="disabled"),
-    )
-    return Stack(dynamodb, streams)
+    return Stack(dynamodb, streams_client())
+
+
+@contextlib.contextmanager
+def fresh_stack() -> Iterator[Stack]:
+    """A Stack in a moto of its own, for tests (hypothesis examples) that need one per example."""
+    with mock_aws():
+        wiring.clear()
+        try:
+            yield Stack(boto3.client("dynamodb", region_name=REGION), streams_client())
+        finally:
+            wiring.clear()
 
 
 @pytest.fixture

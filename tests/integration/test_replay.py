@@ -6,21 +6,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer
-from botocore.config import Config
 from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
-from chalicelib import wiring
 from chalicelib.audit_repository import DynamoDBAuditRepository
 from chalicelib.replay import replay, setting_at
-from infra.tables import create_tables
-from local.stream import read_all
-from tests.conftest import AUDIT, CONFIGURATION, REGION, ROOT
+from tests.conftest import AUDIT, CONFIGURATION, ROOT, fresh_stack
 
 _deserializer = TypeDeserializer()
 
@@ -90,41 +84,25 @@ def client() -> Client:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations)
 def test_replaying_the_history_rebuilds_the_table(client: Client, ops: list[tuple[Any, ...]]) -> None:
-    with mock_aws():
-        wiring.clear()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        streams = boto3.client(
-            "dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
-        )
-        stream_arn = create_tables(dynamodb, CONFIGURATION, AUDIT)
-        table = boto3.resource("dynamodb", region_name=REGION).Table(CONFIGURATION)
+    with fresh_stack() as stack:
         for operation in ops:
-            apply(table, operation)
-        event = {"Records": list(read_all(streams, stream_arn))}
-        assert client.lambda_.invoke("audit_producer", event).payload == {"batchItemFailures": []}
-        history = dynamodb.scan(TableName=AUDIT)["Items"]
-        truth = {item["key"]["S"]: item for item in dynamodb.scan(TableName=CONFIGURATION)["Items"]}
+            apply(stack.configuration, operation)
+        assert client.lambda_.invoke("audit_producer", stack.new_event()).payload == {"batchItemFailures": []}
+        history = stack.dynamodb.scan(TableName=AUDIT)["Items"]
+        truth = {item["key"]["S"]: item for item in stack.dynamodb.scan(TableName=CONFIGURATION)["Items"]}
         assert plain(replay(history)) == plain(truth)
-        wiring.clear()
 
 
 def test_setting_at_answers_what_a_setting_was_at_a_time(client: Client) -> None:
-    with mock_aws():
-        wiring.clear()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        streams = boto3.client(
-            "dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
-        )
-        stream_arn = create_tables(dynamodb, CONFIGURATION, AUDIT)
-        table = boto3.resource("dynamodb", region_name=REGION).Table(CONFIGURATION)
-        table.put_item(Item={"key": "CACHE_TTL_SEC", "value": 3600})
-        table.put_item(Item={"key": "CACHE_TTL_SEC", "value": 1800})
-        table.delete_item(Key={"key": "CACHE_TTL_SEC"})
-        records = list(read_all(streams, stream_arn))
+    with fresh_stack() as stack:
+        stack.put("CACHE_TTL_SEC", value=3600)
+        stack.put("CACHE_TTL_SEC", value=1800)
+        stack.delete("CACHE_TTL_SEC")
+        records = stack.new_records()
         for minute, record in enumerate(records):  # 09:00, 09:01, 09:02 on 2024-09-11
             record["dynamodb"]["ApproximateCreationDateTime"] = 1726045200.0 + 60 * minute
         client.lambda_.invoke("audit_producer", {"Records": records})
-        repository = DynamoDBAuditRepository(dynamodb, AUDIT)
+        repository = DynamoDBAuditRepository(stack.dynamodb, AUDIT)
         assert setting_at(repository, "CACHE_TTL_SEC", "2024-09-11T08:59:59.999Z") is None
         assert setting_at(repository, "CACHE_TTL_SEC", "2024-09-11T09:00:30.000Z") == {
             "key": {"S": "CACHE_TTL_SEC"},
@@ -132,4 +110,3 @@ def test_setting_at_answers_what_a_setting_was_at_a_time(client: Client) -> None
         }
         assert setting_at(repository, "CACHE_TTL_SEC", "2024-09-11T09:01:00.000Z")["value"] == {"N": "1800"}  # type: ignore[index]
         assert setting_at(repository, "CACHE_TTL_SEC", "2024-09-11T09:05:00.000Z") is None
-        wiring.clear()
