@@ -10,6 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.observability import SERVICE
 from local.stack import LocalStack
 from local.trail import render_table
 
@@ -59,10 +60,11 @@ def scenario(stack: LocalStack) -> list[tuple[str, Callable[[], Any], int]]:
 
 
 def quiet_logs() -> None:
-    """The poller's progress lines; the function's own JSON logs only from WARNING up."""
+    """The poller's progress lines; the function's own JSON logs only from WARNING up, no EMF."""
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s", stream=sys.stdout)
-    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", SERVICE):  # SERVICE: the function's logger
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
