@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "system": platform.platform(),
+            "empty_loop_10M_s": interpreter_speed(1 if args.smoke else 5),
         },
         "smoke": args.smoke,
     }
