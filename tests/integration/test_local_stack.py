@@ -71,7 +71,7 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     assert "updated value        3600 -> 1800" in out
     assert "updated description" in out and "deleted" in out
     assert "everything started has been stopped" in out
-    assert "_aws" not in out and "\"level\"" not in out  # progress lines, not the function's JSON
+    assert "_aws" not in out and '"level"' not in out  # progress lines, not the function's JSON
 
 
 def _free_port() -> int:
