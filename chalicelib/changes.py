@@ -171,7 +171,7 @@ def _in_sequence_order(records: Iterable[Any], plan: BatchPlan) -> list[tuple[st
             plan.rejected.append(_rejected(record, _first_problem(record)))
         else:
             ordered.append((int(sequence), position, sequence, record))
-    ordered.sort(key=lambda item: (item[0], item[1]))
+    ordered.sort()  # positions are unique, so tuples never compare past them
     return [(sequence, record) for _, _, sequence, record in ordered]
 
 
