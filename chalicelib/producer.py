@@ -8,7 +8,7 @@ from typing import Any
 from chalicelib.audit_repository import AuditRepository, SaveResult
 from chalicelib.changes import BatchPlan, RecordChanges, Rejected, plan_batch
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters
-from chalicelib.errors import BatchNotWritten
+from chalicelib.errors import BatchNotWritten, ConfigurationError
 from chalicelib.notifications import NoNotifier, Notifier
 from chalicelib.observability import count, invocation, iterator_age_ms, logger
 
@@ -27,7 +27,12 @@ class AuditProducer:
     def handle(self, event: Any, context: Any = None) -> BatchResponse:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
         with invocation(context):
-            return self._handle(event)
+            try:
+                return self._handle(event)
+            except ConfigurationError as error:
+                # one line that says what is missing; Lambda's own report follows with the same message
+                logger.error(f"misconfigured: {error}", extra={"reason": str(error)})
+                raise
 
     def _handle(self, event: Any) -> BatchResponse:
         plan = plan_batch(event)

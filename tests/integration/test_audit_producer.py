@@ -221,12 +221,15 @@ def test_entry_dynamodb_refuses_is_poison_not_a_blocked_shard(stack: Stack, clie
     assert "DynamoDB refused the entry" in error["reason"]
 
 
-def test_missing_audit_table_is_one_clear_error(stack: Stack, client: Client) -> None:
+def test_missing_audit_table_is_one_clear_error(stack: Stack, client: Client, logs: Any) -> None:
     stack.dynamodb.delete_table(TableName=AUDIT)
     stack.put("KEY", value=1)
     with pytest.raises(Exception) as error:
         invoke(client, stack.new_event())
+    assert type(error.value).__name__ == "ConfigurationError"
     assert str(error.value).startswith("Audit table 'Audit' (AUDIT_TABLE_NAME) does not exist")
+    [line] = [line for line in logs() if line["level"] == "ERROR"]
+    assert line["message"].startswith("misconfigured: Audit table 'Audit' (AUDIT_TABLE_NAME) does not exist")
 
 
 def test_missing_variable_is_named(stack: Stack, tmp_path: Path) -> None:
