@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from chalicelib.changes import Entry
-from chalicelib.errors import ConfigurationError
+from chalicelib.errors import ConfigurationError, error_code
 
 T = TypeVar("T")
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
@@ -179,7 +179,7 @@ class DynamoDBAuditRepository:
         except ParamValidationError as error:
             return self._isolate(entries, result, str(error))
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
+            code = error_code(error)
             if code in _CONFIGURATION_ERRORS:
                 raise ConfigurationError(
                     f"Audit table {self._table!r} (AUDIT_TABLE_NAME) {_CONFIGURATION_ERRORS[code]}: {code}"
@@ -249,7 +249,7 @@ class _HistoryReader:
         try:
             response: dict[str, Any] = self._client.query(**query)
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
+            code = error_code(error)
             if code in _CONFIGURATION_ERRORS:
                 raise ConfigurationError(
                     f"Audit table {self._table!r} (AUDIT_TABLE_NAME) or its index {self._index!r} "

@@ -68,7 +68,13 @@ class BatchPlan:
     records: list[RecordChanges] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
-    oldest_change: float | None = None
+
+    @property
+    def oldest_change(self) -> float | None:
+        """Epoch seconds of the oldest change in the batch (None for a batch with none)."""
+        if not self.records:
+            return None
+        return min(float(c.record["dynamodb"]["ApproximateCreationDateTime"]) for c in self.records)
 
     @property
     def entries(self) -> list[Entry]:
@@ -153,8 +159,6 @@ def _plan(event: Any) -> BatchPlan:
             continue
         seen.add(changes.event_id)
         plan.records.append(changes)
-    if plan.records:
-        plan.oldest_change = min(c.record["dynamodb"]["ApproximateCreationDateTime"] for c in plan.records)
     return plan
 
 

@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.audit_repository import Backoff
 from chalicelib.changes import Rejected
-from chalicelib.errors import ConfigurationError
+from chalicelib.errors import ConfigurationError, error_code
 from chalicelib.observability import logger
 
 SEND_BATCH_LIMIT = 10
@@ -80,7 +80,7 @@ class SqsDeadLetters:
         try:
             response = self._client.send_message_batch(QueueUrl=self._queue, Entries=entries)
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
+            code = error_code(error)
             if code in _CONFIGURATION_ERRORS:
                 raise ConfigurationError(
                     f"dead-letter queue {self._queue!r} (DEAD_LETTER_QUEUE_URL) cannot be sent to: {code}"

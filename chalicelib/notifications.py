@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.audit_repository import Backoff
 from chalicelib.changes import Entry, change_kind
-from chalicelib.errors import ConfigurationError
+from chalicelib.errors import ConfigurationError, error_code
 from chalicelib.observability import logger
 from chalicelib.rendering import item_json
 
@@ -95,7 +95,7 @@ class SnsNotifier:
         try:
             response = self._client.publish_batch(TopicArn=self._topic, PublishBatchRequestEntries=messages)
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
+            code = error_code(error)
             if code in _CONFIGURATION_ERRORS:
                 raise ConfigurationError(
                     f"SNS topic {self._topic!r} (CHANGE_TOPIC_ARN) cannot be published to: {code}"
