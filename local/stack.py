@@ -12,11 +12,11 @@ from types import TracebackType
 from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from chalicelib import wiring
+from chalicelib.images import deserialize_image
 from infra.tables import create_tables
 from local.poller import Checkpoint, StreamPoller
 
@@ -27,7 +27,6 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
-_deserializer = TypeDeserializer()
 
 
 def stage_variables(stage: str) -> dict[str, str]:
@@ -146,10 +145,15 @@ class LocalStack:
 
     def audit_entries(self) -> list[dict[str, Any]]:
         """Every entry of the Audit table as Python values, oldest first."""
-        items: list[dict[str, Any]] = []
-        paginator = self.dynamodb.get_paginator("scan")
-        for page in paginator.paginate(TableName=self.variables["AUDIT_TABLE_NAME"]):
-            items.extend(
-                {name: _deserializer.deserialize(value) for name, value in item.items()} for item in page["Items"]
-            )
-        return sorted(items, key=lambda e: (int(e["sequenceNumber"]), e.get("updatedAttribute", "")))
+        return read_audit(self.dynamodb, self.variables["AUDIT_TABLE_NAME"])
+
+
+def read_audit(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    """Every entry of an Audit table as Python values, in (sequenceNumber, updatedAttribute) order.
+
+    A scan: for the demo and the tests, which want the whole table; the product reads by key.
+    """
+    items: list[dict[str, Any]] = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        items.extend(deserialize_image(item) for item in page["Items"])
+    return sorted(items, key=lambda e: (int(e["sequenceNumber"]), e.get("updatedAttribute", "")))

@@ -14,14 +14,15 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import wiring
+from chalicelib.images import deserialize_image
 from chalicelib.observability import logger
 from infra.tables import create_tables
+from local.stack import read_audit
 from local.stream import read_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +32,6 @@ STAGE = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["d
 CONFIGURATION = STAGE["environment_variables"]["CONFIGURATION_TABLE_NAME"]
 AUDIT = STAGE["environment_variables"]["AUDIT_TABLE_NAME"]
 
-_deserializer = TypeDeserializer()
-
 
 def load_event(name: str) -> dict[str, Any]:
     """A Lambda event kept as a file under tests/events/."""
@@ -41,7 +40,7 @@ def load_event(name: str) -> dict[str, Any]:
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
     """An item in attribute-value form -> Python values (numbers as Decimal, exact)."""
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+    return deserialize_image(item)
 
 
 @pytest.fixture(autouse=True)
@@ -101,10 +100,7 @@ class Stack:
 
     def audit_entries(self) -> list[dict[str, Any]]:
         """Every Audit entry, as Python values, in (sequenceNumber, updatedAttribute) order."""
-        items: list[dict[str, Any]] = []
-        for page in self.dynamodb.get_paginator("scan").paginate(TableName=AUDIT):
-            items.extend(plain(item) for item in page["Items"])
-        return sorted(items, key=lambda e: (int(e["sequenceNumber"]), e.get("updatedAttribute", "")))
+        return read_audit(self.dynamodb, AUDIT)
 
 
 @pytest.fixture
