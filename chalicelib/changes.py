@@ -23,7 +23,6 @@ from chalicelib.images import (
     Image,
     client_image,
     client_value,
-    is_number,
     item_size,
     same_value,
     value_size,
@@ -290,13 +289,6 @@ def _modify_entries(
 def _checked(value: Any, image: str, name: str) -> AttributeValue | None:
     if value is None:
         return None
-    if type(value) is dict and len(value) == 1:  # the common changes, checked inline
-        inner = value.get("S")
-        if type(inner) is str:
-            return value
-        inner = value.get("N")
-        if type(inner) is str and is_number(inner):
-            return value
     try:
         return client_value(value)
     except BadAttributeValue as error:

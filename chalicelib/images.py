@@ -70,9 +70,6 @@ def to_python(value: AttributeValue) -> Any:
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-is_number = _NUMBER.fullmatch
-
-
 def _check_number(text: Any) -> None:
     if type(text) is not str or _NUMBER.fullmatch(text) is None:
         raise BadAttributeValue(f"N value is not a number: {text!r:.40}")
