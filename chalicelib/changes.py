@@ -10,7 +10,7 @@ import gc
 import hashlib
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -40,9 +40,13 @@ class PoisonRecord(ValueError):
     """A stream record that can never be audited; it is reported and skipped, never retried."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordChanges:
-    """The audit entries of one stream record (none for a write that changed nothing)."""
+    """The audit entries of one stream record (none for a write that changed nothing).
+
+    Not frozen: one is made per record, and a frozen dataclass's ``__init__`` costs four times as
+    much (it sets each field through ``object.__setattr__``). Nothing changes one after planning.
+    """
 
     event_id: str
     sequence_number: str
@@ -89,7 +93,7 @@ def entry_id(event_id: str, attribute: str | None = None) -> str:
     """
     name = event_id if attribute is None else f"{event_id}\x1f{attribute}"
     h = hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    return "-".join((h[:8], h[8:12], "4" + h[13:16], _VARIANT[h[16]] + h[17:20], h[20:]))
 
 
 # RFC 4122 variant: the top two bits of the clock_seq_hi nibble become 10.
@@ -146,36 +150,35 @@ def _plan(event: Any) -> BatchPlan:
     if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
         plan.rejected.append(Rejected("event has no 'Records' list", event))
         return plan
-    seen: set[str] = set()
-    for sequence, record in _in_sequence_order(event["Records"], plan):
+    planned, rejected, seen = plan.records, plan.rejected, set()
+    previous, in_order = "", True
+    for record in event["Records"]:
+        sequence = _sequence_number(record)
+        if sequence is None:
+            rejected.append(_rejected(record, _first_problem(record)))
+            continue
         try:
             changes = changes_for_record(record, sequence)
         except PoisonRecord as poison:
-            plan.rejected.append(_rejected(record, str(poison)))
+            rejected.append(_rejected(record, str(poison)))
             continue
         if changes.event_id in seen:  # the same record twice in one batch: its ids collide
             plan.duplicates.append(changes.event_id)
             continue
         seen.add(changes.event_id)
-        plan.records.append(changes)
+        planned.append(changes)
+        # Lambda delivers a shard in order, so this only confirms it: decimal strings without
+        # leading zeros compare as integers by (length, text); anything else is sorted below
+        if in_order and (
+            sequence[0] == "0"
+            or len(sequence) < len(previous)
+            or (len(sequence) == len(previous) and sequence <= previous)
+        ):
+            in_order = False
+        previous = sequence
+    if not in_order:  # the failure reported back must be the lowest sequence number not written
+        planned.sort(key=lambda changes: int(changes.sequence_number))
     return plan
-
-
-def _in_sequence_order(records: Iterable[Any], plan: BatchPlan) -> list[tuple[str, Any]]:
-    """(sequence number, record) sorted as integers; records without a usable one are rejected.
-
-    Lambda delivers a shard's records in order, so this is a linear pass; it is here so that
-    the failure reported back is always the lowest sequence number not written.
-    """
-    ordered: list[tuple[int, int, str, Any]] = []
-    for position, record in enumerate(records):
-        sequence = _sequence_number(record)
-        if sequence is None:
-            plan.rejected.append(_rejected(record, _first_problem(record)))
-        else:
-            ordered.append((int(sequence), position, sequence, record))
-    ordered.sort()  # positions are unique, so tuples never compare past them
-    return [(sequence, record) for _, _, sequence, record in ordered]
 
 
 def _sequence_number(record: Any) -> str | None:
@@ -209,8 +212,9 @@ def changes_for_record(record: dict[str, Any], sequence: str | None = None) -> R
     """One stream record -> its audit entries; raises PoisonRecord when it can never be audited.
 
     This runs once per record, so it is written for speed: events arrive as parsed JSON, so
-    containers are checked as ``dict`` (several times cheaper than ABC checks), and each entry
-    is one dict literal. Every irregular input falls through to a helper that says what is wrong.
+    containers are checked as ``dict`` (several times cheaper than ABC checks), the regular case
+    is checked inline, and each entry is one dict literal. Every irregular input falls through to
+    a helper that says what is wrong, in the order the checks are listed here.
     """
     if type(record) is not dict:
         raise PoisonRecord(f"record is not an object: {record!r:.80}")
@@ -225,30 +229,42 @@ def changes_for_record(record: dict[str, Any], sequence: str | None = None) -> R
         if sequence is None:
             raise PoisonRecord("record has no decimal dynamodb.SequenceNumber")
     event_name = record.get("eventName")
-    if event_name not in _EVENT_NAMES:
+    old, new = body.get("OldImage"), body.get("NewImage")
+    if event_name == "MODIFY":  # only the attributes that changed are checked (in _modify_entries)
+        if type(old) is not dict or type(new) is not dict:
+            old = _image(body, "OldImage", required=True, checked=False)
+            new = _image(body, "NewImage", required=True, checked=False)
+    elif event_name == "INSERT" or event_name == "REMOVE":
+        old = _image(body, "OldImage", required=event_name == "REMOVE", checked=True)
+        new = _image(body, "NewImage", required=event_name == "INSERT", checked=True)
+    else:
         raise PoisonRecord(f"unknown eventName {event_name!r}; expected INSERT, MODIFY or REMOVE")
-    # a MODIFY checks only the attributes that changed (in _modify_entries); the others go nowhere
-    checked = event_name != "MODIFY"
-    old = _image(body, "OldImage", required=event_name != "INSERT", checked=checked)
-    new = _image(body, "NewImage", required=event_name != "REMOVE", checked=checked)
-    key = {"S": _item_key(body, new if new is not None else old)}
-    when = {"S": _modification_time(body)}
+    keys = body.get("Keys")
+    key = keys.get(KEY_ATTRIBUTE) if type(keys) is dict else None
+    if type(key) is not dict or len(key) != 1 or type(key.get("S")) is not str or not key["S"]:
+        key = {"S": _item_key(body, new if new is not None else old)}
+    # the stream's own {"S": key} goes into the entries as it is: entries are never changed
+    created = body.get("ApproximateCreationDateTime")
+    when = _TIMES.get(created) if type(created) is float or type(created) is int else None
+    if when is None:
+        when = _formatted_time(body)
     position = {"S": sequence}
-    if event_name == "INSERT":
-        entries: list[Entry] = [
-            {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": when,
+    if event_name == "MODIFY":
+        assert old is not None and new is not None
+        entries = _modify_entries(event_id, key, {"S": when}, position, old, new)
+    elif event_name == "INSERT":
+        entries = [
+            {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": {"S": when},
              "sequenceNumber": position, "newValue": {"M": new}}
         ]  # fmt: skip
-    elif event_name == "REMOVE":
-        removed: Entry = {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": when,
+    else:
+        removed: Entry = {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": {"S": when},
                           "sequenceNumber": position, "oldValue": {"M": old}}  # fmt: skip
         if record.get("userIdentity") == _TTL_IDENTITY:
             removed["expired"] = {"BOOL": True}
         entries = [removed]
-    else:
-        assert old is not None and new is not None
-        entries = _modify_entries(event_id, key, when, position, old, new)
-    if entries and _may_exceed_item_limit(body, old, new):
+    size = body.get("SizeBytes")
+    if entries and not (type(size) is int and 0 <= size <= _ROOMY) and _may_exceed_item_limit(body, old, new):
         try:
             for entry in entries:
                 _check_size(entry)
@@ -260,16 +276,27 @@ def changes_for_record(record: dict[str, Any], sequence: str | None = None) -> R
 def _modify_entries(
     event_id: str, key: AttributeValue, when: AttributeValue, position: AttributeValue, old: Image, new: Image
 ) -> list[Entry]:
+    changed: list[str] = []
+    added = 0
+    for name, value in new.items():
+        if old.get(name) != value:  # the wire forms differ (equal forms are equal values)
+            changed.append(name)
+            added += name not in old
+    if len(old) + added > len(new):  # attributes the write removed
+        changed.extend(old.keys() - new.keys())
+    if len(changed) > 1:
+        changed.sort()
     entries: list[Entry] = []
-    for name in sorted(old.keys() | new.keys()):
+    for name in changed:
         if name == KEY_ATTRIBUTE:
             continue
         before, after = old.get(name), new.get(name)
-        if before == after:  # the wire forms are equal: unchanged, whatever they hold
-            continue
-        before = _checked(before, "OldImage", name)
-        after = _checked(after, "NewImage", name)
-        if before is not None and after is not None and same_value(before, after):
+        if before is not None and not _plain(before):
+            before = _checked(before, "OldImage", name)
+        if after is not None and not _plain(after):
+            after = _checked(after, "NewImage", name)
+        # only values of a type with several wire forms (numbers, sets, maps, lists) can be equal
+        if before is not None and after is not None and "S" not in after and same_value(before, after):
             continue
         entry: Entry = {
             "id": {"S": entry_id(event_id, name)},
@@ -286,9 +313,18 @@ def _modify_entries(
     return entries
 
 
-def _checked(value: Any, image: str, name: str) -> AttributeValue | None:
-    if value is None:
-        return None
+def _plain(value: Any) -> bool:
+    """A string, or a whole number as DynamoDB writes it: well-formed as it stands, no more checks."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    text = value.get("S")
+    if type(text) is str:
+        return True
+    text = value.get("N")
+    return type(text) is str and text.isdigit() and text.isascii()
+
+
+def _checked(value: Any, image: str, name: str) -> AttributeValue:
     try:
         return client_value(value)
     except BadAttributeValue as error:
@@ -326,13 +362,25 @@ def _item_key(body: dict[str, Any], image: Image | None) -> str:
     return str(value["S"])
 
 
-def _modification_time(body: dict[str, Any]) -> str:
+# epoch seconds -> formatted time, for the records of the last few batches (they share seconds)
+_TIMES: dict[float, str] = {}
+
+
+def _formatted_time(body: dict[str, Any]) -> str:
     created = body.get("ApproximateCreationDateTime")
     if type(created) is not float and type(created) is not int:
         raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime is not epoch seconds: {created!r:.40}")
     if not math.isfinite(created) or not 0 <= created < 253402300800:  # year 10000
         raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime out of range: {created!r}")
-    return format_time(float(created))
+    if len(_TIMES) >= 4096:
+        _TIMES.clear()
+    when = _TIMES[created] = format_time(float(created))
+    return when
+
+
+# SizeBytes counts every attribute's name (a byte at least), so an image has at most SizeBytes
+# members: a record this small or smaller gives entries well under the limit, unmeasured.
+_ROOMY = (MAX_ITEM_BYTES - 4096) // 2
 
 
 def _may_exceed_item_limit(body: dict[str, Any], old: Image | None, new: Image | None) -> bool:

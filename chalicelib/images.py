@@ -71,6 +71,8 @@ _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _check_number(text: Any) -> None:
+    if type(text) is str and text.isdigit() and text.isascii():  # a whole number: most are
+        return
     if type(text) is not str or _NUMBER.fullmatch(text) is None:
         raise BadAttributeValue(f"N value is not a number: {text!r:.40}")
 
@@ -148,6 +150,8 @@ def _decode_b64(payload: Any) -> bytes:
 def _checked_members(image: Image, depth: int) -> Image:
     converted: dict[str, AttributeValue] | None = None
     for name, value in image.items():
+        if type(value) is dict and len(value) == 1 and type(value.get("S")) is str:
+            continue  # a string is well-formed as it stands, and strings are most values
         try:
             checked = client_value(value, depth)
         except BadAttributeValue as error:
@@ -182,8 +186,15 @@ def same_value(left: AttributeValue, right: AttributeValue) -> bool:
     if tag in _EXACT_FORMS:
         return False
     if tag == "N":  # "1" and "1.0" are one number; DynamoDB normalizes, this does not rely on it
+        if _whole(inner) and _whole(other):  # one way to write each: unequal texts, unequal numbers
+            return False
         return Decimal(inner) == Decimal(other)
     return bool(to_python(left) == to_python(right)) and _type_tags(left) == _type_tags(right)
+
+
+def _whole(text: str) -> bool:
+    """True for a whole number written without sign or leading zeros ("0", "17", not "017")."""
+    return text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1)
 
 
 def _type_tags(value: Any) -> Any:

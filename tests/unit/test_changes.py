@@ -96,6 +96,33 @@ def test_modify_that_changes_nothing_gives_no_entry() -> None:
     assert entries(record("MODIFY", same, copy.deepcopy(same))) == []
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "changed"),
+    [
+        ({"N": "17"}, {"N": "017"}, False),  # one number, two ways to write it
+        ({"N": "17"}, {"N": "17.0"}, False),
+        ({"N": "0"}, {"N": "0.0"}, False),
+        ({"N": "17"}, {"N": "71"}, True),
+        ({"N": "0"}, {"N": "10"}, True),
+        ({"N": "17"}, {"S": "17"}, True),  # same text, another type
+        ({"S": "17"}, {"N": "17"}, True),
+        ({"S": "a"}, {"S": "b"}, True),
+    ],
+)
+def test_a_number_written_another_way_is_not_a_change(
+    before: dict[str, Any], after: dict[str, Any], changed: bool
+) -> None:
+    found = entries(record("MODIFY", item(v=before), item(v=after)))
+    assert [e["updatedAttribute"]["S"] for e in found] == (["v"] if changed else [])
+
+
+def test_malformed_changed_values_are_named_whatever_the_fast_path() -> None:
+    # a changed value the fast path does not recognise still gets its full check and named reason
+    for bad, reason in (({"N": "12a"}, "N value is not a number"), ({"S": 5}, "S value is not a string")):
+        with pytest.raises(PoisonRecord, match=f"bad attribute value in NewImage: attribute 'v': {reason}"):
+            changes_for_record(record("MODIFY", item(v={"N": "1"}), item(v=bad)))
+
+
 def test_set_order_is_not_a_change_but_a_type_change_is() -> None:
     old = item(tags={"SS": ["a", "b"]}, flag={"N": "1"})
     new = item(tags={"SS": ["b", "a"]}, flag={"BOOL": True})
@@ -162,6 +189,17 @@ def test_modification_time_comes_from_the_record(epoch: float, formatted: str) -
     [entry] = entries(record("INSERT", new=item(v={"N": "1"}), created=epoch))
     assert entry["modificationTime"] == {"S": formatted}
     assert format_time(float(epoch)) == formatted
+
+
+def test_records_of_one_time_share_its_text_and_a_boolean_time_is_still_poison() -> None:
+    # times are cached by their epoch value; True == 1 in Python, so the cache must not answer it
+    first = record("INSERT", new=item("A", v={"N": "1"}), event_id="a", sequence="1", created=1)
+    same = record("INSERT", new=item("B", v={"N": "1"}), event_id="b", sequence="2", created=1.0)
+    boolean = record("INSERT", new=item("C", v={"N": "1"}), event_id="c", sequence="3", created=True)
+    plan = plan_batch({"Records": [first, same, boolean]})
+    assert [e["modificationTime"]["S"] for e in plan.entries] == ["1970-01-01T00:00:01.000Z"] * 2
+    assert [r.event_id for r in plan.rejected] == ["c"]
+    assert "is not epoch seconds: True" in plan.rejected[0].reason
 
 
 def test_sequence_number_is_carried_as_the_records_decimal_string() -> None:
@@ -267,6 +305,26 @@ def test_records_are_planned_in_sequence_order_compared_as_integers() -> None:
     early = record("INSERT", new=item("A", v={"N": "1"}), event_id="a", sequence="999")
     plan = plan_batch({"Records": [late, early]})
     assert [r.sequence_number for r in plan.records] == ["999", "1000"]
+
+
+@pytest.mark.parametrize(
+    "delivered",
+    [
+        ["998", "0997"],  # a leading zero: longer text, smaller number
+        ["0998", "999", "1000"],
+        ["5", "4", "6"],
+        ["10", "10", "11"],  # ties keep delivery order
+        ["1", "2", "3"],
+    ],
+)
+def test_planned_order_is_integer_order_whatever_the_delivery(delivered: list[str]) -> None:
+    records = [
+        record("INSERT", new=item(f"K{n}", v={"N": "1"}), event_id=f"e{n}", sequence=sequence)
+        for n, sequence in enumerate(delivered)
+    ]
+    plan = plan_batch({"Records": records})
+    expected = sorted(range(len(delivered)), key=lambda n: int(delivered[n]))
+    assert [r.event_id for r in plan.records] == [f"e{n}" for n in expected]
 
 
 def test_a_record_delivered_twice_in_one_batch_is_audited_once() -> None:
