@@ -23,6 +23,7 @@ from chalicelib.images import (
     Image,
     client_image,
     client_value,
+    is_plain,
     item_size,
     same_value,
     value_size,
@@ -151,6 +152,7 @@ def _plan(event: Any) -> BatchPlan:
         plan.rejected.append(Rejected("event has no 'Records' list", event))
         return plan
     planned, rejected, seen = plan.records, plan.rejected, set()
+    times: dict[float, AttributeValue] = {}  # a batch's records share few seconds
     previous, in_order = "", True
     for record in event["Records"]:
         sequence = _sequence_number(record)
@@ -158,7 +160,7 @@ def _plan(event: Any) -> BatchPlan:
             rejected.append(_rejected(record, _first_problem(record)))
             continue
         try:
-            changes = changes_for_record(record, sequence)
+            changes = changes_for_record(record, sequence, times)
         except PoisonRecord as poison:
             rejected.append(_rejected(record, str(poison)))
             continue
@@ -208,8 +210,13 @@ def _rejected(record: Any, reason: str) -> Rejected:
     )
 
 
-def changes_for_record(record: dict[str, Any], sequence: str | None = None) -> RecordChanges:
+def changes_for_record(
+    record: dict[str, Any], sequence: str | None = None, times: dict[float, AttributeValue] | None = None
+) -> RecordChanges:
     """One stream record -> its audit entries; raises PoisonRecord when it can never be audited.
+
+    ``sequence`` is the record's sequence number when the caller has read it already; ``times``
+    maps epoch seconds to formatted times for the records of one batch, which share few seconds.
 
     This runs once per record, so it is written for speed: events arrive as parsed JSON, so
     containers are checked as ``dict`` (several times cheaper than ABC checks), the regular case
@@ -243,22 +250,27 @@ def changes_for_record(record: dict[str, Any], sequence: str | None = None) -> R
     key = keys.get(KEY_ATTRIBUTE) if type(keys) is dict else None
     if type(key) is not dict or len(key) != 1 or type(key.get("S")) is not str or not key["S"]:
         key = {"S": _item_key(body, new if new is not None else old)}
-    # the stream's own {"S": key} goes into the entries as it is: entries are never changed
+    # the stream's own {"S": key} goes into the entries as it is, and records of one time share
+    # its {"S": time}: entries are never changed after planning
     created = body.get("ApproximateCreationDateTime")
-    when = _TIMES.get(created) if type(created) is float or type(created) is int else None
+    # True == 1 in Python, so only real numbers may ask the cache
+    when = times.get(created) if times is not None and (type(created) is float or type(created) is int) else None
     if when is None:
-        when = _formatted_time(body)
+        epoch = _epoch_seconds(body)
+        when = {"S": format_time(epoch)}
+        if times is not None:
+            times[epoch] = when
     position = {"S": sequence}
     if event_name == "MODIFY":
         assert old is not None and new is not None
-        entries = _modify_entries(event_id, key, {"S": when}, position, old, new)
+        entries = _modify_entries(event_id, key, when, position, old, new)
     elif event_name == "INSERT":
         entries = [
-            {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": {"S": when},
+            {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": when,
              "sequenceNumber": position, "newValue": {"M": new}}
         ]  # fmt: skip
     else:
-        removed: Entry = {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": {"S": when},
+        removed: Entry = {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": when,
                           "sequenceNumber": position, "oldValue": {"M": old}}  # fmt: skip
         if record.get("userIdentity") == _TTL_IDENTITY:
             removed["expired"] = {"BOOL": True}
@@ -276,13 +288,9 @@ def changes_for_record(record: dict[str, Any], sequence: str | None = None) -> R
 def _modify_entries(
     event_id: str, key: AttributeValue, when: AttributeValue, position: AttributeValue, old: Image, new: Image
 ) -> list[Entry]:
-    changed: list[str] = []
-    added = 0
-    for name, value in new.items():
-        if old.get(name) != value:  # the wire forms differ (equal forms are equal values)
-            changed.append(name)
-            added += name not in old
-    if len(old) + added > len(new):  # attributes the write removed
+    # the wire forms differ (equal forms are equal values); then the attributes the write removed
+    changed = [name for name, value in new.items() if old.get(name) != value]
+    if not old.keys() <= new.keys():
         changed.extend(old.keys() - new.keys())
     if len(changed) > 1:
         changed.sort()
@@ -291,12 +299,12 @@ def _modify_entries(
         if name == KEY_ATTRIBUTE:
             continue
         before, after = old.get(name), new.get(name)
-        if before is not None and not _plain(before):
-            before = _checked(before, "OldImage", name)
-        if after is not None and not _plain(after):
-            after = _checked(after, "NewImage", name)
-        # only values of a type with several wire forms (numbers, sets, maps, lists) can be equal
-        if before is not None and after is not None and "S" not in after and same_value(before, after):
+        plain = True  # both strings or whole numbers, each with one wire form: unequal forms differ
+        if before is not None and not is_plain(before):
+            before, plain = _checked(before, "OldImage", name), False
+        if after is not None and not is_plain(after):
+            after, plain = _checked(after, "NewImage", name), False
+        if not plain and before is not None and after is not None and same_value(before, after):
             continue
         entry: Entry = {
             "id": {"S": entry_id(event_id, name)},
@@ -311,17 +319,6 @@ def _modify_entries(
             entry["newValue"] = after
         entries.append(entry)
     return entries
-
-
-def _plain(value: Any) -> bool:
-    """A string, or a whole number as DynamoDB writes it: well-formed as it stands, no more checks."""
-    if type(value) is not dict or len(value) != 1:
-        return False
-    text = value.get("S")
-    if type(text) is str:
-        return True
-    text = value.get("N")
-    return type(text) is str and text.isdigit() and text.isascii()
 
 
 def _checked(value: Any, image: str, name: str) -> AttributeValue:
@@ -362,20 +359,13 @@ def _item_key(body: dict[str, Any], image: Image | None) -> str:
     return str(value["S"])
 
 
-# epoch seconds -> formatted time, for the records of the last few batches (they share seconds)
-_TIMES: dict[float, str] = {}
-
-
-def _formatted_time(body: dict[str, Any]) -> str:
+def _epoch_seconds(body: dict[str, Any]) -> float:
     created = body.get("ApproximateCreationDateTime")
     if type(created) is not float and type(created) is not int:
         raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime is not epoch seconds: {created!r:.40}")
     if not math.isfinite(created) or not 0 <= created < 253402300800:  # year 10000
         raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime out of range: {created!r}")
-    if len(_TIMES) >= 4096:
-        _TIMES.clear()
-    when = _TIMES[created] = format_time(float(created))
-    return when
+    return float(created)
 
 
 # SizeBytes counts every attribute's name (a byte at least), so an image has at most SizeBytes

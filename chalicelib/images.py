@@ -71,8 +71,10 @@ _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _check_number(text: Any) -> None:
-    if type(text) is str and text.isdigit() and text.isascii():  # a whole number: most are
-        return
+    if type(text) is str:  # unsigned and without exponent, as most are: digits and at most one point
+        digits = text.replace(".", "", 1)
+        if digits.isdigit() and digits.isascii():
+            return
     if type(text) is not str or _NUMBER.fullmatch(text) is None:
         raise BadAttributeValue(f"N value is not a number: {text!r:.40}")
 
@@ -80,8 +82,25 @@ def _check_number(text: Any) -> None:
 def _check_members(tag: str, members: Any, kind: type) -> None:
     if type(members) is not list or not members:
         raise BadAttributeValue(f"{tag} value is not a non-empty list")
-    if not all(type(member) is kind for member in members):
-        raise BadAttributeValue(f"{tag} value holds a member that is not {kind.__name__}")
+    for member in members:  # a plain loop: all() over a generator costs more than the checks
+        if type(member) is not kind:
+            raise BadAttributeValue(f"{tag} value holds a member that is not {kind.__name__}")
+
+
+def is_plain(value: Any) -> bool:
+    """A string, or a whole number without sign or leading zeros ({"N": "17"}, not "017").
+
+    Such a value is well-formed as it stands, and has one wire form only, so two plain values
+    with different wire forms hold different values. Most values are plain; this is their
+    shortcut past ``client_value`` and ``same_value``.
+    """
+    if type(value) is not dict or len(value) != 1:
+        return False
+    text = value.get("S")
+    if type(text) is str:
+        return True
+    text = value.get("N")
+    return type(text) is str and text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1)
 
 
 def client_value(value: Any, depth: int = 1) -> AttributeValue:
@@ -127,10 +146,16 @@ def client_value(value: Any, depth: int = 1) -> AttributeValue:
     elif tag == "L":
         if type(inner) is not list:
             raise BadAttributeValue(f"L value is not a list: {inner!r:.40}")
-        converted = [client_value(member, depth + 1) for member in inner]
-        if all(new is old for new, old in zip(converted, inner, strict=True)):
-            return value
-        return {"L": converted}
+        elements: list[AttributeValue] | None = None
+        for position, member in enumerate(inner):
+            if is_plain(member):
+                continue
+            checked = client_value(member, depth + 1)
+            if checked is not member:
+                if elements is None:
+                    elements = list(inner)
+                elements[position] = checked
+        return value if elements is None else {"L": elements}
     else:
         raise BadAttributeValue(f"unknown AttributeValue type {tag!r:.20}")
     return value
@@ -150,8 +175,8 @@ def _decode_b64(payload: Any) -> bytes:
 def _checked_members(image: Image, depth: int) -> Image:
     converted: dict[str, AttributeValue] | None = None
     for name, value in image.items():
-        if type(value) is dict and len(value) == 1 and type(value.get("S")) is str:
-            continue  # a string is well-formed as it stands, and strings are most values
+        if is_plain(value):
+            continue
         try:
             checked = client_value(value, depth)
         except BadAttributeValue as error:
