@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from bench.bare import bare_entries
 from bench.naive import naive_handler
 from bench.workload import event as workload_event
 from chalicelib.audit_repository import BATCH_WRITE_LIMIT
@@ -62,19 +63,39 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 
 def build_throughput(sizes: list[int], runs: int) -> list[dict[str, Any]]:
-    """Records per second of the pure step (records -> entries), one core, no I/O."""
+    """Records per second of the pure step (records -> entries), one core, no I/O.
+
+    The bare step (bench/bare.py: the same entries, no checks) runs on the same records in the
+    same runs, alternating which goes first, so a busy moment of the machine hits both alike;
+    ``ours/bare`` is the median of the per-run ratios.
+    """
+    steps: dict[str, Callable[[Any], Any]] = {"ours": plan_batch, "bare": bare_entries}
     rows = []
     for shape, wide in (("seed-shaped", False), ("wide", True)):
         for size in sizes:
-            event = workload_event(size, wide=wide)
-            plan_batch(event)  # warm caches once, as a warm Lambda would be
-            samples = []
-            for _ in range(runs):
-                gc.collect()
-                start = time.perf_counter()
-                plan_batch(event)
-                samples.append(size / (time.perf_counter() - start))
-            rows.append({"shape": shape, "batch": size, **summary(samples)})
+            # as Lambda hands it over: parsed from JSON, so no two records share an object
+            event = json.loads(json.dumps(workload_event(size, wide=wide)))
+            if bare_entries(event) != plan_batch(event).entries:  # also warms caches once
+                raise SystemExit(f"bench/bare.py and plan_batch disagree on {shape} x {size}; fix the bare step")
+            samples: dict[str, list[float]] = {"ours": [], "bare": []}
+            for run in range(runs):
+                for name in ("ours", "bare") if run % 2 == 0 else ("bare", "ours"):
+                    gc.collect()
+                    gc.disable()  # plan_batch pauses the collector itself; the bare step gets the same
+                    start = time.perf_counter()
+                    steps[name](event)
+                    samples[name].append(size / (time.perf_counter() - start))
+                    gc.enable()
+            ratio = statistics.median(o / b for o, b in zip(samples["ours"], samples["bare"], strict=True))
+            rows.append(
+                {
+                    "shape": shape,
+                    "batch": size,
+                    **summary(samples["ours"]),
+                    "bare": summary(samples["bare"]),
+                    "ours/bare": ratio,
+                }
+            )
     return rows
 
 
@@ -253,12 +274,14 @@ def markdown(results: dict[str, Any]) -> str:
         "median of the runs, [min, max] in brackets. For scale: an empty Python loop of 10 million turns "
         f"takes {results['machine']['empty_loop_10M_s']:.2f} s on this core.",
         "",
-        "| build (pure step, one core) | batch | records/s |",
-        "| --- | ---: | ---: |",
+        "| build (pure step, one core) | batch | records/s | bare step, same runs | ours / bare |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for row in results["build"]:
+        bare = row["bare"]
         lines.append(
-            f"| {row['shape']} | {row['batch']:,} | {row['median']:,.0f} [{row['min']:,.0f}, {row['max']:,.0f}] |"
+            f"| {row['shape']} | {row['batch']:,} | {row['median']:,.0f} [{row['min']:,.0f}, {row['max']:,.0f}] "
+            f"| {bare['median']:,.0f} [{bare['min']:,.0f}, {bare['max']:,.0f}] | {row['ours/bare']:.2f} |"
         )
     lines += ["", "| end to end, moto server on 127.0.0.1 | batch | records/s |", "| --- | ---: | ---: |"]
     for row in e2e["throughput"]:

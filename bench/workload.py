@@ -2,6 +2,8 @@
 
 A deterministic mix over a set of keys: each key is created, changed a few times (one or two
 attributes at a time) and now and then deleted and created again, the way settings live.
+Times are whole epoch seconds, 100 changes a second: DynamoDB Streams rounds
+``ApproximateCreationDateTime`` down to the second (API reference, StreamRecord).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def records(count: int, *, keys: int = 100, wide: bool = False, seed: int = 7) -
             if wide and rng.random() < 0.5:
                 new["owner"] = {"S": rng.choice(["platform@example.com", "sre@example.com"])}
         body: dict[str, Any] = {
-            "ApproximateCreationDateTime": START + number * 0.01,
+            "ApproximateCreationDateTime": START + number // 100,
             "Keys": {"key": {"S": key}},
             "SequenceNumber": str(100000000000000000000 + number * 100),
             "SizeBytes": 60 if not wide else 400,
