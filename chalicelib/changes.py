@@ -155,12 +155,8 @@ def _plan(event: Any) -> BatchPlan:
     times: dict[float, AttributeValue] = {}  # a batch's records share few seconds
     previous, in_order = "", True
     for record in event["Records"]:
-        sequence = _sequence_number(record)
-        if sequence is None:
-            rejected.append(_rejected(record, _first_problem(record)))
-            continue
         try:
-            changes = changes_for_record(record, sequence, times)
+            changes = changes_for_record(record, times)
         except PoisonRecord as poison:
             rejected.append(_rejected(record, str(poison)))
             continue
@@ -169,6 +165,7 @@ def _plan(event: Any) -> BatchPlan:
             continue
         seen.add(changes.event_id)
         planned.append(changes)
+        sequence = changes.sequence_number
         # Lambda delivers a shard in order, so this only confirms it: decimal strings without
         # leading zeros compare as integers by (length, text); anything else is sorted below
         if in_order and (
@@ -191,15 +188,6 @@ def _sequence_number(record: Any) -> str | None:
     return None
 
 
-def _first_problem(record: Any) -> str:
-    """The reason a record without a sequence number is poison, checked in the usual order."""
-    try:
-        changes_for_record(record)
-    except PoisonRecord as poison:
-        return str(poison)
-    return "record has no decimal dynamodb.SequenceNumber"  # pragma: no cover - checked above
-
-
 def _rejected(record: Any, reason: str) -> Rejected:
     event_id = record.get("eventID") if isinstance(record, dict) else None
     return Rejected(
@@ -210,13 +198,11 @@ def _rejected(record: Any, reason: str) -> Rejected:
     )
 
 
-def changes_for_record(
-    record: dict[str, Any], sequence: str | None = None, times: dict[float, AttributeValue] | None = None
-) -> RecordChanges:
+def changes_for_record(record: dict[str, Any], times: dict[float, AttributeValue] | None = None) -> RecordChanges:
     """One stream record -> its audit entries; raises PoisonRecord when it can never be audited.
 
-    ``sequence`` is the record's sequence number when the caller has read it already; ``times``
-    maps epoch seconds to formatted times for the records of one batch, which share few seconds.
+    ``times`` maps epoch seconds to formatted times for the records of one batch, which share
+    few seconds.
 
     This runs once per record, so it is written for speed: events arrive as parsed JSON, so
     containers are checked as ``dict`` (several times cheaper than ABC checks), the regular case
@@ -231,10 +217,9 @@ def changes_for_record(
     body = record.get("dynamodb")
     if type(body) is not dict:
         raise PoisonRecord("record has no 'dynamodb' object")
-    if sequence is None:
-        sequence = _sequence_number(record)
-        if sequence is None:
-            raise PoisonRecord("record has no decimal dynamodb.SequenceNumber")
+    sequence = body.get("SequenceNumber")
+    if type(sequence) is not str or not sequence.isdigit() or not sequence.isascii():
+        raise PoisonRecord("record has no decimal dynamodb.SequenceNumber")
     event_name = record.get("eventName")
     old, new = body.get("OldImage"), body.get("NewImage")
     if event_name == "MODIFY":  # only the attributes that changed are checked (in _modify_entries)
