@@ -6,8 +6,10 @@ import base64
 import binascii
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +38,13 @@ class SaveResult:
     rejected: dict[str, str] = field(default_factory=dict)
     write_calls: int = 0
     retried_items: int = 0
+
+    def add(self, other: SaveResult) -> None:
+        """Count in the result of another part of the same save."""
+        self.unwritten |= other.unwritten
+        self.rejected.update(other.rejected)
+        self.write_calls += other.write_calls
+        self.retried_items += other.retried_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +136,11 @@ class Backoff:
 
 
 class DynamoDBAuditRepository:
-    """Audit entries in a DynamoDB table, written with BatchWriteItem (25 a call)."""
+    """Audit entries in a DynamoDB table, written with BatchWriteItem (25 a call, several at once).
+
+    boto3's low-level clients are thread-safe, so one client serves every writer thread; the
+    threads are started on the first save that has two groups or more, and kept for the next.
+    """
 
     def __init__(
         self,
@@ -135,11 +148,16 @@ class DynamoDBAuditRepository:
         table_name: str,
         backoff: Backoff | None = None,
         history_index: str = HISTORY_INDEX,
+        write_concurrency: int = 1,
     ) -> None:
+        if write_concurrency < 1:
+            raise ValueError(f"write_concurrency must be at least 1, not {write_concurrency}")
         self._client = client
         self._table = table_name
         self._backoff = backoff or Backoff()
         self._reader = _HistoryReader(client, table_name, history_index)
+        self._concurrency = write_concurrency
+        self._writers: ThreadPoolExecutor | None = None
 
     def history(self, key: str, limit: int, next_token: str | None = None) -> HistoryPage:
         """A key's entries, newest first; raises BadPageToken for a token it did not issue."""
@@ -147,19 +165,54 @@ class DynamoDBAuditRepository:
         return self._reader.page(key, limit, after)
 
     def save(self, entries: Sequence[Entry]) -> SaveResult:
-        """Write entries in order, 25 a call, resending UnprocessedItems with backoff.
+        """Write entries 25 a call, up to ``write_concurrency`` calls at once, resending
+        UnprocessedItems with backoff; report what is left unwritten.
 
-        Stops at the first group that cannot be written after all attempts: everything from
-        there on is reported unwritten, since Lambda redelivers from the first failed record.
+        Groups start in entry order. Once a group cannot be written after all its attempts, no
+        further group starts: those and the failed group's leftovers are reported unwritten,
+        while groups already in flight finish. Lambda redelivers from the first record not fully
+        written, and ids are derived, so whatever landed after it is overwritten, not duplicated.
         """
-        result = SaveResult()
-        for start in range(0, len(entries), BATCH_WRITE_LIMIT):
-            group = entries[start : start + BATCH_WRITE_LIMIT]
-            left = self._write_group(group, result)
+        groups = [entries[start : start + BATCH_WRITE_LIMIT] for start in range(0, len(entries), BATCH_WRITE_LIMIT)]
+        if self._concurrency == 1 or len(groups) < 2:
+            result = SaveResult()
+            for number, group in enumerate(groups):
+                left = self._write_group(group, result)
+                if left:
+                    result.unwritten.update(_id(entry) for entry in left)
+                    result.unwritten.update(_id(entry) for later in groups[number + 1 :] for entry in later)
+                    break
+            return result
+        return self._save_concurrently(groups)
+
+    def _save_concurrently(self, groups: list[Sequence[Entry]]) -> SaveResult:
+        if self._writers is None:
+            self._writers = ThreadPoolExecutor(self._concurrency, thread_name_prefix="audit-write")
+        failed = threading.Event()
+
+        def write(group: Sequence[Entry]) -> SaveResult:
+            part = SaveResult()
+            if failed.is_set():  # an earlier group could not be written: this one is not tried
+                part.unwritten.update(_id(entry) for entry in group)
+                return part
+            try:
+                left = self._write_group(group, part)
+            except BaseException:
+                failed.set()
+                raise
             if left:
-                result.unwritten.update(_id(entry) for entry in left)
-                result.unwritten.update(_id(entry) for entry in entries[start + len(group) :])
-                break
+                failed.set()
+                part.unwritten.update(_id(entry) for entry in left)
+            return part
+
+        result, error = SaveResult(), None
+        for future in [self._writers.submit(write, group) for group in groups]:
+            try:
+                result.add(future.result())
+            except Exception as raised:  # every writer is waited for before the first error is raised
+                error = error or raised
+        if error is not None:
+            raise error
         return result
 
     def _write_group(self, group: Sequence[Entry], result: SaveResult) -> list[Entry]:

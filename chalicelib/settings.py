@@ -12,6 +12,10 @@ UNSET_STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:000000000000:table/CONFIGURATION_STREAM_ARN-is-not-set/stream/1970-01-01T00:00:00.000"
 )
 
+# BatchWriteItem calls in flight at once; AUDIT_WRITE_CONCURRENCY overrides it per stage
+DEFAULT_WRITE_CONCURRENCY = 4
+MAX_WRITE_CONCURRENCY = 16
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
 
@@ -30,6 +34,7 @@ class Settings:
     report_batch_item_failures: bool = False
     change_topic_arn: str | None = None
     dead_letter_queue_url: str | None = None
+    write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +56,13 @@ class Settings:
         raw_flag = env.get("REPORT_BATCH_ITEM_FAILURES", "").strip().lower()
         if raw_flag not in _TRUE | _FALSE:
             problems.append(f"REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not {raw_flag!r}")
+        raw_concurrency = env.get("AUDIT_WRITE_CONCURRENCY", "").strip() or str(DEFAULT_WRITE_CONCURRENCY)
+        concurrency = int(raw_concurrency) if raw_concurrency.isdigit() and raw_concurrency.isascii() else 0
+        if not 1 <= concurrency <= MAX_WRITE_CONCURRENCY:
+            problems.append(
+                f"AUDIT_WRITE_CONCURRENCY must be a whole number from 1 to {MAX_WRITE_CONCURRENCY}, "
+                f"not {raw_concurrency!r}"
+            )
         if problems:
             raise SettingsError(
                 "the stage's environment_variables in .chalice/config.json are incomplete: " + "; ".join(problems)
@@ -62,6 +74,7 @@ class Settings:
             report_batch_item_failures=raw_flag in _TRUE,
             change_topic_arn=optional("CHANGE_TOPIC_ARN"),
             dead_letter_queue_url=optional("DEAD_LETTER_QUEUE_URL"),
+            write_concurrency=concurrency,
         )
 
 

@@ -11,11 +11,17 @@ from chalicelib.audit_repository import DynamoDBAuditRepository
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
 from chalicelib.notifications import NoNotifier, Notifier, SnsNotifier
 from chalicelib.producer import AuditProducer
-from chalicelib.settings import Settings
+from chalicelib.settings import MAX_WRITE_CONCURRENCY, Settings
 
 # botocore's "standard" retry mode retries throttling and 5xx with exponential backoff; the
 # repository adds its own bounded loop on top for UnprocessedItems, which are not errors.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+# One connection per writer thread at most (urllib3 discards connections past the pool's size).
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=5,
+    read_timeout=10,
+    max_pool_connections=MAX_WRITE_CONCURRENCY,
+)
 
 
 @lru_cache(maxsize=8)
@@ -33,7 +39,9 @@ def sns_client(region: str | None = None) -> object:
 @lru_cache(maxsize=8)
 def repository_for(settings: Settings) -> DynamoDBAuditRepository:
     """The Audit table of one stage's settings."""
-    return DynamoDBAuditRepository(dynamodb_client(), settings.audit_table_name)
+    return DynamoDBAuditRepository(
+        dynamodb_client(), settings.audit_table_name, write_concurrency=settings.write_concurrency
+    )
 
 
 def notifier_for(settings: Settings) -> Notifier:

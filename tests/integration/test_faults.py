@@ -4,7 +4,6 @@ invariant that every change is audited exactly once once DynamoDB recovers."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,14 @@ from bench.workload import records as workload
 from chalicelib import wiring
 from chalicelib.changes import plan_batch
 from tests.conftest import AUDIT, Stack, project_with
-from tests.faults import FAULTS, WriteFaults
+from tests.faults import FAULTS, Plan, WriteFaults
 from tests.lambda_like import Redelivery
 
 
-def faulty_until(calls: int, rate: float, seed: int) -> Callable[[int], str | None]:
+def faulty_until(calls: int, rate: float, seed: int) -> Plan:
     """A random fault on ``rate`` of the first ``calls`` write calls; healthy after that."""
     rng = random.Random(seed)
-    return lambda number: rng.choice(FAULTS) if number < calls and rng.random() < rate else None
+    return lambda number, _items: rng.choice(FAULTS) if number < calls and rng.random() < rate else None
 
 
 def audit_ids(stack: Stack) -> list[str]:

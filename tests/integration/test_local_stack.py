@@ -46,9 +46,12 @@ def test_changes_made_on_the_laptop_are_audited(local: LocalStack) -> None:
 def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
     local: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN DynamoDB throttles the function's first 12 writes: more than one invocation absorbs
+    # GIVEN DynamoDB throttles the function's first 20 writes: its 30 entries are 2 groups written
+    # at once, 8 attempts each, so at least one group fails and more than one invocation absorbs
     monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
-    faults = WriteFaults(wiring.dynamodb_client(), local.client("dynamodb"), lambda n: "throttle" if n < 12 else None)
+    faults = WriteFaults(
+        wiring.dynamodb_client(), local.client("dynamodb"), lambda n, _items: "throttle" if n < 20 else None
+    )
     for number in range(30):
         local.configuration.put_item(Item={"key": f"KEY_{number % 4}", "value": number})
     # WHEN the poller feeds the function
@@ -57,7 +60,7 @@ def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
     local.stop_poller()
     # THEN the failed invocation was retried and every change is audited exactly once
     entries: list[dict[str, Any]] = local.audit_entries()
-    assert faults.injected["throttle"] == 12 and poller.stats.retries >= 1
+    assert faults.injected["throttle"] == 20 and poller.stats.retries >= 1
     values = [e["newValue"]["value"] if "updatedAttribute" not in e else e["newValue"] for e in entries]
     assert sorted(values) == list(range(30))
     assert len({e["id"] for e in entries}) == 30 and poller.stats.gave_up == []

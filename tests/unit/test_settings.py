@@ -36,3 +36,16 @@ def test_registration_uses_a_named_placeholder_when_no_stream_is_set() -> None:
     assert stream_arn_for_registration({}) == UNSET_STREAM_ARN
     assert "CONFIGURATION_STREAM_ARN-is-not-set" in UNSET_STREAM_ARN
     assert stream_arn_for_registration({"CONFIGURATION_STREAM_ARN": "arn:x"}) == "arn:x"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 4), ("1", 1), ("8", 8), (" 16 ", 16)])
+def test_write_concurrency_defaults_to_four(raw: str, expected: int) -> None:
+    assert Settings.from_environ({**FULL, "AUDIT_WRITE_CONCURRENCY": raw}).write_concurrency == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "17", "four", "-2", "2.5"])
+def test_unusable_write_concurrency_is_named(raw: str) -> None:
+    with pytest.raises(
+        SettingsError, match=f"AUDIT_WRITE_CONCURRENCY must be a whole number from 1 to 16, not '{raw}'"
+    ):
+        Settings.from_environ({**FULL, "AUDIT_WRITE_CONCURRENCY": raw})
