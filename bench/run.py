@@ -330,8 +330,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure, (axis, build) = plt.subplots(1, 2, figsize=(12, 4.4))
     for contender in ("ours", "floor", "naive"):
         rows = [r for r in results["end_to_end"]["throughput"] if r["contender"] == contender]
         if rows:
@@ -349,6 +350,28 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axis.set_title("audit_producer against a moto server on 127.0.0.1")
     axis.grid(True, alpha=0.3)
     axis.legend()
+    for shape, style in (("seed-shaped", "-"), ("wide", "--")):
+        rows = [r for r in results["build"] if r["shape"] == shape]
+        for step, summary_of in (("ours", lambda r: r), ("bare", lambda r: r["bare"])):
+            points = [summary_of(r) for r in rows]
+            build.errorbar(
+                [r["batch"] for r in rows],
+                [p["median"] for p in points],
+                yerr=[[p["median"] - p["min"] for p in points], [p["max"] - p["median"] for p in points]],
+                marker="o",
+                linestyle=style,
+                capsize=3,
+                color="C0" if step == "ours" else "C7",
+                label=f"{step}, {shape}",
+            )
+    build.axhline(100_000, color="C3", linewidth=1, linestyle=":", label="goal: 100,000/s")
+    build.set_xscale("log")
+    build.set_xlabel("records per batch")
+    build.set_ylabel("records per second (median, min-max)")
+    build.set_title("pure build step, one core")
+    build.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    build.grid(True, alpha=0.3)
+    build.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
