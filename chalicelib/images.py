@@ -211,15 +211,8 @@ def same_value(left: AttributeValue, right: AttributeValue) -> bool:
     if tag in _EXACT_FORMS:
         return False
     if tag == "N":  # "1" and "1.0" are one number; DynamoDB normalizes, this does not rely on it
-        if _whole(inner) and _whole(other):  # one way to write each: unequal texts, unequal numbers
-            return False
         return Decimal(inner) == Decimal(other)
     return bool(to_python(left) == to_python(right)) and _type_tags(left) == _type_tags(right)
-
-
-def _whole(text: str) -> bool:
-    """True for a whole number written without sign or leading zeros ("0", "17", not "017")."""
-    return text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1)
 
 
 def _type_tags(value: Any) -> Any:
