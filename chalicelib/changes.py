@@ -34,7 +34,6 @@ Entry = dict[str, AttributeValue]
 
 # What DynamoDB's TTL process looks like in a REMOVE record.
 _TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
-_EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 
 
 class PoisonRecord(ValueError):
@@ -237,14 +236,14 @@ def changes_for_record(record: dict[str, Any], times: dict[float, AttributeValue
         key = {"S": _item_key(body, new if new is not None else old)}
     # the stream's own {"S": key} goes into the entries as it is, and records of one time share
     # its {"S": time}: entries are never changed after planning
+    if times is None:
+        times = {}
     created = body.get("ApproximateCreationDateTime")
     # True == 1 in Python, so only real numbers may ask the cache
-    when = times.get(created) if times is not None and (type(created) is float or type(created) is int) else None
+    when = times.get(created) if type(created) is float or type(created) is int else None
     if when is None:
         epoch = _epoch_seconds(body)
-        when = {"S": format_time(epoch)}
-        if times is not None:
-            times[epoch] = when
+        when = times[epoch] = {"S": format_time(epoch)}
     position = {"S": sequence}
     if event_name == "MODIFY":
         assert old is not None and new is not None
@@ -260,7 +259,7 @@ def changes_for_record(record: dict[str, Any], times: dict[float, AttributeValue
         if record.get("userIdentity") == _TTL_IDENTITY:
             removed["expired"] = {"BOOL": True}
         entries = [removed]
-    size = body.get("SizeBytes")
+    size = body.get("SizeBytes")  # the cheap bound inline: this runs once per record
     if entries and not (type(size) is int and 0 <= size <= _ROOMY) and _may_exceed_item_limit(body, old, new):
         try:
             for entry in entries:
@@ -364,6 +363,7 @@ def _may_exceed_item_limit(body: dict[str, Any], old: Image | None, new: Image |
     DynamoDB's ``SizeBytes`` covers the record's keys and images; an entry adds its own
     attribute names, id, time and key (under 2 KB, the key itself at most 2 KB) and a byte per
     attribute where the whole image becomes a map. A record without a usable size is measured.
+    Callers first try ``_ROOMY``, the bound below which an honest SizeBytes makes this False.
     """
     size = body.get("SizeBytes")
     if type(size) is not int or size < 0:
