@@ -174,20 +174,6 @@ class DynamoDBAuditRepository:
         written, and ids are derived, so whatever landed after it is overwritten, not duplicated.
         """
         groups = [entries[start : start + BATCH_WRITE_LIMIT] for start in range(0, len(entries), BATCH_WRITE_LIMIT)]
-        if self._concurrency == 1 or len(groups) < 2:
-            result = SaveResult()
-            for number, group in enumerate(groups):
-                left = self._write_group(group, result)
-                if left:
-                    result.unwritten.update(_id(entry) for entry in left)
-                    result.unwritten.update(_id(entry) for later in groups[number + 1 :] for entry in later)
-                    break
-            return result
-        return self._save_concurrently(groups)
-
-    def _save_concurrently(self, groups: list[Sequence[Entry]]) -> SaveResult:
-        if self._writers is None:
-            self._writers = ThreadPoolExecutor(self._concurrency, thread_name_prefix="audit-write")
         failed = threading.Event()
 
         def write(group: Sequence[Entry]) -> SaveResult:
@@ -205,7 +191,14 @@ class DynamoDBAuditRepository:
                 part.unwritten.update(_id(entry) for entry in left)
             return part
 
-        result, error = SaveResult(), None
+        result = SaveResult()
+        if self._concurrency == 1 or len(groups) < 2:  # one after the other, in this thread
+            for group in groups:
+                result.add(write(group))
+            return result
+        if self._writers is None:
+            self._writers = ThreadPoolExecutor(self._concurrency, thread_name_prefix="audit-write")
+        error = None
         for future in [self._writers.submit(write, group) for group in groups]:
             try:
                 result.add(future.result())
