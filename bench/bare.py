@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.changes import entry_id, format_time
-
-_TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+from chalicelib.changes import TTL_IDENTITY, entry_id, format_time
 
 
 def bare_entries(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -33,7 +31,7 @@ def bare_entries(event: dict[str, Any]) -> list[dict[str, Any]]:
         elif name == "REMOVE":
             removed = {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": when,
                        "sequenceNumber": position, "oldValue": {"M": body["OldImage"]}}  # fmt: skip
-            if record.get("userIdentity") == _TTL_IDENTITY:
+            if record.get("userIdentity") == TTL_IDENTITY:
                 removed["expired"] = {"BOOL": True}
             entries.append(removed)
         else:

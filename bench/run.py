@@ -332,45 +332,39 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    figure, (axis, build) = plt.subplots(1, 2, figsize=(12, 4.4))
+    def medians(axis: Any, batches: list[int], points: list[dict[str, float]], **style: Any) -> None:
+        """One line of medians with min-max bars."""
+        axis.errorbar(
+            batches,
+            [p["median"] for p in points],
+            yerr=[[p["median"] - p["min"] for p in points], [p["max"] - p["median"] for p in points]],
+            marker="o",
+            capsize=3,
+            **style,
+        )
+
+    def frame(axis: Any, title: str) -> None:
+        axis.set_xscale("log")
+        axis.set_xlabel("records per batch")
+        axis.set_ylabel("records per second (median, min-max)")
+        axis.set_title(title)
+        axis.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+        axis.grid(True, alpha=0.3)
+
+    figure, (end_to_end, build) = plt.subplots(1, 2, figsize=(12, 4.4))
     for contender in ("ours", "floor", "naive"):
         rows = [r for r in results["end_to_end"]["throughput"] if r["contender"] == contender]
         if rows:
-            axis.errorbar(
-                [r["batch"] for r in rows],
-                [r["median"] for r in rows],
-                yerr=[[r["median"] - r["min"] for r in rows], [r["max"] - r["median"] for r in rows]],
-                marker="o",
-                capsize=3,
-                label=contender,
-            )
-    axis.set_xscale("log")
-    axis.set_xlabel("records per batch")
-    axis.set_ylabel("records per second (median, min-max)")
-    axis.set_title("audit_producer against a moto server on 127.0.0.1")
-    axis.grid(True, alpha=0.3)
-    axis.legend()
+            medians(end_to_end, [r["batch"] for r in rows], rows, label=contender)
+    frame(end_to_end, "audit_producer against a moto server on 127.0.0.1")
+    end_to_end.legend()
     for shape, style in (("seed-shaped", "-"), ("wide", "--")):
         rows = [r for r in results["build"] if r["shape"] == shape]
-        for step, summary_of in (("ours", lambda r: r), ("bare", lambda r: r["bare"])):
-            points = [summary_of(r) for r in rows]
-            build.errorbar(
-                [r["batch"] for r in rows],
-                [p["median"] for p in points],
-                yerr=[[p["median"] - p["min"] for p in points], [p["max"] - p["median"] for p in points]],
-                marker="o",
-                linestyle=style,
-                capsize=3,
-                color="C0" if step == "ours" else "C7",
-                label=f"{step}, {shape}",
-            )
+        batches = [r["batch"] for r in rows]
+        medians(build, batches, rows, linestyle=style, color="C0", label=f"ours, {shape}")
+        medians(build, batches, [r["bare"] for r in rows], linestyle=style, color="C7", label=f"bare, {shape}")
     build.axhline(100_000, color="C3", linewidth=1, linestyle=":", label="goal: 100,000/s")
-    build.set_xscale("log")
-    build.set_xlabel("records per batch")
-    build.set_ylabel("records per second (median, min-max)")
-    build.set_title("pure build step, one core")
-    build.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
-    build.grid(True, alpha=0.3)
+    frame(build, "pure build step, one core")
     build.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

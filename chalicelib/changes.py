@@ -33,7 +33,7 @@ KEY_ATTRIBUTE = "key"
 Entry = dict[str, AttributeValue]
 
 # What DynamoDB's TTL process looks like in a REMOVE record.
-_TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 class PoisonRecord(ValueError):
@@ -256,7 +256,7 @@ def changes_for_record(record: dict[str, Any], times: dict[float, AttributeValue
     else:
         removed: Entry = {"id": {"S": entry_id(event_id)}, "itemKey": key, "modificationTime": when,
                           "sequenceNumber": position, "oldValue": {"M": old}}  # fmt: skip
-        if record.get("userIdentity") == _TTL_IDENTITY:
+        if record.get("userIdentity") == TTL_IDENTITY:
             removed["expired"] = {"BOOL": True}
         entries = [removed]
     size = body.get("SizeBytes")  # the cheap bound inline: this runs once per record
@@ -380,6 +380,7 @@ def _check_size(entry: Entry) -> None:
 
 __all__ = [
     "KEY_ATTRIBUTE",
+    "TTL_IDENTITY",
     "BatchPlan",
     "Entry",
     "PoisonRecord",
