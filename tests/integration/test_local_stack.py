@@ -104,25 +104,11 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
         subprocess.run([*cli, "put", "CACHE_TTL_SEC", "3600"], cwd=ROOT, env=env, check=True, timeout=60)
         subprocess.run([*cli, "put", "CACHE_TTL_SEC", "1800"], cwd=ROOT, env=env, check=True, timeout=60)
 
-        def history() -> str:
-            return subprocess.run(
-                [*cli, "history", "CACHE_TTL_SEC"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            ).stdout
+        def output(*args: str) -> str:
+            return subprocess.run([*cli, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
 
-        wait_until(lambda: "3600 -> 1800" in history(), timeout=60)
-        now = subprocess.run(
-            [*cli, "at", "CACHE_TTL_SEC", "9999-12-31T23:59:59.999Z"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
+        wait_until(lambda: "3600 -> 1800" in output("history", "CACHE_TTL_SEC"), timeout=60)
+        now = output("at", "CACHE_TTL_SEC", "9999-12-31T23:59:59.999Z")
         assert now.strip() == '{"key": "CACHE_TTL_SEC", "value": 1800}'
 
         # and chalice local serves the same history over HTTP
