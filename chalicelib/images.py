@@ -1,34 +1,38 @@
-"""DynamoDB attribute values (as the stream delivers them) -> Python values, and their sizes.
+"""DynamoDB attribute values: one table of rules per type tag, and the walks built on it.
 
-Conversion, by boto3's ``TypeDeserializer``::
+Every rule about a type lives in one row of ``SCALARS`` (or in ``walk`` for the containers):
 
-    DynamoDB        Python
-    S               str
-    N               decimal.Decimal (38 digits, exact: 0.1 stays 0.1)
-    B               boto3.dynamodb.types.Binary (raw bytes; Lambda sends them base64-encoded)
-    BOOL            bool
-    NULL            None
-    M               dict
-    L               list
-    SS / NS / BS    set of str / Decimal / Binary
+    tag       Lambda sends            boto3's client sends   counts (item size)        JSON
+    S         string                  the same               UTF-8 bytes               string
+    N         decimal text            the same               digits / 2 + 2 (bound)    number, digit for digit
+    B         base64 text             raw bytes              raw bytes                 base64 string
+    BOOL      true / false            the same               1                         true / false
+    NULL      true                    the same               1                         null
+    SS/NS/BS  non-empty list of S/N/B  each member as above   sum of the members        sorted array
+    M         {name: value}           each member as above   3 + (name + 1 + value)    object
+    L         [value]                 each member as above   3 + (1 + value)           array
 
-Audit entries carry the stream's attribute values through unchanged, which is exact by
-construction; Python values are only needed to compare two values and to render them as JSON.
+Two values are the same DynamoDB value when their ``canonical`` forms are equal: ``{"N": "1"}``
+and ``{"N": "1.0"}`` are, set order does not count, and a type change always does.
+Python values (for people and tests) come from boto3's ``TypeDeserializer``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from boto3.dynamodb.types import Binary, TypeDeserializer
+from boto3.dynamodb.types import TypeDeserializer
 
 AttributeValue = dict[str, Any]
 Image = Mapping[str, AttributeValue]
+T = TypeVar("T")
 
 # DynamoDB's own limits: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
 MAX_ITEM_BYTES = 400 * 1024
@@ -39,129 +43,40 @@ class BadAttributeValue(ValueError):
     """An attribute value that is not a well-formed DynamoDB AttributeValue."""
 
 
-class _StreamDeserializer(TypeDeserializer):  # type: ignore[misc]
-    """TypeDeserializer that decodes binary as Lambda delivers it: base64 text, not bytes."""
+@dataclass(frozen=True)
+class Scalar:
+    """The rules of one scalar type; its payload is what stands after the type tag."""
 
-    def _deserialize_b(self, value: Any) -> Binary:
-        return super()._deserialize_b(_decode_b64(value))
-
-    def _deserialize_n(self, value: Any) -> Decimal:
-        number: Decimal = super()._deserialize_n(value)
-        if not number.is_finite():  # boto3 reads "one" as NaN; DynamoDB has no NaN or Infinity
-            raise BadAttributeValue(f"N value is not a number: {value!r:.40}")
-        return number
-
-
-_deserializer = _StreamDeserializer()
+    tag: str
+    check: Callable[[Any], Any]  # payload as Lambda sends it -> as boto3's client sends it, or BadAttributeValue
+    size: Callable[[Any], int]  # bytes it counts towards the item size limit
+    canonical: Callable[[Any], Any]  # equal (and ordered) as the DynamoDB values are
+    json: Callable[[Any], str]
+    to_stream: Callable[[Any], Any] = lambda payload: payload  # boto3's parsed form -> as Lambda sends it
 
 
-def to_python(value: AttributeValue) -> Any:
-    """One attribute value -> its Python value (see the module's table)."""
-    if not isinstance(value, dict) or len(value) != 1:
-        raise BadAttributeValue(f"not an AttributeValue (one type tag and its value): {value!r:.80}")
-    try:
-        return _deserializer.deserialize(value)
-    except BadAttributeValue:
-        raise
-    except (TypeError, ValueError, ArithmeticError, AttributeError) as error:
-        raise BadAttributeValue(f"malformed AttributeValue {value!r:.80}: {error}") from error
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
 
 
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+def _string(payload: Any) -> str:
+    if type(payload) is not str:
+        raise BadAttributeValue(f"S value is not a string: {payload!r:.40}")
+    return payload
 
 
-def _check_number(text: Any) -> None:
-    if type(text) is str:  # unsigned and without exponent, as most are: digits and at most one point
-        digits = text.replace(".", "", 1)
-        if digits.isdigit() and digits.isascii():
-            return
-    if type(text) is not str or _NUMBER.fullmatch(text) is None:
-        raise BadAttributeValue(f"N value is not a number: {text!r:.40}")
+def _number(payload: Any) -> str:
+    if type(payload) is not str or _NUMBER.fullmatch(payload) is None:
+        raise BadAttributeValue(f"N value is not a number: {payload!r:.40}")
+    return payload
 
 
-def _check_members(tag: str, members: Any, kind: type) -> None:
-    if type(members) is not list or not members:
-        raise BadAttributeValue(f"{tag} value is not a non-empty list")
-    for member in members:  # a plain loop: all() over a generator costs more than the checks
-        if type(member) is not kind:
-            raise BadAttributeValue(f"{tag} value holds a member that is not {kind.__name__}")
+def _number_size(text: str) -> int:
+    digits = text.lstrip("-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+    return len(digits) // 2 + 2
 
 
-def is_plain(value: Any) -> bool:
-    """A string, or a whole number without sign or leading zeros ({"N": "17"}, not "017").
-
-    Such a value is well-formed as it stands, and has one wire form only, so two plain values
-    with different wire forms hold different values. Most values are plain; this is their
-    shortcut past ``client_value`` and ``same_value``.
-    """
-    if type(value) is not dict or len(value) != 1:
-        return False
-    text = value.get("S")
-    if type(text) is str:
-        return True
-    text = value.get("N")
-    return type(text) is str and text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1)
-
-
-def client_value(value: Any, depth: int = 1) -> AttributeValue:
-    """Check a value as Lambda delivers it and return it as boto3's client sends it.
-
-    Binary arrives as base64 text and leaves as bytes; everything else is returned as the very
-    same object, so passing values through stays cheap and exact. Raises BadAttributeValue,
-    naming what is wrong, for anything that is not a well-formed AttributeValue.
-    """
-    if type(value) is not dict or len(value) != 1:
-        raise BadAttributeValue(f"not an AttributeValue (one type tag and its value): {value!r:.60}")
-    if depth > MAX_NESTING_DEPTH:
-        raise BadAttributeValue(f"nested deeper than DynamoDB's {MAX_NESTING_DEPTH} levels")
-    ((tag, inner),) = value.items()
-    if tag == "S":
-        if type(inner) is not str:
-            raise BadAttributeValue(f"S value is not a string: {inner!r:.40}")
-    elif tag == "N":
-        _check_number(inner)
-    elif tag == "BOOL":
-        if type(inner) is not bool:
-            raise BadAttributeValue(f"BOOL value is not true or false: {inner!r:.40}")
-    elif tag == "NULL":
-        if inner is not True:
-            raise BadAttributeValue(f"NULL value is not true: {inner!r:.40}")
-    elif tag == "SS":
-        _check_members(tag, inner, str)
-    elif tag == "NS":
-        _check_members(tag, inner, str)
-        for member in inner:
-            _check_number(member)
-    elif tag == "B":
-        return {"B": _decode_b64(inner)}
-    elif tag == "BS":
-        if type(inner) is not list or not inner:
-            raise BadAttributeValue("BS value is not a non-empty list")
-        return {"BS": [_decode_b64(member) for member in inner]}
-    elif tag == "M":
-        if type(inner) is not dict:
-            raise BadAttributeValue(f"M value is not a map: {inner!r:.40}")
-        members = _checked_members(inner, depth + 1)
-        return value if members is inner else {"M": members}
-    elif tag == "L":
-        if type(inner) is not list:
-            raise BadAttributeValue(f"L value is not a list: {inner!r:.40}")
-        elements: list[AttributeValue] | None = None
-        for position, member in enumerate(inner):
-            if is_plain(member):
-                continue
-            checked = client_value(member, depth + 1)
-            if checked is not member:
-                if elements is None:
-                    elements = list(inner)
-                elements[position] = checked
-        return value if elements is None else {"L": elements}
-    else:
-        raise BadAttributeValue(f"unknown AttributeValue type {tag!r:.20}")
-    return value
-
-
-def _decode_b64(payload: Any) -> bytes:
+def _binary(payload: Any) -> bytes:
     if isinstance(payload, bytes):
         return payload
     if not isinstance(payload, str):
@@ -172,103 +87,190 @@ def _decode_b64(payload: Any) -> bytes:
         raise BadAttributeValue(f"B value is not base64: {error}") from error
 
 
-def _checked_members(image: Image, depth: int) -> Image:
-    converted: dict[str, AttributeValue] | None = None
+def _base64(payload: bytes) -> str:
+    return base64.b64encode(bytes(payload)).decode()
+
+
+def _exactly(expected: Any, tag: str, meaning: str) -> Callable[[Any], Any]:
+    def check(payload: Any) -> Any:
+        if type(payload) is not bool or (expected is not None and payload is not expected):
+            raise BadAttributeValue(f"{tag} value is not {meaning}: {payload!r:.40}")
+        return payload
+
+    return check
+
+
+SCALARS: dict[str, Scalar] = {
+    "S": Scalar("S", _string, lambda text: len(text.encode()), lambda text: text, _json_string),
+    "N": Scalar("N", _number, _number_size, Decimal, lambda text: str(Decimal(text))),
+    "B": Scalar("B", _binary, len, bytes, lambda raw: _json_string(_base64(raw)), to_stream=_base64),
+    "BOOL": Scalar("BOOL", _exactly(None, "BOOL", "true or false"), lambda _: 1, bool, json.dumps),
+    "NULL": Scalar("NULL", _exactly(True, "NULL", "true"), lambda _: 1, lambda _: None, lambda _: "null"),
+}
+SETS: dict[str, Scalar] = {"SS": SCALARS["S"], "NS": SCALARS["N"], "BS": SCALARS["B"]}
+
+
+class Visitor(Protocol[T]):
+    """What one walk does at each kind of value; ``walk`` checks the structure around it."""
+
+    def on_scalar(self, rule: Scalar, payload: Any) -> T: ...
+    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> T: ...
+    def on_map(self, members: dict[str, T]) -> T: ...
+    def on_list(self, members: list[T]) -> T: ...
+
+
+def walk(value: Any, visitor: Visitor[T], depth: int = 1) -> T:
+    """Visit one attribute value, its members first; BadAttributeValue names what is malformed.
+
+    ``depth`` is the value's nesting level, an item's own attributes being level 1.
+    """
+    if type(value) is not dict or len(value) != 1:
+        raise BadAttributeValue(f"not an AttributeValue (one type tag and its value): {value!r:.60}")
+    if depth > MAX_NESTING_DEPTH:
+        raise BadAttributeValue(f"nested deeper than DynamoDB's {MAX_NESTING_DEPTH} levels")
+    ((tag, payload),) = value.items()
+    if tag in SCALARS:
+        return visitor.on_scalar(SCALARS[tag], payload)
+    if tag in SETS:
+        if type(payload) is not list or not payload:
+            raise BadAttributeValue(f"{tag} value is not a non-empty list")
+        return visitor.on_set(tag, SETS[tag], payload)
+    if tag == "M":
+        if type(payload) is not dict:
+            raise BadAttributeValue(f"M value is not a map: {payload!r:.40}")
+        return visitor.on_map(walk_members(payload, visitor, depth + 1))
+    if tag == "L":
+        if type(payload) is not list:
+            raise BadAttributeValue(f"L value is not a list: {payload!r:.40}")
+        return visitor.on_list([walk(member, visitor, depth + 1) for member in payload])
+    raise BadAttributeValue(f"unknown AttributeValue type {tag!r:.20}")
+
+
+def walk_members(image: Image, visitor: Visitor[T], depth: int = 1) -> dict[str, T]:
+    """``walk`` over each member of an image or map; BadAttributeValue names the attribute."""
+    visited: dict[str, T] = {}
     for name, value in image.items():
-        if is_plain(value):
-            continue
         try:
-            checked = client_value(value, depth)
+            visited[name] = walk(value, visitor, depth)
         except BadAttributeValue as error:
             raise BadAttributeValue(f"attribute {name!r:.60}: {error}") from None
-        if checked is not value:
-            if converted is None:
-                converted = dict(image)
-            converted[name] = checked
-    return image if converted is None else converted
+    return visited
 
 
-def client_image(image: Image) -> Image:
-    """``client_value`` over a whole image: checked, binary decoded, else the same object."""
-    return _checked_members(image, 1)
+class _Checked:
+    """Checked, and as boto3's client sends it (binary as bytes)."""
+
+    def on_scalar(self, rule: Scalar, payload: Any) -> AttributeValue:
+        return {rule.tag: rule.check(payload)}
+
+    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> AttributeValue:
+        return {tag: [rule.check(member) for member in members]}
+
+    def on_map(self, members: dict[str, AttributeValue]) -> AttributeValue:
+        return {"M": members}
+
+    def on_list(self, members: list[AttributeValue]) -> AttributeValue:
+        return {"L": members}
 
 
-def deserialize_image(image: Image) -> dict[str, Any]:
-    """A whole image (attribute name -> AttributeValue) -> a plain dict of Python values."""
-    return {name: to_python(value) for name, value in image.items()}
+class _StreamShape(_Checked):
+    """As Lambda sends it, from what boto3 parses out of GetRecords (binary back to base64)."""
+
+    def on_scalar(self, rule: Scalar, payload: Any) -> AttributeValue:
+        return {rule.tag: rule.to_stream(payload)}
+
+    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> AttributeValue:
+        return {tag: [rule.to_stream(member) for member in members]}
 
 
-_EXACT_FORMS = frozenset({"S", "B", "BOOL", "NULL"})  # one wire form per value: unequal forms differ
+class _Size:
+    def on_scalar(self, rule: Scalar, payload: Any) -> int:
+        return rule.size(payload)
+
+    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> int:
+        return sum(rule.size(member) for member in members)
+
+    def on_map(self, members: dict[str, int]) -> int:
+        return 3 + sum(len(name.encode()) + 1 + size for name, size in members.items())
+
+    def on_list(self, members: list[int]) -> int:
+        return 3 + sum(1 + size for size in members)
+
+
+class _Canonical:
+    def on_scalar(self, rule: Scalar, payload: Any) -> Hashable:
+        return (rule.tag, rule.canonical(payload))
+
+    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> Hashable:
+        return (tag, frozenset(rule.canonical(member) for member in members))
+
+    def on_map(self, members: dict[str, Hashable]) -> Hashable:
+        return ("M", frozenset(members.items()))
+
+    def on_list(self, members: list[Hashable]) -> Hashable:
+        return ("L", tuple(members))
+
+
+class _Json:
+    def on_scalar(self, rule: Scalar, payload: Any) -> str:
+        return rule.json(payload)
+
+    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> str:
+        return "[" + ",".join(rule.json(member) for member in sorted(members, key=rule.canonical)) + "]"
+
+    def on_map(self, members: dict[str, str]) -> str:
+        return "{" + ",".join(f"{_json_string(name)}:{text}" for name, text in members.items()) + "}"
+
+    def on_list(self, members: list[str]) -> str:
+        return "[" + ",".join(members) + "]"
+
+
+_CHECKED, _STREAM_SHAPE, _SIZE, _CANONICAL, _JSON = _Checked(), _StreamShape(), _Size(), _Canonical(), _Json()
+
+
+def client_value(value: Any) -> AttributeValue:
+    """Check a value as Lambda delivers it; return it as boto3's client sends it."""
+    return walk(value, _CHECKED)
+
+
+def client_image(image: Image) -> dict[str, AttributeValue]:
+    """``client_value`` over a whole image; BadAttributeValue names the attribute."""
+    return walk_members(image, _CHECKED)
+
+
+def stream_image(image: Image) -> dict[str, AttributeValue]:
+    """An image as boto3 parses GetRecords -> as Lambda delivers it (binary as base64 text)."""
+    return walk_members(image, _STREAM_SHAPE)
+
+
+def value_size(value: AttributeValue) -> int:
+    """Bytes a checked value counts towards DynamoDB's item size limit (an upper bound where AWS rounds)."""
+    return walk(value, _SIZE)
+
+
+def value_json(value: AttributeValue) -> str:
+    """A checked value as JSON text (numbers digit for digit, never through float)."""
+    return walk(value, _JSON)
 
 
 def same_value(left: AttributeValue, right: AttributeValue) -> bool:
-    """True when two attribute values hold the same DynamoDB value (sets compare unordered)."""
-    if left == right:  # the common case, and exact: equal wire forms are equal values
-        return True
-    ((tag, inner),), ((other_tag, other),) = left.items(), right.items()
-    if tag != other_tag:
-        return False
-    if tag in _EXACT_FORMS:
-        return False
-    if tag == "N":  # "1" and "1.0" are one number; DynamoDB normalizes, this does not rely on it
-        return Decimal(inner) == Decimal(other)
-    return bool(to_python(left) == to_python(right)) and _type_tags(left) == _type_tags(right)
-
-
-def _type_tags(value: Any) -> Any:
-    """The type structure of a value, so that {"N": "1"} never equals {"BOOL": true}."""
-    if isinstance(value, dict) and len(value) == 1:
-        ((tag, inner),) = value.items()
-        if tag == "M" and isinstance(inner, dict):
-            return ("M", {k: _type_tags(v) for k, v in inner.items()})
-        if tag == "L" and isinstance(inner, list):
-            return ("L", [_type_tags(v) for v in inner])
-        return tag
-    return None
-
-
-def _number_size(text: str) -> int:
-    digits = text.lstrip("-").split("e")[0].split("E")[0].replace(".", "").strip("0")
-    return len(digits) // 2 + 2
-
-
-def _binary_size(payload: Any) -> int:
-    if isinstance(payload, str):  # base64 text as Lambda delivers it
-        return len(payload) * 3 // 4
-    return len(payload)
-
-
-def value_size(value: AttributeValue, depth: int = 1) -> int:
-    """Bytes a value counts towards DynamoDB's item size limit (an upper bound where AWS rounds).
-
-    Raises BadAttributeValue for a value nested deeper than DynamoDB accepts.
-    """
-    if depth > MAX_NESTING_DEPTH:
-        raise BadAttributeValue(f"nested deeper than DynamoDB's {MAX_NESTING_DEPTH} levels")
-    if not isinstance(value, dict) or len(value) != 1:
-        raise BadAttributeValue(f"not an AttributeValue: {value!r:.80}")
-    ((tag, inner),) = value.items()
-    if tag == "S":
-        return len(inner.encode())
-    if tag == "N":
-        return _number_size(inner)
-    if tag == "B":
-        return _binary_size(inner)
-    if tag in ("BOOL", "NULL"):
-        return 1
-    if tag == "M":
-        return 3 + sum(len(name.encode()) + 1 + value_size(member, depth + 1) for name, member in inner.items())
-    if tag == "L":
-        return 3 + sum(1 + value_size(member, depth + 1) for member in inner)
-    if tag == "SS":
-        return sum(len(member.encode()) for member in inner)
-    if tag == "NS":
-        return sum(_number_size(member) for member in inner)
-    if tag == "BS":
-        return sum(_binary_size(member) for member in inner)
-    raise BadAttributeValue(f"unknown AttributeValue type {tag!r}")
+    """True when two checked attribute values hold the same DynamoDB value."""
+    return left == right or walk(left, _CANONICAL) == walk(right, _CANONICAL)  # equal forms: equal values
 
 
 def item_size(item: Image) -> int:
-    """Bytes an item counts towards DynamoDB's 400 KB item limit."""
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+    """Bytes an item counts towards DynamoDB's 400 KB item limit (an upper bound where AWS rounds)."""
+    return sum(len(name.encode()) + size for name, size in walk_members(item, _SIZE).items())
+
+
+def item_json(item: Image) -> str:
+    """A whole item (an audit entry, or an image) as a JSON object, numbers exact."""
+    return _JSON.on_map(walk_members(item, _JSON))
+
+
+_deserializer = TypeDeserializer()
+
+
+def deserialize_image(image: Image) -> dict[str, Any]:
+    """A whole image as boto3's client returns it -> plain Python values (numbers as Decimal)."""
+    return {name: _deserializer.deserialize(value) for name, value in image.items()}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
+
+from chalicelib.images import stream_image
 
 
 def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -20,28 +21,11 @@ def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         body["ApproximateCreationDateTime"] = created.timestamp()
     for name in ("Keys", "NewImage", "OldImage"):
         if name in body:
-            body[name] = {attr: _lambda_value(value) for attr, value in body[name].items()}
+            body[name] = stream_image(body[name])
     shaped = {key: value for key, value in record.items() if key != "dynamodb"}
     shaped["dynamodb"] = body
     shaped["eventSourceARN"] = stream_arn
     return shaped
-
-
-def _lambda_value(value: dict[str, Any]) -> dict[str, Any]:
-    ((tag, inner),) = value.items()
-    if tag == "B":
-        return {"B": _b64(inner)}
-    if tag == "BS":
-        return {"BS": [_b64(member) for member in inner]}
-    if tag == "M":
-        return {"M": {name: _lambda_value(member) for name, member in inner.items()}}
-    if tag == "L":
-        return {"L": [_lambda_value(member) for member in inner]}
-    return value
-
-
-def _b64(payload: bytes | str) -> str:
-    return payload if isinstance(payload, str) else base64.b64encode(payload).decode()
 
 
 def shard_ids(streams: Any, stream_arn: str) -> list[str]:
