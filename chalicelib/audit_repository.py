@@ -5,44 +5,32 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import random
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
-
+from chalicelib.aws_calls import Backoff, Refused, RetryLater, call
 from chalicelib.changes import Entry
-from chalicelib.errors import ConfigurationError, error_code
 
-T = TypeVar("T")
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem's maximum number of put requests per call
 
-# Errors that name the deployment, not the data: no retry can succeed, so they surface at once.
-_CONFIGURATION_ERRORS = {
-    "ResourceNotFoundException": "does not exist (or is not ACTIVE) in this account and region",
-    "AccessDeniedException": "is not writable by the function's role",
-    "UnrecognizedClientException": "cannot be reached with these credentials",
-}
 
-
-@dataclass(slots=True)
+@dataclass
 class SaveResult:
-    """What became of a save: ids not written (transient, retry later) and ids refused for good."""
+    """What became of a save: entry ids not written (a later try may) and ids refused for good."""
 
     unwritten: set[str] = field(default_factory=set)
-    rejected: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # entry id -> why DynamoDB refused it
     write_calls: int = 0
     retried_items: int = 0
 
     def add(self, other: SaveResult) -> None:
         """Count in the result of another part of the same save."""
         self.unwritten |= other.unwritten
-        self.rejected.update(other.rejected)
+        self.refused.update(other.refused)
         self.write_calls += other.write_calls
         self.retried_items += other.retried_items
 
@@ -100,41 +88,6 @@ def decode_token(token: str) -> SortKey:
         raise BadPageToken("next is not a token this API issued") from error
 
 
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter, bounded in attempts and in delay."""
-
-    max_attempts: int = 8
-    base_seconds: float = 0.05
-    cap_seconds: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
-    jitter: Callable[[], float] = random.random
-
-    def wait(self, attempt: int) -> None:
-        """Sleep before retry number ``attempt`` (1-based)."""
-        self.sleep(self.jitter() * min(self.cap_seconds, self.base_seconds * 2**attempt))
-
-    def retry(
-        self,
-        pending: list[T],
-        call: Callable[[list[T]], list[T]],
-        on_leftover: Callable[[list[T]], None] | None = None,
-    ) -> list[T]:
-        """Call with what is pending until nothing is left or attempts run out; return what is left.
-
-        ``call`` sends a group and returns the part to send again (unprocessed, deferred, failed).
-        """
-        for attempt in range(1, self.max_attempts + 1):
-            pending = call(pending)
-            if not pending:
-                return []
-            if on_leftover is not None:
-                on_leftover(pending)
-            if attempt < self.max_attempts:
-                self.wait(attempt)
-        return pending
-
-
 class DynamoDBAuditRepository:
     """Audit entries in a DynamoDB table, written with BatchWriteItem (25 a call, several at once).
 
@@ -155,6 +108,7 @@ class DynamoDBAuditRepository:
         self._client = client
         self._table = table_name
         self._backoff = backoff or Backoff()
+        self._resource = f"Audit table {table_name!r} (AUDIT_TABLE_NAME)"
         self._reader = _HistoryReader(client, table_name, history_index)
         self._concurrency = write_concurrency
         self._writers: ThreadPoolExecutor | None = None
@@ -211,41 +165,37 @@ class DynamoDBAuditRepository:
     def _write_group(self, group: Sequence[Entry], result: SaveResult) -> list[Entry]:
         """Write up to 25 entries; return those still unwritten after every attempt."""
 
-        def count(left: list[Entry]) -> None:
+        def send(pending: list[Entry]) -> list[Entry]:
+            left = self._send(pending, result)
             result.retried_items += len(left)
+            return left
 
-        return self._backoff.retry(list(group), lambda pending: self._call(pending, result), count)
+        return self._backoff.retry(list(group), send)
 
-    def _call(self, entries: list[Entry], result: SaveResult) -> list[Entry]:
-        """One BatchWriteItem; returns the entries to try again."""
-        requests = [{"PutRequest": {"Item": entry}} for entry in entries]
+    def _send(self, entries: list[Entry], result: SaveResult) -> list[Entry]:
+        """One BatchWriteItem; returns the entries to send again."""
         result.write_calls += 1
         try:
-            response = self._client.batch_write_item(RequestItems={self._table: requests})
-        except ParamValidationError as error:
-            return self._isolate(entries, result, str(error))
-        except ClientError as error:
-            code = error_code(error)
-            if code in _CONFIGURATION_ERRORS:
-                raise ConfigurationError(
-                    f"Audit table {self._table!r} (AUDIT_TABLE_NAME) {_CONFIGURATION_ERRORS[code]}: {code}"
-                ) from error
-            if code == "ValidationException":
-                return self._isolate(entries, result, error.response["Error"].get("Message", ""))
-            return entries  # throttled or 5xx after botocore's own retries: try again later
-        except BotoCoreError:
-            return entries  # connection or read timeout: the write may or may not have landed
+            response = call(
+                self._client.batch_write_item,
+                self._resource,
+                RequestItems={self._table: [{"PutRequest": {"Item": entry}} for entry in entries]},
+            )
+        except Refused as refused:
+            return self._isolate(entries, result, str(refused))
+        except RetryLater:
+            return entries
         unprocessed = response.get("UnprocessedItems", {}).get(self._table, [])
         return [request["PutRequest"]["Item"] for request in unprocessed]
 
     def _isolate(self, entries: list[Entry], result: SaveResult, reason: str) -> list[Entry]:
-        """DynamoDB refused the call for its content: find the entries it refuses on their own."""
+        """DynamoDB refused a call for its content: find the entries it refuses on their own."""
         if len(entries) == 1:
-            result.rejected[_id(entries[0])] = f"DynamoDB refused the entry: {reason}"
+            result.refused[_id(entries[0])] = f"DynamoDB refused the entry: {reason}"
             return []
         retry: list[Entry] = []
         for entry in entries:
-            retry.extend(self._call([entry], result))
+            retry.extend(self._send([entry], result))
         return retry
 
 
@@ -292,16 +242,8 @@ class _HistoryReader:
         return HistoryPage(page, encode_token(sort_key(page[-1])) if page and more else None)
 
     def _query(self, query: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response: dict[str, Any] = self._client.query(**query)
-        except ClientError as error:
-            code = error_code(error)
-            if code in _CONFIGURATION_ERRORS:
-                raise ConfigurationError(
-                    f"Audit table {self._table!r} (AUDIT_TABLE_NAME) or its index {self._index!r} "
-                    f"{_CONFIGURATION_ERRORS[code]}: {code}"
-                ) from error
-            raise
+        resource = f"Audit table {self._table!r} (AUDIT_TABLE_NAME) or its index {self._index!r}"
+        response: dict[str, Any] = call(self._client.query, resource, **query)
         return response
 
 

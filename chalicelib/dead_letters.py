@@ -6,27 +6,18 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.audit_repository import Backoff
-from chalicelib.changes import Rejected
-from chalicelib.errors import ConfigurationError, error_code
+from chalicelib.aws_calls import Backoff, CallFailed, call
+from chalicelib.changes import Poison
 from chalicelib.observability import logger
 
 SEND_BATCH_LIMIT = 10
 MAX_MESSAGE_BYTES = 256 * 1024
-_CONFIGURATION_ERRORS = {
-    "AWS.SimpleQueueService.NonExistentQueue",
-    "QueueDoesNotExist",
-    "AccessDenied",
-    "AccessDeniedException",
-}
 
 
 class DeadLetters(Protocol):
     enabled: bool
 
-    def send(self, rejected: Sequence[Rejected]) -> list[Rejected]:
+    def send(self, poison: Sequence[Poison]) -> list[Poison]:
         """Send poison records away; return the ones that could not be sent (retry later)."""
         ...
 
@@ -36,17 +27,17 @@ class NoDeadLetters:
 
     enabled = False
 
-    def send(self, rejected: Sequence[Rejected]) -> list[Rejected]:
+    def send(self, poison: Sequence[Poison]) -> list[Poison]:
         return []
 
 
-def message_body(rejected: Rejected) -> str:
+def message_body(poison: Poison) -> str:
     """The original record and why it was set aside; the record is omitted if SQS can't carry it."""
     letter: dict[str, Any] = {
-        "reason": rejected.reason,
-        "eventID": rejected.event_id,
-        "sequenceNumber": rejected.sequence_number,
-        "record": rejected.record,
+        "reason": poison.reason,
+        "eventID": poison.event_id,
+        "sequenceNumber": poison.sequence_number,
+        "record": poison.record,
     }
     body = json.dumps(letter, default=str)
     if len(body.encode()) > MAX_MESSAGE_BYTES - 1024:
@@ -65,31 +56,26 @@ class SqsDeadLetters:
         self._client = client
         self._queue = queue_url
         self._backoff = backoff or Backoff()
+        self._resource = f"dead-letter queue {queue_url!r} (DEAD_LETTER_QUEUE_URL)"
 
-    def send(self, rejected: Sequence[Rejected]) -> list[Rejected]:
-        unsent: list[Rejected] = []
-        for start in range(0, len(rejected), SEND_BATCH_LIMIT):
-            unsent.extend(self._send_group(list(rejected[start : start + SEND_BATCH_LIMIT])))
+    def send(self, poison: Sequence[Poison]) -> list[Poison]:
+        unsent: list[Poison] = []
+        for start in range(0, len(poison), SEND_BATCH_LIMIT):
+            unsent.extend(self._send_group(list(poison[start : start + SEND_BATCH_LIMIT])))
         return unsent
 
-    def _send_group(self, group: list[Rejected]) -> list[Rejected]:
-        return [rejected for _, rejected in self._backoff.retry(list(enumerate(group)), self._call)]
+    def _send_group(self, group: list[Poison]) -> list[Poison]:
+        return [poison for _, poison in self._backoff.retry(list(enumerate(group)), self._send)]
 
-    def _call(self, pending: list[tuple[int, Rejected]]) -> list[tuple[int, Rejected]]:
+    def _send(self, pending: list[tuple[int, Poison]]) -> list[tuple[int, Poison]]:
+        """One SendMessageBatch; returns the letters to send again."""
         entries = [{"Id": f"p{i}", "MessageBody": message_body(r)} for i, r in pending]
         try:
-            response = self._client.send_message_batch(QueueUrl=self._queue, Entries=entries)
-        except ClientError as error:
-            code = error_code(error)
-            if code in _CONFIGURATION_ERRORS:
-                raise ConfigurationError(
-                    f"dead-letter queue {self._queue!r} (DEAD_LETTER_QUEUE_URL) cannot be sent to: {code}"
-                ) from error
-            return pending
-        except BotoCoreError:
+            response = call(self._client.send_message_batch, self._resource, QueueUrl=self._queue, Entries=entries)
+        except CallFailed:
             return pending
         by_index = dict(pending)
-        retry: list[tuple[int, Rejected]] = []
+        retry: list[tuple[int, Poison]] = []
         for failure in response.get("Failed", []):
             index = int(failure["Id"][1:])
             if failure.get("SenderFault"):

@@ -6,24 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.audit_repository import Backoff
+from chalicelib.aws_calls import Backoff, CallFailed, call
 from chalicelib.changes import Entry, change_kind
-from chalicelib.errors import ConfigurationError, error_code
+from chalicelib.images import item_json
 from chalicelib.observability import logger
-from chalicelib.rendering import item_json
 
 PUBLISH_BATCH_LIMIT = 10  # PublishBatch's maximum entries per call
 MAX_MESSAGE_BYTES = 256 * 1024  # SNS's limit for a message with its attributes
-
-_CONFIGURATION_ERRORS = {
-    "NotFound",
-    "NotFoundException",
-    "AuthorizationError",
-    "AccessDenied",
-    "InvalidClientTokenId",
-}
 
 
 @dataclass(slots=True)
@@ -58,7 +47,7 @@ def message_for(entry: Entry) -> dict[str, Any]:
     """
     attributes = {
         "itemKey": {"DataType": "String", "StringValue": entry["itemKey"]["S"]},
-        "changeKind": {"DataType": "String", "StringValue": change_kind(entry)},
+        "changeKind": {"DataType": "String", "StringValue": change_kind(entry).value},
     }
     body = item_json(entry)
     if len(body.encode()) + 200 > MAX_MESSAGE_BYTES:
@@ -74,6 +63,7 @@ class SnsNotifier:
         self._client = client
         self._topic = topic_arn
         self._backoff = backoff or Backoff()
+        self._resource = f"SNS topic {topic_arn!r} (CHANGE_TOPIC_ARN)"
 
     def publish(self, entries: Sequence[Entry]) -> PublishResult:
         result = PublishResult()
@@ -88,20 +78,16 @@ class SnsNotifier:
         return result
 
     def _publish_group(self, group: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:
-        return self._backoff.retry(group, lambda pending: self._call(pending, result))
+        return self._backoff.retry(group, lambda pending: self._send(pending, result))
 
-    def _call(self, messages: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:
+    def _send(self, messages: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:
+        """One PublishBatch; returns the messages to send again."""
         result.publish_calls += 1
         try:
-            response = self._client.publish_batch(TopicArn=self._topic, PublishBatchRequestEntries=messages)
-        except ClientError as error:
-            code = error_code(error)
-            if code in _CONFIGURATION_ERRORS:
-                raise ConfigurationError(
-                    f"SNS topic {self._topic!r} (CHANGE_TOPIC_ARN) cannot be published to: {code}"
-                ) from error
-            return messages
-        except BotoCoreError:
+            response = call(
+                self._client.publish_batch, self._resource, TopicArn=self._topic, PublishBatchRequestEntries=messages
+            )
+        except CallFailed:
             return messages
         by_id = {message["Id"]: message for message in messages}
         retry = []
