@@ -1,18 +1,48 @@
-"""One batch of stream records -> written audit entries and the response Lambda acts on."""
+"""One batch of stream records -> written audit entries and the response Lambda acts on.
+
+A record is *done* when all its entries are written and announced (a poison record: when it is
+dead-lettered). Lambda must not move past a record that is not done, so the batch reports the
+lowest sequence number not done, or raises where partial failures are not reported.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.audit_repository import AuditRepository, SaveResult
-from chalicelib.changes import BatchPlan, RecordChanges, Rejected, plan_batch
+from chalicelib.aws_calls import ConfigurationError
+from chalicelib.changes import BatchPlan, Entry, Poison, RecordChanges, plan_batch
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters
-from chalicelib.errors import BatchNotWritten, ConfigurationError
-from chalicelib.notifications import NoNotifier, Notifier
+from chalicelib.notifications import NoNotifier, Notifier, PublishResult
 from chalicelib.observability import count, invocation, iterator_age_ms, logger
 
 BatchResponse = dict[str, list[dict[str, str]]]
+
+
+class BatchNotWritten(RuntimeError):
+    """Some records of the batch are not done; raised so that Lambda retries the batch."""
+
+
+@dataclass
+class BatchOutcome:
+    """What became of one batch, step by step."""
+
+    plan: BatchPlan
+    saved: SaveResult
+    poison: list[Poison]  # found when planning, or refused by DynamoDB when writing
+    not_dead_lettered: list[Poison]
+    dead_lettered: int
+    published: PublishResult
+    announced: list[RecordChanges]  # the leading records whose entries are written and published
+    first_not_done: str | None = field(init=False)  # the sequence number Lambda must resume from
+
+    def __post_init__(self) -> None:
+        not_done = [poison.sequence_number for poison in self.not_dead_lettered if poison.sequence_number]
+        if len(self.announced) < len(self.plan.records):
+            not_done.append(self.plan.records[len(self.announced)].sequence_number)
+        self.first_not_done = min(not_done, key=int, default=None)
 
 
 @dataclass
@@ -28,74 +58,43 @@ class AuditProducer:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
         with invocation(context):
             try:
-                return self._handle(event)
+                outcome = self.audit(event)
             except ConfigurationError as error:
                 # one line that says what is missing; Lambda's own report follows with the same message
                 logger.error(f"misconfigured: {error}", extra={"reason": str(error)})
                 raise
+            _report(outcome)
+            return self._respond(outcome)
 
-    def _handle(self, event: Any) -> BatchResponse:
+    def audit(self, event: Any) -> BatchOutcome:
+        """Plan, write, dead-letter, publish: every step of a batch but the response."""
         plan = plan_batch(event)
         for event_id in plan.duplicates:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
         saved = self.repository.save(plan.entries)
-        poison = plan.rejected + self._refused(plan, saved)
-        for rejected in poison:
+        poison = plan.poison + _refused_records(plan.records, saved.refused)
+        for record in poison:
             logger.error(
-                "poison record skipped: " + rejected.reason,
-                extra={
-                    "eventID": rejected.event_id,
-                    "sequenceNumber": rejected.sequence_number,
-                    "reason": rejected.reason,
-                },
+                "poison record skipped: " + record.reason,
+                extra={"eventID": record.event_id, "sequenceNumber": record.sequence_number, "reason": record.reason},
             )
-        unsent = self.dead_letters.send(poison)
-        written = _leading_done(plan.records, saved.unwritten)
+        not_dead_lettered = self.dead_letters.send(poison)
+        dead_lettered = len(poison) - len(not_dead_lettered) if self.dead_letters.enabled else 0
         # only records whose entries are all written are announced; the rest comes round again
-        published = self.notifier.publish(
-            [e for changes in written for e in changes.entries if e["id"]["S"] not in saved.rejected]
-        )
-        done = _leading_done(written, published.unpublished)
+        written = _leading_records_without(plan.records, saved.unwritten)
+        published = self.notifier.publish(_entries_of(written, excluding=saved.refused.keys()))
+        announced = _leading_records_without(written, published.unpublished)
+        return BatchOutcome(plan, saved, poison, not_dead_lettered, dead_lettered, published, announced)
 
-        not_done = [r.sequence_number for r in unsent if r.sequence_number is not None]
-        if len(done) < len(plan.records):
-            not_done.append(plan.records[len(done)].sequence_number)
-        failed = min(not_done, key=int) if not_done else None
-
-        entries = sum(len(changes.entries) for changes in plan.records)
-        age = iterator_age_ms(plan.oldest_change)
-        for name, value in (
-            ("Records", len(plan.records) + len(plan.rejected) + len(plan.duplicates)),
-            ("Entries", entries),
-            ("WriteCalls", saved.write_calls),
-            ("UnprocessedItems", saved.retried_items),
-            ("PoisonRecords", len(poison)),
-            ("DeadLettered", len(poison) - len(unsent) if self.dead_letters.enabled else 0),
-            ("Notifications", published.published),
-            ("BatchFailures", 1 if failed else 0),
-        ):
-            count(name, value)
-        logger.info(
-            "batch audited",
-            extra={
-                "records": len(plan.records) + len(plan.rejected) + len(plan.duplicates),
-                "entries": entries,
-                "poisonRecords": len(poison),
-                "writeCalls": saved.write_calls,
-                "retriedItems": saved.retried_items,
-                "unwrittenEntries": len(saved.unwritten),
-                "publishCalls": published.publish_calls,
-                "unpublishedEntries": len(published.unpublished),
-                "deadLetterFailures": len(unsent),
-                "iteratorAgeMs": None if age is None else round(age),
-            },
-        )
+    def _respond(self, outcome: BatchOutcome) -> BatchResponse:
+        failed = outcome.first_not_done
         if failed is None:
             return {"batchItemFailures": []}
+        not_dead_lettered = len(outcome.not_dead_lettered)
         message = (
-            f"{len(saved.unwritten)} audit entries were not written and "
-            f"{len(published.unpublished)} not published"
-            + (f" and {len(unsent)} poison records not dead-lettered" if unsent else "")
+            f"{len(outcome.saved.unwritten)} audit entries were not written and "
+            f"{len(outcome.published.unpublished)} not published"
+            + (f" and {not_dead_lettered} poison records not dead-lettered" if not_dead_lettered else "")
             + f"; first record not fully written has SequenceNumber {failed}"
         )
         if self.report_batch_item_failures:
@@ -103,24 +102,58 @@ class AuditProducer:
             return {"batchItemFailures": [{"itemIdentifier": failed}]}
         raise BatchNotWritten(message)
 
-    @staticmethod
-    def _refused(plan: BatchPlan, saved: SaveResult) -> list[Rejected]:
-        """Records with an entry DynamoDB refused: poison too, found only at write time."""
-        if not saved.rejected:
-            return []
-        refused = []
-        for changes in plan.records:
-            reasons = [saved.rejected[e["id"]["S"]] for e in changes.entries if e["id"]["S"] in saved.rejected]
-            if reasons:
-                refused.append(Rejected(reasons[0], changes.record, changes.event_id, changes.sequence_number))
-        return refused
+
+def _refused_records(records: list[RecordChanges], refused: dict[str, str]) -> list[Poison]:
+    """Records with an entry DynamoDB refused: poison too, found only at write time."""
+    poison = []
+    for changes in records:
+        reasons = [refused[entry["id"]["S"]] for entry in changes.entries if entry["id"]["S"] in refused]
+        if reasons:
+            poison.append(Poison(reasons[0], changes.record, changes.event_id, changes.sequence_number))
+    return poison
 
 
-def _leading_done(records: list[RecordChanges], missing: set[str]) -> list[RecordChanges]:
+def _leading_records_without(records: list[RecordChanges], missing: set[str]) -> list[RecordChanges]:
     """The leading records (in sequence order) none of whose entries is in ``missing``."""
-    if not missing:
-        return records
     for position, changes in enumerate(records):
         if any(entry["id"]["S"] in missing for entry in changes.entries):
             return records[:position]
     return records
+
+
+def _entries_of(records: list[RecordChanges], excluding: Container[str]) -> list[Entry]:
+    return [entry for changes in records for entry in changes.entries if entry["id"]["S"] not in excluding]
+
+
+def _report(outcome: BatchOutcome) -> None:
+    """One log line and the CloudWatch metrics of a batch."""
+    plan, saved, published = outcome.plan, outcome.saved, outcome.published
+    records = len(plan.records) + len(plan.poison) + len(plan.duplicates)
+    entries = len(plan.entries)
+    age = iterator_age_ms(plan.oldest_change)
+    for name, value in (
+        ("Records", records),
+        ("Entries", entries),
+        ("WriteCalls", saved.write_calls),
+        ("UnprocessedItems", saved.retried_items),
+        ("PoisonRecords", len(outcome.poison)),
+        ("DeadLettered", outcome.dead_lettered),
+        ("Notifications", published.published),
+        ("BatchFailures", 1 if outcome.first_not_done else 0),
+    ):
+        count(name, value)
+    logger.info(
+        "batch audited",
+        extra={
+            "records": records,
+            "entries": entries,
+            "poisonRecords": len(outcome.poison),
+            "writeCalls": saved.write_calls,
+            "retriedItems": saved.retried_items,
+            "unwrittenEntries": len(saved.unwritten),
+            "publishCalls": published.publish_calls,
+            "unpublishedEntries": len(published.unpublished),
+            "deadLetterFailures": len(outcome.not_dead_lettered),
+            "iteratorAgeMs": None if age is None else round(age),
+        },
+    )

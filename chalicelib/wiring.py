@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -25,13 +26,13 @@ CLIENT_CONFIG = Config(
 
 
 @lru_cache(maxsize=8)
-def dynamodb_client(region: str | None = None) -> object:
+def dynamodb_client(region: str | None = None) -> Any:
     """A DynamoDB client, created on first use (never at import: importing makes no call)."""
     return boto3.client("dynamodb", region_name=region, config=CLIENT_CONFIG)
 
 
 @lru_cache(maxsize=8)
-def sns_client(region: str | None = None) -> object:
+def sns_client(region: str | None = None) -> Any:
     """An SNS client, created only where a topic is configured."""
     return boto3.client("sns", region_name=region, config=CLIENT_CONFIG)
 
@@ -52,7 +53,7 @@ def notifier_for(settings: Settings) -> Notifier:
 
 
 @lru_cache(maxsize=8)
-def sqs_client(region: str | None = None) -> object:
+def sqs_client(region: str | None = None) -> Any:
     """An SQS client, created only where a dead-letter queue is configured."""
     return boto3.client("sqs", region_name=region, config=CLIENT_CONFIG)
 

@@ -1,0 +1,88 @@
+"""One contract for the audit repository port, run against the in-memory fake the unit tests use
+and against the DynamoDB adapter (moto): the fake is only worth what this proves of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.audit_repository import AuditRepository, BadPageToken, DynamoDBAuditRepository
+from chalicelib.changes import Entry, plan_batch
+from infra.tables import create_tables
+from tests.conftest import AUDIT, CONFIGURATION
+from tests.fakes import InMemoryAuditRepository
+from tests.records import item, record
+
+
+def history_of(key: str, *changes: tuple[str, str, float]) -> list[Entry]:
+    """Entries of ``key``: (value, sequence number, epoch seconds) each, created then changed."""
+    records = []
+    previous = None
+    for number, (value, sequence, when) in enumerate(changes):
+        new = item(key, value={"N": value})
+        name = "INSERT" if previous is None else "MODIFY"
+        records.append(record(name, previous, new, event_id=f"{key}-{number}", sequence=sequence, created=when))
+        previous = new
+    return plan_batch({"Records": records}).entries
+
+
+def values(entries: list[Entry]) -> list[str]:
+    return [entry["newValue"]["N"] if "updatedAttribute" in entry else entry["newValue"]["M"]["value"]["N"]
+            for entry in entries]  # fmt: skip
+
+
+class RepositoryContract:
+    """What every audit repository does; subclasses say which one."""
+
+    @pytest.fixture
+    def repository(self) -> Iterator[AuditRepository]:
+        raise NotImplementedError
+
+    def test_history_is_newest_first_by_time_then_sequence_number(self, repository: AuditRepository) -> None:
+        # two changes in one second, told apart by their sequence numbers (compared as integers)
+        entries = history_of("K", ("1", "90", 1000.0), ("2", "100", 1001.0), ("3", "99999", 1001.0))
+        repository.save(entries)
+        page = repository.history("K", 10)
+        assert values(page.entries) == ["3", "2", "1"] and page.next is None
+
+    def test_saving_an_entry_again_overwrites_it(self, repository: AuditRepository) -> None:
+        entries = history_of("K", ("1", "1", 1000.0))
+        repository.save(entries)
+        result = repository.save(entries)
+        assert result.unwritten == set() and len(repository.history("K", 10).entries) == 1
+
+    def test_pages_cover_the_history_once_in_order(self, repository: AuditRepository) -> None:
+        changes = [(str(n), str(100 + n), 1000.0 + n // 3) for n in range(11)]
+        repository.save(history_of("K", *changes))
+        seen: list[str] = []
+        token = None
+        for _ in range(10):
+            page = repository.history("K", 4, token)
+            seen.extend(values(page.entries))
+            if (token := page.next) is None:
+                break
+        assert seen == [str(n) for n in reversed(range(11))]
+
+    def test_other_keys_are_not_in_a_keys_history(self, repository: AuditRepository) -> None:
+        repository.save(history_of("A", ("1", "1", 1000.0)) + history_of("B", ("2", "2", 1000.0)))
+        assert values(repository.history("A", 10).entries) == ["1"]
+        assert repository.history("nobody", 10).entries == []
+
+    def test_a_token_it_did_not_issue_is_refused(self, repository: AuditRepository) -> None:
+        with pytest.raises(BadPageToken):
+            repository.history("K", 10, "not-a-token")
+
+
+class TestInMemoryRepository(RepositoryContract):
+    @pytest.fixture
+    def repository(self) -> Iterator[AuditRepository]:
+        yield InMemoryAuditRepository()
+
+
+class TestDynamoDBRepository(RepositoryContract):
+    @pytest.fixture
+    def repository(self, dynamodb: Any) -> Iterator[AuditRepository]:
+        create_tables(dynamodb, CONFIGURATION, AUDIT)
+        yield DynamoDBAuditRepository(dynamodb, AUDIT)

@@ -1,0 +1,145 @@
+"""The producer's rules, against in-memory ports: which record is reported, what is announced,
+what a change is called. No AWS at all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.changes import entry_id
+from chalicelib.producer import AuditProducer, BatchNotWritten
+from tests.fakes import InMemoryAuditRepository, InMemoryDeadLetters, InMemoryNotifier
+from tests.records import TTL, created, item, poison, record
+
+
+def producer(
+    repository: InMemoryAuditRepository | None = None,
+    notifier: InMemoryNotifier | None = None,
+    dead_letters: InMemoryDeadLetters | None = None,
+    report: bool = True,
+) -> AuditProducer:
+    return AuditProducer(
+        repository=repository or InMemoryAuditRepository(),
+        report_batch_item_failures=report,
+        notifier=notifier or InMemoryNotifier(),
+        dead_letters=dead_letters or InMemoryDeadLetters(),
+    )
+
+
+def batch(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def reported(response: dict[str, Any]) -> list[str]:
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+def test_a_batch_fully_written_and_announced_reports_nothing() -> None:
+    repository, notifier = InMemoryAuditRepository(), InMemoryNotifier()
+    response = producer(repository, notifier).handle(batch(created("A", "100"), created("B", "200")))
+    assert reported(response) == []
+    assert set(repository.entries) == notifier.announced_ids() == {entry_id("A-100"), entry_id("B-200")}
+
+
+@pytest.mark.parametrize(
+    "delivered",
+    [["100", "200", "300", "400"], ["400", "300", "200", "100"], ["300", "100", "400", "200"]],
+    ids=["in order", "reversed", "shuffled"],
+)
+def test_the_lowest_sequence_number_not_written_is_reported(delivered: list[str]) -> None:
+    # GIVEN four records, and a table that will not take the entry of the one at 300
+    keys = {"100": "A", "200": "B", "300": "C", "400": "D"}
+    repository = InMemoryAuditRepository(unwritable_keys=frozenset({"C"}))
+    # WHEN the batch is handled, whatever order Lambda delivered it in
+    response = producer(repository).handle(batch(*(created(keys[s], s) for s in delivered)))
+    # THEN Lambda is told to resume from 300, and everything else that could land did
+    assert reported(response) == ["300"]
+    assert set(repository.entries) == {entry_id("A-100"), entry_id("B-200"), entry_id("D-400")}
+
+
+def test_nothing_unwritten_is_announced_nor_anything_after_it() -> None:
+    # GIVEN the record at 200 cannot be written
+    repository = InMemoryAuditRepository(unwritable_keys=frozenset({"B"}))
+    notifier = InMemoryNotifier()
+    # WHEN the batch is handled
+    producer(repository, notifier).handle(batch(created("A", "100"), created("B", "200"), created("C", "300")))
+    # THEN only the record before it is announced: C is written, but comes round again with B
+    assert notifier.announced_ids() == {entry_id("A-100")}
+    assert entry_id("C-300") in repository.entries
+
+
+def test_an_entry_that_could_not_be_published_holds_its_record() -> None:
+    notifier = InMemoryNotifier(failing_keys=frozenset({"B"}))
+    response = producer(notifier=notifier).handle(batch(created("A", "100"), created("B", "200")))
+    assert reported(response) == ["200"]
+
+
+@pytest.mark.parametrize(
+    ("poison_at", "unwritable_at", "expected"),
+    [
+        ("150", "300", "150"),  # the poison record comes first: it is the lowest not done
+        ("500", "300", "300"),  # the unwritten record comes first
+        ("150", None, "150"),  # nothing else failed
+    ],
+)
+def test_a_poison_record_that_could_not_be_dead_lettered_is_not_done(
+    poison_at: str, unwritable_at: str | None, expected: str
+) -> None:
+    # GIVEN a poison record the dead-letter queue will not take, and maybe a write that fails
+    records = [created("A", "100"), poison(poison_at), created("C", "300"), created("D", "400")]
+    repository = InMemoryAuditRepository(unwritable_keys=frozenset({"C"} if unwritable_at else set()))
+    dead_letters = InMemoryDeadLetters(failing_event_ids=frozenset({f"poison-{poison_at}"}))
+    # WHEN the batch is handled
+    response = producer(repository, dead_letters=dead_letters).handle(batch(*records))
+    # THEN the lowest sequence number not done is reported
+    assert reported(response) == [expected]
+
+
+def test_a_dead_lettered_poison_record_does_not_hold_the_batch() -> None:
+    dead_letters = InMemoryDeadLetters()
+    response = producer(dead_letters=dead_letters).handle(batch(created("A", "100"), poison("150")))
+    assert reported(response) == []
+    [letter] = dead_letters.letters
+    assert letter["sequenceNumber"] == "150" and "no NewImage" in letter["reason"]
+
+
+def test_an_entry_dynamodb_refuses_is_dead_lettered_and_not_announced() -> None:
+    repository = InMemoryAuditRepository(refused_keys=frozenset({"HUGE"}))
+    notifier, dead_letters = InMemoryNotifier(), InMemoryDeadLetters()
+    response = producer(repository, notifier, dead_letters).handle(
+        batch(created("A", "100"), created("HUGE", "200"), created("C", "300"))
+    )
+    assert reported(response) == []
+    assert [letter["eventID"] for letter in dead_letters.letters] == ["HUGE-200"]
+    assert notifier.announced_ids() == {entry_id("A-100"), entry_id("C-300")}
+
+
+@pytest.mark.parametrize(
+    ("identity", "kind"),
+    [(TTL, "expired"), ({"type": "Service", "principalId": "backup.example.com"}, "deleted"), (None, "deleted")],
+)
+def test_a_deletion_is_announced_as_expired_only_when_ttl_made_it(identity: Any, kind: str) -> None:
+    extra = {"userIdentity": identity} if identity else {}
+    notifier = InMemoryNotifier()
+    producer(notifier=notifier).handle(batch(record("REMOVE", old=item("K", value={"N": "1"}), **extra)))
+    [message] = notifier.messages
+    assert message["MessageAttributes"]["changeKind"]["StringValue"] == kind
+
+
+def test_change_kinds_of_creation_and_update() -> None:
+    notifier = InMemoryNotifier()
+    producer(notifier=notifier).handle(
+        batch(
+            record("INSERT", new=item("K", value={"N": "1"}), event_id="a", sequence="1"),
+            record("MODIFY", item("K", value={"N": "1"}), item("K", value={"N": "2"}), event_id="b", sequence="2"),
+        )
+    )
+    kinds = [m["MessageAttributes"]["changeKind"]["StringValue"] for m in notifier.messages]
+    assert kinds == ["created", "updated"]
+
+
+def test_without_partial_failure_reporting_a_batch_not_done_raises_and_names_the_record() -> None:
+    repository = InMemoryAuditRepository(unwritable_keys=frozenset({"B"}))
+    with pytest.raises(BatchNotWritten, match="first record not fully written has SequenceNumber 200"):
+        producer(repository, report=False).handle(batch(created("A", "100"), created("B", "200")))
