@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.audit_repository import HISTORY_INDEX
 from infra.policy import history_statements, producer_statements
-from infra.tables import HISTORY_INDEX, audit_table, configuration_table
+from infra.tables import audit_table, configuration_table
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = ROOT / "infra" / "cloudformation" / "merge.json"

@@ -71,14 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         resource.Table(variables["CONFIGURATION_TABLE_NAME"]).delete_item(Key={"key": args.key})
     elif args.command == "at":
         client = boto3.client("dynamodb", **connection)
-        item = setting_at(DynamoDBAuditRepository(client, variables["AUDIT_TABLE_NAME"]), args.key, args.time)
-        print(show(deserialize_image(item)) if item is not None else f"{args.key!r} did not exist at {args.time}")
+        held = setting_at(DynamoDBAuditRepository(client, variables["AUDIT_TABLE_NAME"]), args.key, args.time)
+        print(show(deserialize_image(held)) if held is not None else f"{args.key!r} did not exist at {args.time}")
     else:
         # the same reader GET /audit/{key} uses: the index, exact order, page by page
         # a plain client: a resource's client would re-serialize the attribute values it is given
         client = boto3.client("dynamodb", **connection)
         repository = DynamoDBAuditRepository(client, variables["AUDIT_TABLE_NAME"])
-        entries, token = [], None
+        entries: list[dict[str, Any]] = []
+        token = None
         while True:
             page = repository.history(args.key, 1000, token)
             entries.extend(deserialize_image(entry) for entry in page.entries)

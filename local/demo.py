@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -59,6 +60,10 @@ def scenario(stack: LocalStack) -> list[tuple[str, Callable[[], Any], int]]:
     ]
 
 
+def _has_entries(stack: LocalStack, count: int) -> bool:
+    return len(stack.audit_entries()) >= count
+
+
 def quiet_logs() -> None:
     """The poller's progress lines; the function's own JSON logs only from WARNING up, no EMF."""
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -77,7 +82,7 @@ def main() -> int:
         for what, write, expected in scenario(stack):
             print(f"- {what}")
             write()
-            wait_for(f"{expected} audit entries", lambda n=expected: len(stack.audit_entries()) >= n)
+            wait_for(f"{expected} audit entries", functools.partial(_has_entries, stack, expected))
         print()
         print(render_table(stack.audit_entries()))
     print(f"\ndone in {time.monotonic() - started:.1f} s; everything started has been stopped")

@@ -11,7 +11,7 @@ from chalicelib.changes import change_kind
 
 def describe_change(entry: dict[str, Any]) -> str:
     """created, updated <attribute>, deleted or expired."""
-    kind = change_kind(entry)
+    kind = change_kind(entry).value
     return f"{kind} {entry['updatedAttribute']}" if kind == "updated" else kind
 
 

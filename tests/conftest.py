@@ -35,7 +35,8 @@ AUDIT = STAGE["environment_variables"]["AUDIT_TABLE_NAME"]
 
 def load_event(name: str) -> dict[str, Any]:
     """A Lambda event kept as a file under tests/events/."""
-    return json.loads((EVENTS / name).read_text())
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:

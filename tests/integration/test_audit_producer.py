@@ -154,7 +154,7 @@ def test_write_faults_lose_nothing_and_duplicate_nothing(
 
 
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
+    monkeypatch.setattr("chalicelib.aws_calls.Backoff.delay", lambda self, attempt: 0.0)
 
 
 def test_batch_not_written_reports_the_first_record_not_fully_written(

@@ -62,7 +62,7 @@ def test_poison_records_reach_the_queue_with_record_and_reason(stack: Stack, que
 def test_a_poison_record_that_cannot_be_dead_lettered_is_retried_not_lost(
     stack: Stack, queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
+    monkeypatch.setattr("chalicelib.aws_calls.Backoff.delay", lambda self, attempt: 0.0)
     from botocore.exceptions import ClientError
 
     def unavailable(**_: Any) -> None:

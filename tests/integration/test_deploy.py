@@ -17,7 +17,8 @@ import boto3
 import pytest
 import yaml
 
-from infra.tables import HISTORY_INDEX, audit_table, configuration_table
+from chalicelib.audit_repository import HISTORY_INDEX
+from infra.tables import audit_table, configuration_table
 from local.moto_process import moto_server
 from tests.conftest import ROOT
 

@@ -48,7 +48,7 @@ def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
 ) -> None:
     # GIVEN DynamoDB throttles the function's first 20 writes: its 30 entries are 2 groups written
     # at once, 8 attempts each, so at least one group fails and more than one invocation absorbs
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
+    monkeypatch.setattr("chalicelib.aws_calls.Backoff.delay", lambda self, attempt: 0.0)
     faults = WriteFaults(
         wiring.dynamodb_client(), local.client("dynamodb"), lambda n, _items: "throttle" if n < 20 else None
     )
@@ -108,8 +108,8 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
             return subprocess.run([*cli, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
 
         wait_until(lambda: "3600 -> 1800" in output("history", "CACHE_TTL_SEC"), timeout=60)
-        now = output("at", "CACHE_TTL_SEC", "9999-12-31T23:59:59.999Z")
-        assert now.strip() == '{"key": "CACHE_TTL_SEC", "value": 1800}'
+        latest = output("at", "CACHE_TTL_SEC", "9999-12-31T23:59:59.999Z")
+        assert latest.strip() == '{"key": "CACHE_TTL_SEC", "value": 1800}'
 
         # and chalice local serves the same history over HTTP
         import json
@@ -122,7 +122,7 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
         assert page["next"]
     finally:
         run.send_signal(signal.SIGINT)
-        output, _ = run.communicate(timeout=60)
-    assert run.returncode == 0, output
-    assert output.rstrip().endswith("stopped")
+        printed, _ = run.communicate(timeout=60)
+    assert run.returncode == 0, printed
+    assert printed.rstrip().endswith("stopped")
     assert not (tmp_path / "endpoint").exists()

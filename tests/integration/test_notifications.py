@@ -28,7 +28,7 @@ class Topic:
         if filter_policy is not None:
             attributes["FilterPolicy"] = json.dumps(filter_policy)
         self.sns.subscribe(TopicArn=self.arn, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes)
-        return url
+        return str(url)
 
     def received(self, url: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -120,7 +120,7 @@ def _sns_fails(deferred: int | None) -> Any:
 def test_deferred_publishes_are_retried_and_delivered(
     stack: Stack, topic: Topic, notifying: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
+    monkeypatch.setattr("chalicelib.aws_calls.Backoff.delay", lambda self, attempt: 0.0)
     everything = topic.subscribe("everything")
     for number in range(5):
         stack.put(f"K{number}", value=number)
@@ -134,7 +134,7 @@ def test_publish_that_keeps_failing_keeps_the_entries_and_asks_for_a_retry(
 ) -> None:
     from app import app
 
-    monkeypatch.setattr("chalicelib.audit_repository.Backoff.wait", lambda self, attempt: None)
+    monkeypatch.setattr("chalicelib.aws_calls.Backoff.delay", lambda self, attempt: 0.0)
     partial = Client(
         app,
         stage_name="dev",
@@ -149,7 +149,7 @@ def test_publish_that_keeps_failing_keeps_the_entries_and_asks_for_a_retry(
 
 
 def test_entry_too_large_for_sns_is_announced_without_its_values() -> None:
-    entry = {
+    entry: dict[str, Any] = {
         "id": {"S": "a"},
         "itemKey": {"S": "BIG"},
         "modificationTime": {"S": "2024-09-11T09:02:28.000Z"},

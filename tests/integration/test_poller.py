@@ -44,7 +44,12 @@ def test_batches_follow_the_functions_batch_size_in_order(stack: Stack) -> None:
 def test_records_reach_the_function_in_lambdas_shape(stack: Stack) -> None:
     stack.put("K", value=1)
     seen: list[dict[str, Any]] = []
-    invoke = Recorder([lambda event: seen.extend(event["Records"]) or {"batchItemFailures": []}])
+
+    def remember(event: dict[str, Any]) -> dict[str, Any]:
+        seen.extend(event["Records"])
+        return {"batchItemFailures": []}
+
+    invoke = Recorder([remember])
     poller(stack, invoke).poll_once()
     [record] = seen
     assert record["eventSourceARN"] == stack.stream_arn

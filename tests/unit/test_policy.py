@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,9 @@ EXPECTED_ACTIONS = {
 }
 
 
-def committed(stage: str = "dev") -> dict:  # type: ignore[type-arg]
-    return json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+def committed(stage: str = "dev") -> dict[str, Any]:
+    policy: dict[str, Any] = json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+    return policy
 
 
 def test_committed_policy_is_the_derived_one() -> None:
