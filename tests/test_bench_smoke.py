@@ -37,4 +37,5 @@ def test_bench_smoke_writes_results_plot_and_readme_table(tmp_path: Path) -> Non
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
     text = readme.read_text()
     assert "\nold\n" not in text and "| batch | ours / naive | ours / floor |" in text
+    assert "| guard | this run | met |" in text and "| no network call on import | 0 | yes |" in text
     assert text.startswith("before\n<!-- bench:start -->\nMeasured ") and text.endswith("<!-- bench:end -->\nafter\n")
