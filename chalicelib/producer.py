@@ -115,9 +115,9 @@ def _refused_records(records: list[RecordChanges], refused: dict[str, str]) -> l
 
 def _leading_records_without(records: list[RecordChanges], missing: set[str]) -> list[RecordChanges]:
     """The leading records (in sequence order) none of whose entries is in ``missing``."""
-    for position, changes in enumerate(records):
+    for index, changes in enumerate(records):
         if any(entry["id"]["S"] in missing for entry in changes.entries):
-            return records[:position]
+            return records[:index]
     return records
 
 
