@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from chalice import BadRequestError, Chalice, IAMAuthorizer, Response
 
-from chalicelib import wiring
+from chalicelib import history_request, wiring
 from chalicelib.audit_repository import BadPageToken
+from chalicelib.aws_calls import RetryLater
 from chalicelib.rendering import page_json
 from chalicelib.settings import Settings, stream_arn_for_registration
 
@@ -16,7 +16,8 @@ app = Chalice(app_name="config-audit")
 
 # Lambda's default batch; the deploy templates add bisection, retries and partial-failure reporting.
 BATCH_SIZE = 100
-DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
+JSON: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+BUSY = {"Code": "ServiceUnavailable", "Message": "the Audit table is busy; try again"}
 
 
 @app.on_dynamodb_record(
@@ -35,19 +36,14 @@ def audit_producer(event: Any) -> dict[str, Any]:
 def audit_history(key: str) -> Response:
     """The entries of one configuration key, newest first: ``{"entries": [...], "next": ...}``."""
     request = app.current_request
-    query: Mapping[str, str] = (request.query_params if request is not None else None) or {}
-    limit = _limit(query.get("limit"))
-    repository = wiring.repository_for(Settings.from_environ())
     try:
-        page = repository.history(key, limit, query.get("next") or None)
-    except BadPageToken as error:
+        wanted = history_request.parse(key, request.query_params if request is not None else None)
+        repository = wiring.repository_for(Settings.from_environ())
+        page = repository.history(wanted.key, wanted.limit, wanted.next_token)
+    except (history_request.BadRequest, BadPageToken) as error:
         raise BadRequestError(str(error)) from error
-    return Response(page_json(page.entries, page.next), headers={"Content-Type": "application/json"})
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw!r}")
-    return int(raw)
+    except RetryLater:
+        return Response(
+            {"Code": "ServiceUnavailable", "Message": "the Audit table is busy; try again"}, status_code=503
+        )
+    return Response(page_json(page.entries, page.next), headers=JSON)

@@ -150,3 +150,79 @@ def test_history_reads_the_index_and_never_scans(stack: Stack, client: Client) -
     audit(client, stack.new_event())
     get(client, "/audit/K")
     assert "Scan" not in calls and "Query" in calls
+
+
+def created_record(key: str, event_id: str, sequence: str) -> dict[str, Any]:
+    """An INSERT of ``key`` as Lambda delivers it."""
+    return {
+        "eventID": event_id,
+        "eventName": "INSERT",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1726045348.0,
+            "Keys": {"key": {"S": key}},
+            "NewImage": {"key": {"S": key}, "value": {"N": "1"}},
+            "SequenceNumber": sequence,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("/audit/plain%20key", "plain key"),
+        ("/audit/feature%2Fflag", "feature/flag"),
+        ("/audit/%C3%A9t%C3%A9", "été"),
+        ("/audit/100%25", "100%"),
+        ("/audit/a+b", "a+b"),  # a plus in a path is a plus
+        ("/audit/%2525", "%25"),  # decoded once, not twice
+    ],
+)
+def test_the_path_parameter_is_percent_decoded_once_as_utf8(stack: Stack, client: Client, path: str, key: str) -> None:
+    # GIVEN histories of the key and of what decoding it twice, or not at all, would give
+    decoys = {path.removeprefix("/audit/"), key.replace("%25", "%")}
+    records = [created_record(k, f"e{n}", str(n + 1)) for n, k in enumerate([key, *decoys - {key}])]
+    audit(client, {"Records": records})
+    # WHEN the history is read through the encoded path
+    status, body = get(client, path)
+    # THEN it is the key's own history and nothing else
+    assert status == 200
+    assert [entry["itemKey"] for entry in body["entries"]] == [key]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/audit/%ZZ", "key is not percent-encoded: '%' must be followed by two hexadecimal digits"),
+        ("/audit/100%", "key is not percent-encoded"),
+        ("/audit/%FF", "key is not UTF-8 once percent-decoded"),
+        ("/audit/%C3", "key is not UTF-8 once percent-decoded"),
+        ("/audit/" + "x" * 2049, "key is longer than 2,048 bytes"),
+        ("/audit/" + "%C3%A9" * 1025, "key is longer than 2,048 bytes"),
+    ],
+)
+def test_a_key_that_cannot_be_a_configuration_key_is_a_400_that_says_why(
+    stack: Stack, client: Client, path: str, message: str
+) -> None:
+    status, body = get(client, path)
+    assert status == 400 and message in body["Message"]
+
+
+def test_a_key_of_2048_bytes_is_read(stack: Stack, client: Client) -> None:
+    key = "é" * 1024
+    audit(client, {"Records": [created_record(key, "e1", "1")]})
+    status, body = get(client, "/audit/" + "%C3%A9" * 1024)
+    assert status == 200 and [e["itemKey"] for e in body["entries"]] == [key]
+
+
+def test_a_throttled_read_is_a_503_that_says_try_again(stack: Stack, client: Client) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib import wiring
+
+    def throttle(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "Query")
+
+    wiring.dynamodb_client().meta.events.register("before-call.dynamodb.Query", throttle)
+    status, body = get(client, "/audit/K")
+    assert status == 503 and body["Message"] == "the Audit table is busy; try again"

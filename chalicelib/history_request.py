@@ -1,0 +1,59 @@
+"""The inputs of ``GET /audit/{key}``, checked: every bad one is a BadRequest that says what is wrong.
+
+API Gateway (and ``chalice local``, and ``chalice.test.Client``) hand the path parameter over
+still percent-encoded; it is decoded here exactly once, as UTF-8, so ``plain%20key`` is
+``plain key``, ``feature%2Fflag`` is ``feature/flag`` and ``100%25`` is ``100%``. A ``+`` in a
+path is a plus, not a space. Query parameters arrive decoded already.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
+MAX_KEY_BYTES = 2048  # DynamoDB's limit for a partition key, the Configuration table's and the index's
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class BadRequest(ValueError):
+    """An input of the history route that cannot be used; its message is shown to the caller."""
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    key: str
+    limit: int
+    next_token: str | None
+
+
+def parse(raw_key: str, query: Mapping[str, str] | None) -> HistoryRequest:
+    """The route's path parameter and query string -> what to read; BadRequest when bad."""
+    query = query or {}
+    return HistoryRequest(decode_key(raw_key), page_limit(query.get("limit")), query.get("next") or None)
+
+
+def decode_key(raw: str) -> str:
+    """The configuration key a percent-encoded path segment names."""
+    if _BAD_ESCAPE.search(raw):
+        raise BadRequest("key is not percent-encoded: '%' must be followed by two hexadecimal digits")
+    try:
+        key = urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("key is not UTF-8 once percent-decoded") from None
+    if not key:
+        raise BadRequest("key is empty")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise BadRequest(f"key is longer than {MAX_KEY_BYTES:,} bytes, so no configuration item can have it")
+    return key
+
+
+def page_limit(raw: str | None) -> int:
+    """The page size: ``DEFAULT_LIMIT`` when absent, else a whole number from 1 to ``MAX_LIMIT``."""
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (raw.isdigit() and raw.isascii()) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw[:40]!r}")
+    return int(raw)
