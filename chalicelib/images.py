@@ -253,6 +253,46 @@ def value_json(value: AttributeValue) -> str:
     return walk(value, _JSON)
 
 
+class _Fingerprint:
+    """A JSON-able form equal exactly for equal DynamoDB values: type tags kept, numbers
+    normalized (1, 1.0 and 10E-1 alike), sets and map members sorted."""
+
+    def on_scalar(self, rule: Scalar, payload: Any) -> Any:
+        return [rule.tag, _fingerprint_text(rule.canonical(payload))]
+
+    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> Any:
+        return [tag, sorted({_fingerprint_text(rule.canonical(member)) for member in members})]
+
+    def on_map(self, members: dict[str, Any]) -> Any:
+        return ["M", sorted(members.items())]
+
+    def on_list(self, members: list[Any]) -> Any:
+        return ["L", members]
+
+
+def _fingerprint_text(canonical: Any) -> str:
+    if isinstance(canonical, Decimal):
+        return "0" if canonical.is_zero() else str(canonical.normalize())
+    if isinstance(canonical, bytes):
+        return _base64(canonical)
+    return json.dumps(canonical)  # a string quoted, true / false, null
+
+
+_FINGERPRINT = _Fingerprint()
+
+
+def fingerprint(value: Any) -> bytes:
+    """Bytes equal exactly for equal DynamoDB values (same type, same value), for digests.
+
+    A malformed value still gets bytes of its own (its JSON text), never an error.
+    """
+    try:
+        form = walk(client_value(value), _FINGERPRINT)
+    except BadAttributeValue:
+        form = ["?", json.dumps(value, sort_keys=True, default=str)]
+    return json.dumps(form, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def same_value(left: AttributeValue, right: AttributeValue) -> bool:
     """True when two checked attribute values hold the same DynamoDB value."""
     return left == right or walk(left, _CANONICAL) == walk(right, _CANONICAL)  # equal forms: equal values

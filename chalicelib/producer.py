@@ -17,6 +17,7 @@ from chalicelib.changes import BatchPlan, Entry, Poison, RecordChanges, plan_bat
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters
 from chalicelib.notifications import NoNotifier, Notifier, PublishResult
 from chalicelib.observability import count, invocation, iterator_age_ms, logger
+from chalicelib.redaction import NO_REDACTION, Redactor
 
 BatchResponse = dict[str, list[dict[str, str]]]
 
@@ -53,6 +54,7 @@ class AuditProducer:
     report_batch_item_failures: bool = False
     notifier: Notifier = field(default_factory=NoNotifier)
     dead_letters: DeadLetters = field(default_factory=NoDeadLetters)
+    redactor: Redactor = NO_REDACTION
 
     def handle(self, event: Any, context: Any = None) -> BatchResponse:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
@@ -67,8 +69,8 @@ class AuditProducer:
             return self._respond(outcome)
 
     def audit(self, event: Any) -> BatchOutcome:
-        """Plan, write, dead-letter, publish: every step of a batch but the response."""
-        plan = plan_batch(event)
+        """Redact, plan, write, dead-letter, publish: every step of a batch but the response."""
+        plan = plan_batch(self.redactor.event(event))  # nothing below ever sees a secret in plain
         for event_id in plan.duplicates:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
         saved = self.repository.save(plan.entries)

@@ -35,6 +35,8 @@ class Settings:
     change_topic_arn: str | None = None
     dead_letter_queue_url: str | None = None
     write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
+    redact_attributes: tuple[str, ...] = ()
+    redaction_key_parameter: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +65,13 @@ class Settings:
                 f"AUDIT_WRITE_CONCURRENCY must be a whole number from 1 to {MAX_WRITE_CONCURRENCY}, "
                 f"not {raw_concurrency!r}"
             )
+        redact = tuple(pattern.strip() for pattern in env.get("REDACT_ATTRIBUTES", "").split(",") if pattern.strip())
+        key_parameter = optional("REDACTION_KEY_PARAMETER")
+        if redact and key_parameter is None:
+            problems.append(
+                "REDACTION_KEY_PARAMETER is not set, and REDACT_ATTRIBUTES needs it "
+                "(the SSM SecureString parameter holding the HMAC key)"
+            )
         if problems:
             raise SettingsError(
                 "the stage's environment_variables in .chalice/config.json are incomplete: " + "; ".join(problems)
@@ -75,6 +84,8 @@ class Settings:
             change_topic_arn=optional("CHANGE_TOPIC_ARN"),
             dead_letter_queue_url=optional("DEAD_LETTER_QUEUE_URL"),
             write_concurrency=concurrency,
+            redact_attributes=redact,
+            redaction_key_parameter=key_parameter,
         )
 
 

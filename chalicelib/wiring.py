@@ -9,9 +9,11 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.aws_calls import ConfigurationError, call
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
 from chalicelib.notifications import NoNotifier, Notifier, SnsNotifier
 from chalicelib.producer import AuditProducer
+from chalicelib.redaction import MIN_KEY_BYTES, NO_REDACTION, Redactor
 from chalicelib.settings import MAX_WRITE_CONCURRENCY, Settings
 
 # botocore's "standard" retry mode retries throttling and 5xx with exponential backoff; the
@@ -66,6 +68,30 @@ def dead_letters_for(settings: Settings) -> DeadLetters:
 
 
 @lru_cache(maxsize=8)
+def ssm_client(region: str | None = None) -> Any:
+    """An SSM client, created only where attributes are redacted."""
+    return boto3.client("ssm", region_name=region, config=CLIENT_CONFIG)
+
+
+def redaction_key(parameter: str) -> bytes:
+    """The HMAC key in the SecureString parameter REDACTION_KEY_PARAMETER names."""
+    resource = f"SSM parameter {parameter!r} (REDACTION_KEY_PARAMETER)"
+    response = call(ssm_client().get_parameter, resource, Name=parameter, WithDecryption=True)
+    key = str(response["Parameter"]["Value"]).encode()
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigurationError(f"{resource} holds a key shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def redactor_for(settings: Settings) -> Redactor:
+    """Digests for the attributes REDACT_ATTRIBUTES names; the key is read on first use."""
+    parameter = settings.redaction_key_parameter
+    if not settings.redact_attributes or parameter is None:
+        return NO_REDACTION
+    return Redactor(settings.redact_attributes, lambda: redaction_key(parameter))
+
+
+@lru_cache(maxsize=8)
 def producer_for(settings: Settings) -> AuditProducer:
     """The producer for one stage's settings; Lambda keeps it warm between invocations."""
     return AuditProducer(
@@ -73,10 +99,11 @@ def producer_for(settings: Settings) -> AuditProducer:
         report_batch_item_failures=settings.report_batch_item_failures,
         notifier=notifier_for(settings),
         dead_letters=dead_letters_for(settings),
+        redactor=redactor_for(settings),
     )
 
 
 def clear() -> None:
     """Forget every cached collaborator (tests; a stage whose settings changed)."""
-    for cached in (dynamodb_client, sns_client, sqs_client, repository_for, producer_for):
+    for cached in (dynamodb_client, sns_client, sqs_client, ssm_client, repository_for, producer_for):
         cached.cache_clear()

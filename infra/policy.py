@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.audit_repository import HISTORY_INDEX
+from infra.redaction_key import parameter_arn
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_NAME = "config-audit"
@@ -56,6 +57,20 @@ def producer_statements(
     return statements
 
 
+def redaction_statements(parameter: Arn, kms_key: Arn | None, ssm_service: Arn) -> list[dict[str, Any]]:
+    """Read the one redaction key parameter; decrypt with its customer managed KMS key, through SSM only.
+
+    The AWS managed key aws/ssm needs no statement here: its key policy lets every principal of
+    the account decrypt through SSM, which is why a customer managed key is recommended.
+    """
+    statements = [_allow("ReadRedactionKey", ["ssm:GetParameter"], parameter)]
+    if kms_key is not None:
+        decrypt = _allow("DecryptRedactionKey", ["kms:Decrypt"], kms_key)
+        decrypt["Condition"] = {"StringEquals": {"kms:ViaService": ssm_service}}  # ssm.<region>.amazonaws.com
+        statements.append(decrypt)
+    return statements
+
+
 def history_statements(logs: Arn, history_index: Arn) -> list[dict[str, Any]]:
     """What the history route calls: its logs and Query on the history index."""
     return [
@@ -78,6 +93,10 @@ def policy_for(stage: str, env: dict[str, str]) -> dict[str, Any]:
     queue = queue_arn(env["DEAD_LETTER_QUEUE_URL"]) if env.get("DEAD_LETTER_QUEUE_URL") else None
     statements = producer_statements(logs, stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
     statements.insert(3, history_statements(logs, f"{audit}/index/{HISTORY_INDEX}")[1])
+    if env.get("REDACT_ATTRIBUTES", "").strip() and env.get("REDACTION_KEY_PARAMETER", "").strip():
+        parameter = parameter_arn(partition, region, account, env["REDACTION_KEY_PARAMETER"].strip())
+        kms_key = env.get("REDACTION_KMS_KEY_ARN") or None
+        statements += redaction_statements(parameter, kms_key, f"ssm.{region}.amazonaws.com")
     return {"Version": "2012-10-17", "Statement": statements}
 
 

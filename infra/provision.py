@@ -17,6 +17,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.policy import policy_for, render
+from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,10 @@ def provision(stage: str, project: Path = ROOT) -> str:
     variables = stages[stage].setdefault("environment_variables", {})
     client = boto3.client("dynamodb")
     arn = create_tables(client, variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"])
+    if variables.get("REDACT_ATTRIBUTES") and variables.get("REDACTION_KEY_PARAMETER"):
+        ensure_redaction_key(
+            boto3.client("ssm"), variables["REDACTION_KEY_PARAMETER"], variables.get("REDACTION_KMS_KEY_ARN") or None
+        )
     variables["CONFIGURATION_STREAM_ARN"] = arn
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     policy_file = project / ".chalice" / stages[stage].get("iam_policy_file", f"policy-{stage}.json")

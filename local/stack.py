@@ -17,6 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib import wiring
 from chalicelib.images import deserialize_image
+from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables
 from local.poller import Checkpoint, StreamPoller
 
@@ -85,6 +86,8 @@ class LocalStack:
             self.variables["CONFIGURATION_TABLE_NAME"],
             self.variables["AUDIT_TABLE_NAME"],
         )
+        if self.variables.get("REDACTION_KEY_PARAMETER"):  # a key in moto's SSM, as provisioning makes one
+            ensure_redaction_key(self.client("ssm"), self.variables["REDACTION_KEY_PARAMETER"])
         self.configuration = boto3.resource("dynamodb", endpoint_url=self.endpoint, region_name=REGION).Table(
             self.variables["CONFIGURATION_TABLE_NAME"]
         )

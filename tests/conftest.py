@@ -21,6 +21,7 @@ from moto import mock_aws
 from chalicelib import wiring
 from chalicelib.images import deserialize_image
 from chalicelib.observability import logger
+from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables
 from local.stack import read_audit
 from local.stream import read_all
@@ -31,6 +32,7 @@ REGION = "us-east-1"
 STAGE = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]
 CONFIGURATION = STAGE["environment_variables"]["CONFIGURATION_TABLE_NAME"]
 AUDIT = STAGE["environment_variables"]["AUDIT_TABLE_NAME"]
+REDACTION_KEY_PARAMETER = STAGE["environment_variables"]["REDACTION_KEY_PARAMETER"]
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -80,6 +82,8 @@ class Stack:
         self.dynamodb = dynamodb
         self.streams = streams
         self.stream_arn = create_tables(dynamodb, CONFIGURATION, AUDIT)
+        # the dev stage redacts secrets with a key from SSM, as a provisioned stage does
+        ensure_redaction_key(boto3.client("ssm", region_name=REGION), REDACTION_KEY_PARAMETER)
         resource = boto3.resource("dynamodb", region_name=REGION)
         self.configuration = resource.Table(CONFIGURATION)
         self._seen: set[str] = set()

@@ -19,6 +19,7 @@ EXPECTED_ACTIONS = {
     "dynamodb:ListStreams",
     "dynamodb:BatchWriteItem",
     "dynamodb:Query",
+    "ssm:GetParameter",
 }
 
 
@@ -49,6 +50,8 @@ def test_no_statement_is_wider_than_its_resource() -> None:
             assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}")
         if statement["Sid"] == "ReadAuditHistory":
             assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}/index/itemKey-modificationTime-index")
+        if statement["Sid"] == "ReadRedactionKey":
+            assert resource.endswith(f":parameter/{env['REDACTION_KEY_PARAMETER'].lstrip('/')}")
 
 
 def test_optional_topic_and_queue_add_one_scoped_statement_each() -> None:
@@ -69,3 +72,19 @@ def test_queue_arn_from_url() -> None:
 def test_policy_refuses_a_stream_arn_that_is_not_one() -> None:
     with pytest.raises(ValueError, match="CONFIGURATION_STREAM_ARN is not a DynamoDB stream ARN"):
         policy_for("dev", {"CONFIGURATION_STREAM_ARN": "nope", "AUDIT_TABLE_NAME": "Audit"})
+
+
+def test_a_customer_managed_key_is_decryptable_through_ssm_only() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    statements = {
+        s["Sid"]: s for s in policy_for("dev", {**stage_environment("dev"), "REDACTION_KMS_KEY_ARN": key})["Statement"]
+    }
+    assert statements["DecryptRedactionKey"]["Resource"] == key
+    assert statements["DecryptRedactionKey"]["Condition"] == {
+        "StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}
+    }
+
+
+def test_without_redaction_no_parameter_is_readable() -> None:
+    env = {k: v for k, v in stage_environment("dev").items() if k != "REDACT_ATTRIBUTES"}
+    assert not any(s["Sid"].endswith("RedactionKey") for s in policy_for("dev", env)["Statement"])

@@ -49,3 +49,17 @@ def test_unusable_write_concurrency_is_named(raw: str) -> None:
         SettingsError, match=f"AUDIT_WRITE_CONCURRENCY must be a whole number from 1 to 16, not '{raw}'"
     ):
         Settings.from_environ({**FULL, "AUDIT_WRITE_CONCURRENCY": raw})
+
+
+def test_redaction_patterns_are_read_as_a_comma_separated_list() -> None:
+    settings = Settings.from_environ(
+        {**FULL, "REDACT_ATTRIBUTES": " *password*, apiKey ,,", "REDACTION_KEY_PARAMETER": "/p"}
+    )
+    assert settings.redact_attributes == ("*password*", "apiKey")
+    assert settings.redaction_key_parameter == "/p"
+    assert Settings.from_environ(FULL).redact_attributes == ()
+
+
+def test_redaction_without_a_key_parameter_is_refused_by_name() -> None:
+    with pytest.raises(SettingsError, match="REDACTION_KEY_PARAMETER is not set, and REDACT_ATTRIBUTES needs it"):
+        Settings.from_environ({**FULL, "REDACT_ATTRIBUTES": "*secret*"})

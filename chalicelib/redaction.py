@@ -1,0 +1,104 @@
+"""Secrets are never stored in plain (SPEC.md, "Trust: Redacted").
+
+``REDACT_ATTRIBUTES`` names attributes by case-insensitive shell patterns (``*password*,apiKey``).
+Their values, at the top level of an item or under a map key at any depth, are replaced by
+``{"S": "redacted:hmac-sha256:<64 hex digits>"}``: the HMAC-SHA256, under a key kept in SSM, of
+the value's fingerprint (its type and its DynamoDB value). Equal values give equal digests and
+different ones different digests, so a changed secret is still a change and a reused one shows.
+
+The records are redacted before anything reads them, so entries, logs, notifications and dead
+letters only ever hold the digest. The item's own ``key`` attribute is never redacted: it is
+the item's identity, which the history is read by.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any
+
+from chalicelib.changes import KEY_ATTRIBUTE
+from chalicelib.images import AttributeValue, fingerprint
+
+PREFIX = "redacted:hmac-sha256:"
+MIN_KEY_BYTES = 16
+
+
+class Redactor:
+    """Replaces matching attributes' values by their digest; with no patterns it changes nothing."""
+
+    def __init__(self, patterns: Sequence[str] = (), key: Callable[[], bytes] | None = None) -> None:
+        self._patterns = [pattern.lower() for pattern in patterns]
+        if self._patterns and key is None:
+            raise ValueError("a Redactor with patterns needs a key")
+        self._read_key = key
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._patterns)
+
+    @cached_property
+    def _key(self) -> bytes:  # read once per container, and only where something is redacted
+        assert self._read_key is not None
+        return self._read_key()
+
+    def matches(self, name: str) -> bool:
+        """Whether an attribute of this name is redacted (shell patterns, any case)."""
+        lowered = name.lower()
+        return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in self._patterns)
+
+    def digest(self, value: Any) -> AttributeValue:
+        """The value's stand-in: equal for equal DynamoDB values, and nothing of the value shown."""
+        return {"S": self._text(value)}
+
+    def _text(self, value: Any) -> str:
+        return PREFIX + hmac.new(self._key, fingerprint(value), hashlib.sha256).hexdigest()
+
+    def event(self, event: Any) -> Any:
+        """A Lambda event with every record's images redacted.
+
+        The key is read first, so an unreadable key fails the batch before anything is written.
+        A part that is not the shape it should be is replaced whole by its digest's text: it stays
+        malformed (so its poison reason stays true), and nothing of it is shown.
+        """
+        if not self.enabled:
+            return event
+        _ = self._key
+        if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+            return self._text(event)
+        return {**event, "Records": [self.record(record) for record in event["Records"]]}
+
+    def record(self, record: Any) -> Any:
+        if not isinstance(record, dict):
+            return self._text(record)
+        body = record.get("dynamodb")
+        if body is None:
+            return record
+        if not isinstance(body, dict):
+            return {**record, "dynamodb": self._text(body)}
+        images = {name: self.image(body[name]) for name in ("OldImage", "NewImage") if body.get(name) is not None}
+        return {**record, "dynamodb": {**body, **images}}
+
+    def image(self, image: Any) -> Any:
+        """An image with matching attributes digested, looking inside maps and lists."""
+        if not isinstance(image, dict):
+            return self._text(image)
+        return {
+            name: self.digest(value) if name != KEY_ATTRIBUTE and self.matches(name) else self._inside(value)
+            for name, value in image.items()
+        }
+
+    def _inside(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            if isinstance(value.get("M"), dict):
+                members = value["M"]
+                return {"M": {n: self.digest(v) if self.matches(n) else self._inside(v) for n, v in members.items()}}
+            if isinstance(value.get("L"), list):
+                return {"L": [self._inside(member) for member in value["L"]]}
+        return value
+
+
+NO_REDACTION = Redactor()
