@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
@@ -31,14 +32,15 @@ class Redactor:
     """Replaces matching attributes' values by their digest; with no patterns it changes nothing."""
 
     def __init__(self, patterns: Sequence[str] = (), key: Callable[[], bytes] | None = None) -> None:
-        self._patterns = [pattern.lower() for pattern in patterns]
-        if self._patterns and key is None:
+        if patterns and key is None:
             raise ValueError("a Redactor with patterns needs a key")
+        # one expression for all patterns: a name is matched once, however many patterns there are
+        self._names = re.compile("|".join(fnmatch.translate(p) for p in patterns), re.IGNORECASE) if patterns else None
         self._read_key = key
 
     @property
     def enabled(self) -> bool:
-        return bool(self._patterns)
+        return self._names is not None
 
     @cached_property
     def _key(self) -> bytes:  # read once per container, and only where something is redacted
@@ -47,8 +49,7 @@ class Redactor:
 
     def matches(self, name: str) -> bool:
         """Whether an attribute of this name is redacted (shell patterns, any case)."""
-        lowered = name.lower()
-        return any(fnmatch.fnmatchcase(lowered, pattern) for pattern in self._patterns)
+        return self._names is not None and self._names.match(name) is not None
 
     def digest(self, value: Any) -> AttributeValue:
         """The value's stand-in: equal for equal DynamoDB values, and nothing of the value shown."""

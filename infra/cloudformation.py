@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.audit_repository import HISTORY_INDEX
-from infra.policy import history_statements, producer_statements
+from infra.policy import append_only_table_policy, history_statements, producer_statements, redaction_statements
 from infra.tables import audit_table, configuration_table
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = ROOT / "infra" / "cloudformation" / "merge.json"
+
+# Named, not generated: the Audit table's own policy names the table and the one role that may
+# write it by these, so that neither depends on the other (the role's policy names the table).
+AUDIT_TABLE_NAME = "${AWS::StackName}-audit"
+PRODUCER_ROLE_NAME = "${AWS::StackName}-audit-producer"  # IAM allows 64 characters: stack names up to 49
 
 # Lambda event source mapping settings Chalice's decorator cannot take
 MAXIMUM_RETRY_ATTEMPTS = 10
@@ -37,6 +42,7 @@ def _table(definition: dict[str, Any]) -> dict[str, Any]:
         properties["StreamSpecification"] = {"StreamViewType": properties["StreamSpecification"]["StreamViewType"]}
     properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
     properties["SSESpecification"] = {"SSEEnabled": True}
+    properties["DeletionProtectionEnabled"] = True
     # an audit trail (and the settings it audits) must outlive the stack that writes it
     return {
         "Type": "AWS::DynamoDB::Table",
@@ -65,6 +71,24 @@ def merge_template() -> dict[str, Any]:
     producer = producer_statements(logs, stream, audit, None, queue)
     publish = producer_statements(logs, stream, audit, topic, None)[-1]
     producer.append({"Fn::If": ["NotifyChangesOn", publish, {"Ref": "AWS::NoValue"}]})
+    parameter = {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${RedactionKeyParameter}"
+    }
+    kms_key = {"Ref": "RedactionKmsKeyArn"}
+    read_key, decrypt_key = redaction_statements(parameter, kms_key, {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"})
+    producer.append({"Fn::If": ["RedactionOn", read_key, {"Ref": "AWS::NoValue"}]})
+    producer.append({"Fn::If": ["CustomerManagedRedactionKey", decrypt_key, {"Ref": "AWS::NoValue"}]})
+    audit_table_arn = {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{AUDIT_TABLE_NAME}"
+    }
+    producer_role_arn = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{PRODUCER_ROLE_NAME}"}
+    audit_resource = _table(audit_table("Audit"))
+    audit_resource["Properties"]["TableName"] = {"Fn::Sub": AUDIT_TABLE_NAME}
+    audit_resource["Properties"]["ResourcePolicy"] = {
+        "PolicyDocument": append_only_table_policy(audit_table_arn, producer_role_arn)
+    }
+    producer_role = _role("AuditProducer", producer)
+    producer_role["Properties"]["RoleName"] = {"Fn::Sub": PRODUCER_ROLE_NAME}
     variables = {
         "CONFIGURATION_TABLE_NAME": {"Ref": "ConfigurationTable"},
         "AUDIT_TABLE_NAME": {"Ref": "AuditTable"},
@@ -76,12 +100,50 @@ def merge_template() -> dict[str, Any]:
                 "AllowedValues": ["true", "false"],
                 "Default": "false",
                 "Description": "Publish every audit entry to an SNS topic the stack creates",
+            },
+            "RedactAttributes": {
+                "Type": "String",
+                "Default": "",
+                "Description": "Attribute names never stored in plain: comma-separated shell patterns, any case "
+                "(for example *password*,*secret*,*token*,apiKey); needs RedactionKeyParameter",
+            },
+            "RedactionKeyParameter": {
+                "Type": "String",
+                "Default": "",
+                "AllowedPattern": "^$|^(/[A-Za-z0-9_.-]+)+$",
+                "Description": "SSM SecureString parameter (a path from /) holding the redaction HMAC key",
+            },
+            "RedactionKmsKeyArn": {
+                "Type": "String",
+                "Default": "",
+                "Description": "The customer managed KMS key of that parameter, if any (recommended over aws/ssm)",
+            },
+        },
+        "Rules": {
+            "RedactionNeedsAKey": {
+                "RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedactAttributes"}, ""]}]},
+                "Assertions": [
+                    {
+                        "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedactionKeyParameter"}, ""]}]},
+                        "AssertDescription": "RedactAttributes needs RedactionKeyParameter "
+                        "(python -m infra.redaction_key NAME creates one)",
+                    }
+                ],
             }
         },
-        "Conditions": {"NotifyChangesOn": {"Fn::Equals": [{"Ref": "NotifyChanges"}, "true"]}},
+        "Conditions": {
+            "NotifyChangesOn": {"Fn::Equals": [{"Ref": "NotifyChanges"}, "true"]},
+            "RedactionOn": {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedactAttributes"}, ""]}]},
+            "CustomerManagedRedactionKey": {
+                "Fn::And": [
+                    {"Condition": "RedactionOn"},
+                    {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedactionKmsKeyArn"}, ""]}]},
+                ]
+            },
+        },
         "Resources": {
             "ConfigurationTable": _table(configuration_table("Configuration")),
-            "AuditTable": _table(audit_table("Audit")),
+            "AuditTable": audit_resource,
             "DeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {"MessageRetentionPeriod": 1_209_600, "SqsManagedSseEnabled": True},
@@ -96,6 +158,8 @@ def merge_template() -> dict[str, Any]:
                             "REPORT_BATCH_ITEM_FAILURES": "true",  # with FunctionResponseTypes below, always together
                             "DEAD_LETTER_QUEUE_URL": {"Ref": "DeadLetterQueue"},
                             "CHANGE_TOPIC_ARN": {"Fn::If": ["NotifyChangesOn", topic, ""]},
+                            "REDACT_ATTRIBUTES": {"Ref": "RedactAttributes"},
+                            "REDACTION_KEY_PARAMETER": {"Ref": "RedactionKeyParameter"},
                         }
                     },
                     "Events": {
@@ -116,7 +180,7 @@ def merge_template() -> dict[str, Any]:
                     },
                 }
             },
-            "AuditProducerRole": _role("AuditProducer", producer),
+            "AuditProducerRole": producer_role,
             "APIHandler": {"Properties": {"Environment": {"Variables": variables}}},
             "ApiHandlerRole": _role(
                 "AuditHistory", history_statements(logs, {"Fn::Sub": f"${{AuditTable.Arn}}/index/{HISTORY_INDEX}"})

@@ -79,6 +79,29 @@ def history_statements(logs: Arn, history_index: Arn) -> list[dict[str, Any]]:
     ]
 
 
+# An entry, once written, is never changed or removed; new ones come from one function only.
+CHANGE_ACTIONS = ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"]
+WRITE_ACTIONS = ["dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert"]
+
+
+def append_only_table_policy(table: Arn, writer_role: Arn) -> dict[str, Any]:
+    """The resource-based policy of an append-only table (Audit): no principal may change or
+    delete an item, and no principal but the owning function's role may write one.
+
+    Explicit denies win over any allow, an administrator's included; lifting them takes
+    dynamodb:PutResourcePolicy or DeleteResourcePolicy on the table, which CloudTrail records.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "EntriesAreNeverChanged", "Effect": "Deny", "Principal": "*", "Action": CHANGE_ACTIONS,
+             "Resource": table},
+            {"Sid": "OnlyTheOwnerWrites", "Effect": "Deny", "Principal": "*", "Action": WRITE_ACTIONS,
+             "Resource": table, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer_role}}},
+        ],
+    }  # fmt: skip
+
+
 def _allow(sid: str, actions: list[str], resource: Arn) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
 

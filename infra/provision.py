@@ -1,5 +1,9 @@
 """`make provision STAGE=dev`: create the stage's tables where missing and record its stream ARN.
 
+Every table gets deletion protection and point-in-time recovery; the Audit table a resource-based
+policy that denies changing or deleting entries to everyone, and writing them to all but the
+stage's function role. The redaction key is created in SSM where the stage redacts and it is missing.
+
 Idempotent: tables that exist are kept; the stage's CONFIGURATION_STREAM_ARN in
 .chalice/config.json is set to the table's current stream, and the stage's least-privilege policy
 file is derived again. Talks to whatever endpoint boto3 is pointed at (AWS_ENDPOINT_URL, region and
@@ -16,9 +20,9 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.policy import policy_for, render
+from infra.policy import APP_NAME, append_only_table_policy, arn_parts, policy_for, render
 from infra.redaction_key import ensure_redaction_key
-from infra.tables import create_tables
+from infra.tables import create_tables, protect_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_STAGE = "dev"
@@ -36,6 +40,15 @@ def provision(stage: str, project: Path = ROOT) -> str:
     variables = stages[stage].setdefault("environment_variables", {})
     client = boto3.client("dynamodb")
     arn = create_tables(client, variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"])
+    partition, region, account = arn_parts(arn)
+    # `chalice deploy` names each function's role <app>-<stage>-<function> (the rehearsal checks it)
+    writer = f"arn:{partition}:iam::{account}:role/{APP_NAME}-{stage}-audit_producer"
+    audit = f"arn:{partition}:dynamodb:{region}:{account}:table/{variables['AUDIT_TABLE_NAME']}"
+    protect_tables(
+        client,
+        [variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"]],
+        {variables["AUDIT_TABLE_NAME"]: append_only_table_policy(audit, writer)},
+    )
     if variables.get("REDACT_ATTRIBUTES") and variables.get("REDACTION_KEY_PARAMETER"):
         ensure_redaction_key(
             boto3.client("ssm"), variables["REDACTION_KEY_PARAMETER"], variables.get("REDACTION_KMS_KEY_ARN") or None

@@ -6,6 +6,7 @@ syntax; a test holds them equal to these.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib.audit_repository import HISTORY_INDEX
@@ -62,3 +63,17 @@ def create_tables(client: Any, configuration_name: str, audit_name: str) -> str:
     if not arn:
         raise RuntimeError(f"table {configuration_name!r} exists but has no stream; enable NEW_AND_OLD_IMAGES")
     return str(arn)
+
+
+def protect_tables(client: Any, names: list[str], append_only: dict[str, dict[str, Any]]) -> None:
+    """Deletion protection and point-in-time recovery on every table; ``append_only`` maps a
+    table's name to the resource-based policy that keeps its items from being changed."""
+    for name in names:
+        if not client.describe_table(TableName=name)["Table"].get("DeletionProtectionEnabled"):
+            client.update_table(TableName=name, DeletionProtectionEnabled=True)
+        client.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    for name, policy in append_only.items():
+        arn = client.describe_table(TableName=name)["Table"]["TableArn"]
+        client.put_resource_policy(ResourceArn=arn, Policy=json.dumps(policy))

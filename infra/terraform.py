@@ -22,7 +22,7 @@ from typing import Any
 
 from chalicelib.audit_repository import HISTORY_INDEX
 from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
-from infra.policy import history_statements, producer_statements
+from infra.policy import append_only_table_policy, history_statements, producer_statements, redaction_statements
 from infra.tables import audit_table, configuration_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +47,7 @@ def _table(name: str, definition: dict[str, Any]) -> dict[str, Any]:
             {"name": a["AttributeName"], "type": a["AttributeType"]} for a in definition["AttributeDefinitions"]
         ],
         "point_in_time_recovery": {"enabled": True},
+        "deletion_protection_enabled": True,
         "lifecycle": {"prevent_destroy": True},  # an audit trail outlives the code that writes it
     }
     if "StreamSpecification" in definition:
@@ -66,12 +67,27 @@ def _table(name: str, definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "statement": [
-            {"sid": s["Sid"], "effect": s["Effect"], "actions": s["Action"], "resources": [s["Resource"]]}
-            for s in statements
-        ]
+    """IAM policy statements as an aws_iam_policy_document's blocks."""
+    return {"statement": [_statement(statement) for statement in statements]}
+
+
+def _statement(s: dict[str, Any]) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "sid": s["Sid"],
+        "effect": s["Effect"],
+        "actions": s["Action"],
+        "resources": [s["Resource"]],
     }
+    if s.get("Principal") == "*":
+        block["principals"] = [{"type": "*", "identifiers": ["*"]}]
+    for test, variables in s.get("Condition", {}).items():
+        block["condition"] = [{"test": test, "variable": name, "values": [value]} for name, value in variables.items()]
+    return block
+
+
+def _optional(statement: dict[str, Any], when: str) -> dict[str, Any]:
+    """A dynamic statement block, present only where ``when`` (a Terraform expression) holds."""
+    return {"for_each": f"${{{when} ? [1] : []}}", "content": statement}
 
 
 def audit_tf() -> dict[str, Any]:
@@ -79,14 +95,43 @@ def audit_tf() -> dict[str, Any]:
     [publish] = _document(producer_statements(LOGS, STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None))[
         "statement"
     ][-1:]
+    parameter = (
+        "arn:${data.aws_partition.chalice.partition}:ssm:${data.aws_region.chalice.name}:"
+        "${data.aws_caller_identity.chalice.account_id}:parameter${var.redaction_key_parameter}"
+    )
+    ssm_service = "ssm.${data.aws_region.chalice.name}.amazonaws.com"
+    read_key, decrypt_key = (
+        _statement(s) for s in redaction_statements(parameter, "${var.redaction_kms_key_arn}", ssm_service)
+    )
     producer["dynamic"] = {
-        "statement": {"for_each": "${var.notify_changes ? [1] : []}", "content": {k: v for k, v in publish.items()}}
+        "statement": [
+            _optional(publish, "var.notify_changes"),
+            _optional(read_key, 'var.redact_attributes != ""'),
+            _optional(decrypt_key, 'var.redact_attributes != "" && var.redaction_kms_key_arn != ""'),
+        ]
     }
+    append_only = _document(append_only_table_policy(AUDIT_ARN, "${aws_iam_role.audit_producer_role.arn}")["Statement"])
     history = _document(history_statements(LOGS, f"{AUDIT_ARN}/index/{HISTORY_INDEX}"))
     return {
         "variable": {
             "stage": {"type": "string", "default": "dev"},
             "notify_changes": {"type": "bool", "default": False, "description": "publish every entry to SNS"},
+            "redact_attributes": {
+                "type": "string",
+                "default": "",
+                "description": "attribute names never stored in plain: comma-separated shell patterns, any case",
+            },
+            "redaction_key_parameter": {
+                "type": "string",
+                "default": "",
+                "description": "SSM SecureString parameter (a path from /) holding the redaction HMAC key",
+                "validation": {
+                    "condition": '${var.redaction_key_parameter == "" || can(regex("^(/[A-Za-z0-9_.-]+)+$", '
+                    "var.redaction_key_parameter))}",
+                    "error_message": "redaction_key_parameter is a path from /, as /config-audit/prod/redaction-key",
+                },
+            },
+            "redaction_kms_key_arn": {"type": "string", "default": "", "description": "that parameter's KMS key"},
         },
         "resource": {
             "aws_dynamodb_table": {
@@ -99,9 +144,16 @@ def audit_tf() -> dict[str, Any]:
             "aws_sns_topic": {
                 "changes": {"count": "${var.notify_changes ? 1 : 0}", "name": "config-audit-${var.stage}-changes"}
             },
+            "aws_dynamodb_resource_policy": {
+                "audit": {"resource_arn": AUDIT_ARN, "policy": "${data.aws_iam_policy_document.audit_append_only.json}"}
+            },
         },
         "data": {
-            "aws_iam_policy_document": {"audit_producer": producer, "api_handler": history},
+            "aws_iam_policy_document": {
+                "audit_producer": producer,
+                "api_handler": history,
+                "audit_append_only": append_only,
+            },
         },
         "output": {
             "configuration_table": {"value": "${aws_dynamodb_table.configuration.name}"},
@@ -118,6 +170,9 @@ def override_tf() -> dict[str, Any]:
         "AUDIT_TABLE_NAME": "${aws_dynamodb_table.audit.name}",
     }
     return {
+        # Chalice pins the AWS provider below 5; the Audit table's resource policy needs 5.43 or
+        # newer (aws_dynamodb_resource_policy). An override file's requirement replaces Chalice's.
+        "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": ">= 5.43.0, < 6.0.0"}}},
         "resource": {
             "aws_lambda_event_source_mapping": {
                 MAPPING: {
@@ -139,6 +194,8 @@ def override_tf() -> dict[str, Any]:
                             "REPORT_BATCH_ITEM_FAILURES": "true",
                             "DEAD_LETTER_QUEUE_URL": "${aws_sqs_queue.dead_letters.url}",
                             "CHANGE_TOPIC_ARN": '${var.notify_changes ? aws_sns_topic.changes[0].arn : ""}',
+                            "REDACT_ATTRIBUTES": "${var.redact_attributes}",
+                            "REDACTION_KEY_PARAMETER": "${var.redaction_key_parameter}",
                         }
                     }
                 },
@@ -148,7 +205,7 @@ def override_tf() -> dict[str, Any]:
                 "audit_producer_role": {"policy": "${data.aws_iam_policy_document.audit_producer.json}"},
                 "api_handler_role": {"policy": "${data.aws_iam_policy_document.api_handler.json}"},
             },
-        }
+        },
     }
 
 

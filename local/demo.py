@@ -49,6 +49,13 @@ def scenario(stack: LocalStack) -> list[tuple[str, Callable[[], Any], int]]:
             ExpressionAttributeValues={":d": "seconds a cached entry lives"},
         )
 
+    def secret() -> Any:
+        return table.update_item(
+            Key=key,
+            UpdateExpression="SET cachePassword = :p",
+            ExpressionAttributeValues={":p": "hunter2"},
+        )
+
     def delete() -> Any:
         return table.delete_item(Key=key)
 
@@ -56,7 +63,8 @@ def scenario(stack: LocalStack) -> list[tuple[str, Callable[[], Any], int]]:
         ("create CACHE_TTL_SEC = 3600", create, 1),
         ("change it to 1800", change, 2),
         ("add a description", describe, 3),
-        ("delete it", delete, 4),
+        ("add cachePassword = hunter2 (the dev stage redacts *password*: only its digest is kept)", secret, 4),
+        ("delete it", delete, 5),
     ]
 
 

@@ -76,6 +76,23 @@ def test_provision_creates_the_tables_once_and_records_the_stream(endpoint: str,
     policy = json.loads((project / ".chalice" / f"policy-{REHEARSAL}.json").read_text())
     stream_statement = next(s for s in policy["Statement"] if s["Sid"] == "ReadConfigurationStream")
     assert stream_statement["Resource"] == arn
+    # AND every table is protected from deletion and recoverable to any point in time
+    for name in ("Configuration", "Audit"):
+        assert dynamodb.describe_table(TableName=name)["Table"]["DeletionProtectionEnabled"] is True
+        backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    # AND the Audit table denies changing entries to everyone, and writing them to all but one role
+    table_policy = json.loads(dynamodb.get_resource_policy(ResourceArn=audit["TableArn"])["Policy"])
+    changes, writes = table_policy["Statement"]
+    assert changes["Effect"] == writes["Effect"] == "Deny" and changes["Principal"] == writes["Principal"] == "*"
+    assert set(changes["Action"]) >= {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:PartiQLUpdate",
+                                      "dynamodb:PartiQLDelete"} and "Condition" not in changes  # fmt: skip
+    assert set(writes["Action"]) >= {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert"}
+    writer = writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert writer.endswith(f":role/config-audit-{REHEARSAL}-audit_producer")
+    # AND the stage's redaction key exists in SSM
+    ssm = boto3.client("ssm")
+    ssm.get_parameter(Name=second["environment_variables"]["REDACTION_KEY_PARAMETER"], WithDecryption=True)
 
 
 def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoint: str, project: Path) -> None:
@@ -93,6 +110,10 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
     [mapping] = [m for m in mappings if m["FunctionArn"] == configuration["FunctionArn"]]
     assert mapping["EventSourceArn"] == stage["environment_variables"]["CONFIGURATION_STREAM_ARN"]
     assert mapping["StartingPosition"] == "TRIM_HORIZON" and mapping["BatchSize"] == 100
+    # AND its role is the one role the Audit table lets write entries
+    audit_arn = boto3.client("dynamodb").describe_table(TableName="Audit")["Table"]["TableArn"]
+    table_policy = json.loads(boto3.client("dynamodb").get_resource_policy(ResourceArn=audit_arn)["Policy"])
+    assert table_policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == configuration["Role"]
     # AND its role holds exactly the least-privilege policy of the stage
     role = configuration["Role"].rsplit("/", 1)[-1]
     iam = boto3.client("iam")
@@ -131,6 +152,8 @@ def test_one_stack_holds_both_tables_as_infra_defines_them(stack_template: dict[
     resources = stack_template["Resources"]
     for logical, definition in (("ConfigurationTable", configuration_table("x")), ("AuditTable", audit_table("x"))):
         properties = resources[logical]["Properties"]
+        assert properties["DeletionProtectionEnabled"] is True
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert properties["KeySchema"] == definition["KeySchema"]
         assert properties["AttributeDefinitions"] == definition["AttributeDefinitions"]
         assert properties.get("GlobalSecondaryIndexes") == definition.get("GlobalSecondaryIndexes")
@@ -170,6 +193,27 @@ def _statements(document: Any) -> list[dict[str, Any]]:
     return found
 
 
+def test_the_audit_table_is_append_only_and_only_the_producer_role_writes_it(stack_template: dict[str, Any]) -> None:
+    resources = stack_template["Resources"]
+    audit = resources["AuditTable"]["Properties"]
+    table_arn = audit["ResourcePolicy"]["PolicyDocument"]["Statement"][0]["Resource"]
+    changes, writes = audit["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    # no principal may change or delete an entry, by the API or by PartiQL
+    assert (changes["Effect"], changes["Principal"]) == ("Deny", "*") and "Condition" not in changes
+    assert set(changes["Action"]) == {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:PartiQLUpdate",
+                                      "dynamodb:PartiQLDelete"}  # fmt: skip
+    # no principal but the producer's role may write one
+    assert (writes["Effect"], writes["Principal"]) == ("Deny", "*")
+    assert set(writes["Action"]) == {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert"}
+    writer = writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::Sub"]
+    role_name = resources["AuditProducerRole"]["Properties"]["RoleName"]["Fn::Sub"]
+    assert writer.endswith(f":role/{role_name}")
+    assert table_arn["Fn::Sub"].endswith(":table/" + audit["TableName"]["Fn::Sub"])
+    # and the policy names the table and the role by name, so neither waits on the other: no cycle
+    assert "Fn::GetAtt" not in json.dumps(audit["ResourcePolicy"])
+    assert resources["AuditProducer"]["Properties"]["Role"] == {"Fn::GetAtt": ["AuditProducerRole", "Arn"]}
+
+
 def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[str, Any]) -> None:
     resources = stack_template["Resources"]
     producer = _statements(resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
@@ -186,6 +230,8 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
         "WriteAuditEntries": {"dynamodb:BatchWriteItem"},
         "SendPoisonRecords": {"sqs:SendMessage"},
         "PublishChanges": {"sns:Publish"},
+        "ReadRedactionKey": {"ssm:GetParameter"},
+        "DecryptRedactionKey": {"kms:Decrypt"},
     }
     assert {s["Sid"]: set(s["Action"]) for s in history} == {
         "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
@@ -235,6 +281,17 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     for document in documents.values():
         for statement in document["statement"]:
             assert statement["resources"] != ["*"]
+    # the Audit table is append-only here too, and deletion-protected like every table
+    assert all(table["deletion_protection_enabled"] is True for table in tables.values())
+    [policy] = ours["resource"]["aws_dynamodb_resource_policy"].values()
+    assert policy["resource_arn"] == "${aws_dynamodb_table.audit.arn}"
+    append_only = documents["audit_append_only"]["statement"]
+    assert [s["effect"] for s in append_only] == ["Deny", "Deny"]
+    assert append_only[1]["condition"][0]["values"] == ["${aws_iam_role.audit_producer_role.arn}"]
+    assert "aws_iam_role" in chalice and "audit_producer_role" in chalice["aws_iam_role"]
+    # Chalice pins the AWS provider below 5; the override lifts it to where the resource policy exists
+    pinned = json.loads((terraform / "chalice_override.tf.json").read_text())["terraform"]
+    assert pinned["required_providers"]["aws"]["version"].startswith(">= 5.43.0")
     policies = override["aws_iam_role_policy"]
     assert policies["audit_producer_role"]["policy"] == "${data.aws_iam_policy_document.audit_producer.json}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -70,9 +71,14 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     done = subprocess.run([sys.executable, "-m", "local.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "CACHE_TTL_SEC  created" in out
-    assert "updated value        3600 -> 1800" in out
-    assert "updated description" in out and "deleted" in out
+    trail = out[out.index("\ntime ") :]  # the audit trail, after the narration of each step
+    assert re.search(r"CACHE_TTL_SEC\s+created", trail)
+    assert re.search(r"updated value\s+3600 -> 1800", trail)
+    assert "updated description" in trail and "deleted" in trail
+    # the secret the demo stores is shown only as its digest
+    assert "hunter2" not in trail and re.search(
+        r"updated cachePassword\s+- -> \"redacted:hmac-sha256:[0-9a-f]{64}\"", trail
+    )
     assert "everything started has been stopped" in out
     assert "_aws" not in out and '"level"' not in out  # progress lines, not the function's JSON
 
