@@ -33,6 +33,8 @@ from bench.naive import naive_handler
 from bench.workload import event as workload_event
 from chalicelib.audit_repository import BATCH_WRITE_LIMIT
 from chalicelib.changes import plan_batch
+from infra.policy import stage_environment
+from infra.redaction_key import ensure_redaction_key
 from infra.tables import audit_table, create_tables
 from local.moto_process import moto_server
 
@@ -130,6 +132,8 @@ class Contenders:
         wiring.clear()
         self.dynamodb = client(endpoint)
         create_tables(self.dynamodb, "Configuration", "Audit")
+        # the dev stage redacts secrets (none in this workload): its key, as provisioning makes one
+        ensure_redaction_key(client(endpoint, "ssm"), stage_environment("dev")["REDACTION_KEY_PARAMETER"])
         self.dynamodb.create_table(**audit_table("NaiveAudit"))
         self.naive_table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION).Table("NaiveAudit")
         self.chalice = Client(app, stage_name="dev", project_dir=str(ROOT))
