@@ -9,6 +9,7 @@ from chalice import BadRequestError, Chalice, IAMAuthorizer, Response
 from chalicelib import history_request, wiring
 from chalicelib.audit_repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
+from chalicelib.history import with_actors
 from chalicelib.rendering import page_json
 from chalicelib.settings import Settings, stream_arn_for_registration
 
@@ -38,12 +39,22 @@ def audit_history(key: str) -> Response:
     request = app.current_request
     try:
         wanted = history_request.parse(key, request.query_params if request is not None else None)
-        repository = wiring.repository_for(Settings.from_environ())
-        page = repository.history(wanted.key, wanted.limit, wanted.next_token)
+        settings = Settings.from_environ()
+        page = wiring.repository_for(settings).history(wanted.key, wanted.limit, wanted.next_token)
+        entries = with_actors(page.entries, wiring.actors_for(settings))
     except (history_request.BadRequest, BadPageToken) as error:
         raise BadRequestError(str(error)) from error
     except RetryLater:
         return Response(
             {"Code": "ServiceUnavailable", "Message": "the Audit table is busy; try again"}, status_code=503
         )
-    return Response(page_json(page.entries, page.next), headers=JSON)
+    return Response(page_json(entries, page.next), headers=JSON)
+
+
+@app.on_cw_event(
+    {"source": ["aws.dynamodb"], "detail-type": ["AWS API Call via CloudTrail"]},
+    name="actor_recorder",
+)
+def actor_recorder(event: Any) -> dict[str, int]:
+    """Keep who called each write on the Configuration table, from CloudTrail's data events."""
+    return wiring.recorder_for(Settings.from_environ()).handle(event.to_dict())

@@ -31,6 +31,7 @@ from chalicelib.images import (
 )
 
 KEY_ATTRIBUTE = "key"
+DEFAULT_ACTOR_ATTRIBUTE = "modifiedBy"  # the stamp a writer may put on an item: who it says it is
 Entry = dict[str, AttributeValue]
 
 # What DynamoDB's TTL process looks like in a REMOVE record.
@@ -83,6 +84,7 @@ class StreamRecord:
     item: dict[str, AttributeValue] | None  # the item an INSERT created or a REMOVE deleted
     changes: list[AttributeChange]  # the attributes a MODIFY changed, by name
     expired: bool  # a REMOVE made by DynamoDB's TTL process
+    declared_actor: str | None = None  # the new image's stamp; never a REMOVE's (it names the last writer)
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,13 @@ class BatchPlan:
         return min(times, default=None)
 
 
-def plan_batch(event: Any) -> BatchPlan:
-    """A Lambda DynamoDB Streams event -> entries per record, in sequence order; poison set aside."""
+def plan_batch(event: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE) -> BatchPlan:
+    """A Lambda DynamoDB Streams event -> entries per record, in sequence order; poison set aside.
+
+    ``actor_attribute`` names the stamp attribute (None: no stamp is read).
+    """
     with _collector_paused():
-        return _plan_batch(event)
+        return _plan_batch(event, actor_attribute)
 
 
 @contextmanager
@@ -148,7 +153,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _plan_batch(event: Any) -> BatchPlan:
+def _plan_batch(event: Any, actor_attribute: str | None) -> BatchPlan:
     plan = BatchPlan()
     if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
         plan.poison.append(Poison("event has no 'Records' list", event))
@@ -156,7 +161,7 @@ def _plan_batch(event: Any) -> BatchPlan:
     seen: set[str] = set()
     for record in event["Records"]:
         try:
-            changes = changes_for_record(record)
+            changes = changes_for_record(record, actor_attribute)
         except PoisonRecord as poison:
             plan.poison.append(_poison(record, str(poison)))
             continue
@@ -171,9 +176,9 @@ def _plan_batch(event: Any) -> BatchPlan:
     return plan
 
 
-def changes_for_record(record: Any) -> RecordChanges:
+def changes_for_record(record: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE) -> RecordChanges:
     """One stream record -> its audit entries; PoisonRecord when it can never be audited."""
-    checked = read_record(record)
+    checked = read_record(record, actor_attribute)
     entries = build_entries(checked)
     if _may_exceed_item_limit(record["dynamodb"]):
         for entry in entries:
@@ -184,7 +189,7 @@ def changes_for_record(record: Any) -> RecordChanges:
 # -- check ----------------------------------------------------------------------------------
 
 
-def read_record(record: Any) -> StreamRecord:
+def read_record(record: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE) -> StreamRecord:
     """Check a record as Lambda delivers it; PoisonRecord names the first thing wrong with it."""
     if not isinstance(record, dict):
         raise PoisonRecord(f"record is not an object: {record!r:.80}")
@@ -202,7 +207,7 @@ def read_record(record: Any) -> StreamRecord:
     modification_time = format_time(_epoch_seconds(body))
     if event_name is EventName.MODIFY:
         assert old is not None and new is not None
-        item, changes = None, changed_attributes(old, new)
+        item, changes = None, changed_attributes(old, new, actor_attribute)
     elif event_name is EventName.INSERT:
         assert new is not None
         item, changes = _checked_image(new, "NewImage"), []
@@ -218,7 +223,16 @@ def read_record(record: Any) -> StreamRecord:
         item=item,
         changes=changes,
         expired=event_name is EventName.REMOVE and record.get("userIdentity") == TTL_IDENTITY,
+        declared_actor=_stamp(new, actor_attribute) if event_name is not EventName.REMOVE else None,
     )
+
+
+def _stamp(image: Image | None, actor_attribute: str | None) -> str | None:
+    """The writer's stamp: a non-empty string in the new image; anything else is no stamp."""
+    value = image.get(actor_attribute) if image is not None and actor_attribute else None
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S"), str) and value["S"]:
+        return str(value["S"])
+    return None
 
 
 def _event_id(record: dict[str, Any]) -> str:
@@ -268,8 +282,10 @@ def _checked(value: Any, image_name: str, attribute: str) -> AttributeValue:
         raise PoisonRecord(f"bad attribute value in {image_name}: attribute {attribute!r:.60}: {error}") from error
 
 
-def changed_attributes(old: Image, new: Image) -> list[AttributeChange]:
-    """The attributes but the key whose value a MODIFY changed, by name, their values checked.
+def changed_attributes(old: Image, new: Image, actor_attribute: str | None = None) -> list[AttributeChange]:
+    """The attributes but the key and the stamp whose value a MODIFY changed, by name, checked.
+
+    The stamp says who wrote; a write that only re-stamps an item changed no setting.
 
     Equal wire forms are equal values; different ones are checked and compared as DynamoDB
     values, so that ``{"N": "1"}`` and ``{"N": "1.0"}``, or a set in another order, is no change.
@@ -277,7 +293,7 @@ def changed_attributes(old: Image, new: Image) -> list[AttributeChange]:
     changes = []
     for name in sorted(old.keys() | new.keys()):
         before, after = old.get(name), new.get(name)
-        if name == KEY_ATTRIBUTE or before == after:
+        if name in (KEY_ATTRIBUTE, actor_attribute) or before == after:
             continue
         before = None if before is None else _checked(before, "OldImage", name)
         after = None if after is None else _checked(after, "NewImage", name)
@@ -374,13 +390,16 @@ def _updated(record: StreamRecord, change: AttributeChange) -> Entry:
 
 
 def _common(record: StreamRecord, id_: str) -> Entry:
-    """The fields every entry has."""
-    return {
+    """The fields every entry has, and the writer's declared stamp where there is one."""
+    entry: Entry = {
         "id": {"S": id_},
         "itemKey": {"S": record.key},
         "modificationTime": {"S": record.modification_time},
         "sequenceNumber": {"S": record.sequence_number},
     }
+    if record.declared_actor is not None:
+        entry["declaredActor"] = {"S": record.declared_actor}
+    return entry
 
 
 def entry_id(event_id: str, attribute: str | None = None) -> str:

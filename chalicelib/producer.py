@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.audit_repository import AuditRepository, SaveResult
 from chalicelib.aws_calls import ConfigurationError
-from chalicelib.changes import BatchPlan, Entry, Poison, RecordChanges, plan_batch
+from chalicelib.changes import DEFAULT_ACTOR_ATTRIBUTE, BatchPlan, Entry, Poison, RecordChanges, plan_batch
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters
 from chalicelib.notifications import NoNotifier, Notifier, PublishResult
 from chalicelib.observability import count, invocation, iterator_age_ms, logger
@@ -55,6 +55,7 @@ class AuditProducer:
     notifier: Notifier = field(default_factory=NoNotifier)
     dead_letters: DeadLetters = field(default_factory=NoDeadLetters)
     redactor: Redactor = NO_REDACTION
+    actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE
 
     def handle(self, event: Any, context: Any = None) -> BatchResponse:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
@@ -70,7 +71,7 @@ class AuditProducer:
 
     def audit(self, event: Any) -> BatchOutcome:
         """Redact, plan, write, dead-letter, publish: every step of a batch but the response."""
-        plan = plan_batch(self.redactor.event(event))  # nothing below ever sees a secret in plain
+        plan = plan_batch(self.redactor.event(event), self.actor_attribute)  # no secret in plain from here
         for event_id in plan.duplicates:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
         saved = self.repository.save(plan.entries)

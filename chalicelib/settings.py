@@ -37,6 +37,8 @@ class Settings:
     write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
     redact_attributes: tuple[str, ...] = ()
     redaction_key_parameter: str | None = None
+    actors_table_name: str | None = None
+    actor_attribute: str | None = "modifiedBy"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,7 +88,16 @@ class Settings:
             write_concurrency=concurrency,
             redact_attributes=redact,
             redaction_key_parameter=key_parameter,
+            actors_table_name=optional("ACTORS_TABLE_NAME"),
+            actor_attribute=_actor_attribute(env),
         )
+
+
+def _actor_attribute(env: Mapping[str, str]) -> str | None:
+    """ACTOR_ATTRIBUTE: absent, the default stamp ``modifiedBy``; set but empty, no stamp is read."""
+    if "ACTOR_ATTRIBUTE" not in env:
+        return "modifiedBy"
+    return env["ACTOR_ATTRIBUTE"].strip() or None
 
 
 def stream_arn_for_registration(environ: Mapping[str, str] | None = None) -> str:

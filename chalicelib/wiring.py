@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from chalicelib.actor_recorder import ActorRecorder
+from chalicelib.actor_repository import DynamoDBActorRepository
 from chalicelib.audit_repository import DynamoDBAuditRepository
 from chalicelib.aws_calls import ConfigurationError, call
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
@@ -100,10 +102,27 @@ def producer_for(settings: Settings) -> AuditProducer:
         notifier=notifier_for(settings),
         dead_letters=dead_letters_for(settings),
         redactor=redactor_for(settings),
+        actor_attribute=settings.actor_attribute,
     )
+
+
+def recorder_for(settings: Settings) -> ActorRecorder:
+    """actor_recorder's collaborators; it needs ACTORS_TABLE_NAME."""
+    actors = actors_for(settings)
+    if actors is None:
+        raise ConfigurationError("ACTORS_TABLE_NAME is not set: actor_recorder has nowhere to keep who wrote")
+    return ActorRecorder(actors, settings.configuration_table_name)
+
+
+@lru_cache(maxsize=8)
+def actors_for(settings: Settings) -> DynamoDBActorRepository | None:
+    """AuditActors where ACTORS_TABLE_NAME is set; otherwise no CloudTrail attribution."""
+    if settings.actors_table_name is None:
+        return None
+    return DynamoDBActorRepository(dynamodb_client(), settings.actors_table_name)
 
 
 def clear() -> None:
     """Forget every cached collaborator (tests; a stage whose settings changed)."""
-    for cached in (dynamodb_client, sns_client, sqs_client, ssm_client, repository_for, producer_for):
+    for cached in (dynamodb_client, sns_client, sqs_client, ssm_client, repository_for, producer_for, actors_for):
         cached.cache_clear()

@@ -71,11 +71,22 @@ def redaction_statements(parameter: Arn, kms_key: Arn | None, ssm_service: Arn) 
     return statements
 
 
-def history_statements(logs: Arn, history_index: Arn) -> list[dict[str, Any]]:
-    """What the history route calls: its logs and Query on the history index."""
-    return [
+def history_statements(logs: Arn, history_index: Arn, actors_table: Arn | None = None) -> list[dict[str, Any]]:
+    """What the history route calls: its logs, Query on the history index and on AuditActors."""
+    statements = [
         _allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs),
         _allow("ReadAuditHistory", ["dynamodb:Query"], history_index),
+    ]
+    if actors_table is not None:
+        statements.append(_allow("ReadActors", ["dynamodb:Query"], actors_table))
+    return statements
+
+
+def recorder_statements(logs: Arn, actors_table: Arn) -> list[dict[str, Any]]:
+    """What actor_recorder calls: its logs and BatchWriteItem on AuditActors."""
+    return [
+        _allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs),
+        _allow("WriteActors", ["dynamodb:BatchWriteItem"], actors_table),
     ]
 
 
@@ -116,6 +127,9 @@ def policy_for(stage: str, env: dict[str, str]) -> dict[str, Any]:
     queue = queue_arn(env["DEAD_LETTER_QUEUE_URL"]) if env.get("DEAD_LETTER_QUEUE_URL") else None
     statements = producer_statements(logs, stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
     statements.insert(3, history_statements(logs, f"{audit}/index/{HISTORY_INDEX}")[1])
+    if env.get("ACTORS_TABLE_NAME"):
+        actors = f"arn:{partition}:dynamodb:{region}:{account}:table/{env['ACTORS_TABLE_NAME']}"
+        statements += [history_statements(logs, "", actors)[2], recorder_statements(logs, actors)[1]]
     if env.get("REDACT_ATTRIBUTES", "").strip() and env.get("REDACTION_KEY_PARAMETER", "").strip():
         parameter = parameter_arn(partition, region, account, env["REDACTION_KEY_PARAMETER"].strip())
         kms_key = env.get("REDACTION_KMS_KEY_ARN") or None

@@ -39,16 +39,22 @@ def provision(stage: str, project: Path = ROOT) -> str:
         stages[stage] = template
     variables = stages[stage].setdefault("environment_variables", {})
     client = boto3.client("dynamodb")
-    arn = create_tables(client, variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"])
+    actors = variables.get("ACTORS_TABLE_NAME")
+    arn = create_tables(client, variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"], actors)
     partition, region, account = arn_parts(arn)
+
     # `chalice deploy` names each function's role <app>-<stage>-<function> (the rehearsal checks it)
-    writer = f"arn:{partition}:iam::{account}:role/{APP_NAME}-{stage}-audit_producer"
-    audit = f"arn:{partition}:dynamodb:{region}:{account}:table/{variables['AUDIT_TABLE_NAME']}"
-    protect_tables(
-        client,
-        [variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"]],
-        {variables["AUDIT_TABLE_NAME"]: append_only_table_policy(audit, writer)},
-    )
+    def role(function: str) -> str:
+        return f"arn:{partition}:iam::{account}:role/{APP_NAME}-{stage}-{function}"
+
+    def table(name: str) -> str:
+        return f"arn:{partition}:dynamodb:{region}:{account}:table/{name}"
+
+    audit = variables["AUDIT_TABLE_NAME"]
+    append_only = {audit: append_only_table_policy(table(audit), role("audit_producer"))}
+    if actors:
+        append_only[actors] = append_only_table_policy(table(actors), role("actor_recorder"))
+    protect_tables(client, [variables["CONFIGURATION_TABLE_NAME"], *append_only], append_only)
     if variables.get("REDACT_ATTRIBUTES") and variables.get("REDACTION_KEY_PARAMETER"):
         ensure_redaction_key(
             boto3.client("ssm"), variables["REDACTION_KEY_PARAMETER"], variables.get("REDACTION_KMS_KEY_ARN") or None

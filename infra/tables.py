@@ -47,12 +47,31 @@ def audit_table(name: str) -> dict[str, Any]:
     }
 
 
-def create_tables(client: Any, configuration_name: str, audit_name: str) -> str:
-    """Create both tables where missing (idempotent); return the Configuration stream ARN."""
+def actors_table(name: str) -> dict[str, Any]:
+    """CreateTable arguments for AuditActors: who called which write, one item per (key, call)."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [
+            {"AttributeName": "itemKey", "AttributeType": "S"},
+            {"AttributeName": "eventKey", "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "itemKey", "KeyType": "HASH"},
+            {"AttributeName": "eventKey", "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def create_tables(client: Any, configuration_name: str, audit_name: str, actors_name: str | None = None) -> str:
+    """Create the tables where missing (idempotent); return the Configuration stream ARN."""
     existing = set()
     for page in client.get_paginator("list_tables").paginate():
         existing.update(page["TableNames"])
-    for definition in (configuration_table(configuration_name), audit_table(audit_name)):
+    definitions = [configuration_table(configuration_name), audit_table(audit_name)]
+    if actors_name:
+        definitions.append(actors_table(actors_name))
+    for definition in definitions:
         if definition["TableName"] not in existing:
             client.create_table(**definition)
         client.get_waiter("table_exists").wait(

@@ -85,6 +85,7 @@ class LocalStack:
             self.dynamodb,
             self.variables["CONFIGURATION_TABLE_NAME"],
             self.variables["AUDIT_TABLE_NAME"],
+            self.variables.get("ACTORS_TABLE_NAME"),
         )
         if self.variables.get("REDACTION_KEY_PARAMETER"):  # a key in moto's SSM, as provisioning makes one
             ensure_redaction_key(self.client("ssm"), self.variables["REDACTION_KEY_PARAMETER"])

@@ -33,6 +33,7 @@ STAGE = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["d
 CONFIGURATION = STAGE["environment_variables"]["CONFIGURATION_TABLE_NAME"]
 AUDIT = STAGE["environment_variables"]["AUDIT_TABLE_NAME"]
 REDACTION_KEY_PARAMETER = STAGE["environment_variables"]["REDACTION_KEY_PARAMETER"]
+ACTORS = STAGE["environment_variables"]["ACTORS_TABLE_NAME"]
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -81,7 +82,7 @@ class Stack:
     def __init__(self, dynamodb: Any, streams: Any) -> None:
         self.dynamodb = dynamodb
         self.streams = streams
-        self.stream_arn = create_tables(dynamodb, CONFIGURATION, AUDIT)
+        self.stream_arn = create_tables(dynamodb, CONFIGURATION, AUDIT, ACTORS)
         # the dev stage redacts secrets with a key from SSM, as a provisioned stage does
         ensure_redaction_key(boto3.client("ssm", region_name=REGION), REDACTION_KEY_PARAMETER)
         resource = boto3.resource("dynamodb", region_name=REGION)

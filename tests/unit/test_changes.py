@@ -122,7 +122,7 @@ def test_removal_by_a_person_is_not_marked_expired() -> None:
 
 def test_entry_carries_no_attribute_beyond_the_spec() -> None:
     allowed = {"id", "itemKey", "modificationTime", "sequenceNumber", "updatedAttribute",
-               "oldValue", "newValue", "expired"}  # fmt: skip
+               "oldValue", "newValue", "expired", "declaredActor"}  # fmt: skip
     got = entries(record("MODIFY", item(a={"N": "1"}), item(a={"N": "2"}), userIdentity=TTL))
     got += entries(record("REMOVE", old=item(a={"N": "1"}), userIdentity=TTL))
     assert all(set(entry) <= allowed for entry in got)
@@ -307,3 +307,35 @@ def test_a_record_delivered_twice_in_one_batch_is_audited_once() -> None:
     rec = record("INSERT", new=item(v={"N": "1"}))
     plan = plan_batch({"Records": [rec, copy.deepcopy(rec)]})
     assert len(plan.entries) == 1 and plan.duplicates == ["e1"]
+
+
+BOT = {"S": "deploy-bot@example.com"}
+
+
+def test_the_writers_stamp_is_kept_as_the_declared_actor_of_a_creation_and_a_change() -> None:
+    [created] = entries(record("INSERT", new=item(value={"N": "1"}, modifiedBy=BOT)))
+    assert created["declaredActor"] == BOT and created["newValue"]["M"]["modifiedBy"] == BOT
+    [changed] = entries(record("MODIFY", item(value={"N": "1"}), item(value={"N": "2"}, modifiedBy=BOT)))
+    assert changed["updatedAttribute"] == {"S": "value"} and changed["declaredActor"] == BOT
+
+
+def test_a_write_that_only_restamps_the_item_is_no_entry() -> None:
+    old = item(value={"N": "1"}, modifiedBy={"S": "alice"})
+    assert entries(record("MODIFY", old, item(value={"N": "1"}, modifiedBy=BOT))) == []
+
+
+def test_a_deletion_never_takes_the_stamp_it_names_the_last_writer_not_the_deleter() -> None:
+    [removed] = entries(record("REMOVE", old=item(value={"N": "1"}, modifiedBy=BOT)))
+    assert "declaredActor" not in removed
+
+
+@pytest.mark.parametrize("stamp", [{"N": "7"}, {"S": ""}, {"NULL": True}, {"L": [{"S": "x"}]}])
+def test_a_stamp_that_is_not_a_string_declares_nobody(stamp: dict[str, Any]) -> None:
+    [created] = entries(record("INSERT", new=item(value={"N": "1"}, modifiedBy=stamp)))
+    assert "declaredActor" not in created
+
+
+def test_another_stamp_attribute_or_none_at_all() -> None:
+    rec = record("MODIFY", item(v={"N": "1"}, by={"S": "a"}), item(v={"N": "1"}, by={"S": "b"}))
+    assert [e["updatedAttribute"]["S"] for e in changes_for_record(rec, actor_attribute=None).entries] == ["by"]
+    assert changes_for_record(rec, actor_attribute="by").entries == []

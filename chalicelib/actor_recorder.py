@@ -1,0 +1,36 @@
+"""actor_recorder: CloudTrail's record of each write call on the audited table, kept in AuditActors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.actor_repository import ActorRepository
+from chalicelib.actors import Unattributable, calls_in
+from chalicelib.observability import logger
+
+
+class CallsNotRecorded(RuntimeError):
+    """AuditActors would not take every call; raised so that EventBridge delivers the event again."""
+
+
+@dataclass
+class ActorRecorder:
+    repository: ActorRepository
+    table_name: str  # CONFIGURATION_TABLE_NAME: only calls on it are recorded
+    key_attribute: str = "key"
+
+    def handle(self, event: Any) -> dict[str, int]:
+        """Record the calls an event names; an event that names none is logged and skipped."""
+        try:
+            calls = calls_in(event, self.table_name, self.key_attribute)
+        except Unattributable as why:
+            detail = event.get("detail") if isinstance(event, dict) else None
+            event_id = detail.get("eventID") if isinstance(detail, dict) else None
+            logger.info(f"CloudTrail event skipped: {why}", extra={"eventID": event_id, "reason": str(why)})
+            return {"recorded": 0}
+        left = self.repository.record(calls)
+        if left:
+            raise CallsNotRecorded(f"{len(left)} of {len(calls)} calls were not recorded; EventBridge retries")
+        logger.info("calls recorded", extra={"eventID": calls[0].event_id, "keys": len(calls), "call": calls[0].call})
+        return {"recorded": len(calls)}

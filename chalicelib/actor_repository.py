@@ -1,0 +1,87 @@
+"""The only code that writes or reads the AuditActors table: who called which write, from CloudTrail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from chalicelib.actors import Call
+from chalicelib.aws_calls import Backoff, CallFailed, call
+
+BATCH_WRITE_LIMIT = 25
+
+
+class ActorRepository(Protocol):
+    def record(self, calls: Sequence[Call]) -> list[Call]:
+        """Keep each (key, call) once, however often it is recorded; return the calls not kept."""
+        ...
+
+    def calls(self, key: str, first: str, last: str) -> list[Call]:
+        """The calls on ``key`` whose eventTime lies from ``first`` to ``last`` (both included)."""
+        ...
+
+
+class DynamoDBActorRepository:
+    """AuditActors: hash key itemKey, range key eventKey = <eventTime>#<CloudTrail eventID>."""
+
+    def __init__(self, client: Any, table_name: str, backoff: Backoff | None = None) -> None:
+        self._client = client
+        self._table = table_name
+        self._backoff = backoff or Backoff()
+        self._resource = f"AuditActors table {table_name!r} (ACTORS_TABLE_NAME)"
+
+    def record(self, calls: Sequence[Call]) -> list[Call]:
+        unique = list({(c.item_key, c.event_key): c for c in calls}.values())  # one put per (key, call)
+        left: list[Call] = []
+        for start in range(0, len(unique), BATCH_WRITE_LIMIT):
+            left += self._backoff.retry(unique[start : start + BATCH_WRITE_LIMIT], self._send)
+        return left
+
+    def _send(self, pending: list[Call]) -> list[Call]:
+        by_key = {(c.item_key, c.event_key): c for c in pending}
+        requests = [{"PutRequest": {"Item": _item(c)}} for c in pending]
+        try:
+            response = call(self._client.batch_write_item, self._resource, RequestItems={self._table: requests})
+        except CallFailed:
+            return pending
+        unprocessed = response.get("UnprocessedItems", {}).get(self._table, [])
+        return [by_key[(r["PutRequest"]["Item"]["itemKey"]["S"], r["PutRequest"]["Item"]["eventKey"]["S"])]
+                for r in unprocessed]  # fmt: skip
+
+    def calls(self, key: str, first: str, last: str) -> list[Call]:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "itemKey = :key AND eventKey BETWEEN :first AND :last",
+            # every eventKey of the last second sorts below "<last>$": "#" < "$"
+            "ExpressionAttributeValues": {":key": {"S": key}, ":first": {"S": first}, ":last": {"S": last + "$"}},
+        }
+        found: list[Call] = []
+        while True:
+            response = call(self._client.query, self._resource, **query)
+            found += [_call(item) for item in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                return found
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _item(c: Call) -> dict[str, Any]:
+    return {
+        "itemKey": {"S": c.item_key},
+        "eventKey": {"S": c.event_key},
+        "arn": {"S": c.arn},
+        "type": {"S": c.type},
+        "call": {"S": c.call},
+        "eventTime": {"S": c.event_time},
+        "eventId": {"S": c.event_id},
+    }
+
+
+def _call(item: dict[str, Any]) -> Call:
+    return Call(
+        item_key=item["itemKey"]["S"],
+        event_time=item["eventTime"]["S"],
+        event_id=item["eventId"]["S"],
+        arn=item["arn"]["S"],
+        type=item["type"]["S"],
+        call=item["call"]["S"],
+    )

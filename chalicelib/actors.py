@@ -1,0 +1,263 @@
+"""Who made each change (SPEC.md, "Who made the change"). Pure: no I/O.
+
+Two halves:
+
+- ``calls_in``: an EventBridge event of a CloudTrail data event -> the write calls it records,
+  one ``Call`` per (configuration key, call). Read from AWS's documented log format
+  ("Understanding DynamoDB log file entries"): key values as plain strings, ``eventTime`` to the
+  second, the caller in ``userIdentity``; field names whose case varies inside transactions;
+  PartiQL statements whose key is a literal or a ``?`` parameter of the ``WHERE`` clause. An
+  event that cannot be used raises ``Unattributable`` with the reason.
+- ``actor_fields``: the join at read time: an entry's ``actor`` (or ``actorCandidates``) from
+  the calls recorded near its time, the TTL process, or the item's own declared stamp.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+WRITE_CALLS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "ExecuteStatement",
+     "BatchExecuteStatement"}
+)  # fmt: skip
+MAX_WRITES_PER_CALL = 100  # TransactWriteItems' limit, the largest of the write calls
+MATCH_SECONDS = 2  # CloudTrail's eventTime is to the second; the stream's time is approximate
+TTL_ACTOR = {"arn": "dynamodb.amazonaws.com", "type": "Service", "source": "ttl"}
+_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_REDACTED = "***(Redacted)"
+
+
+class Unattributable(ValueError):
+    """An event that names no write call on the audited table; it is logged and skipped."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One write call on one configuration key, as CloudTrail recorded it."""
+
+    item_key: str
+    event_time: str  # YYYY-MM-DDTHH:MM:SSZ
+    event_id: str
+    arn: str
+    type: str
+    call: str
+
+    @property
+    def event_key(self) -> str:
+        """The range key in AuditActors: ordered by time, unique per CloudTrail event."""
+        return f"{self.event_time}#{self.event_id}"
+
+
+def calls_in(event: Any, table_name: str, key_attribute: str = "key") -> list[Call]:
+    """The write calls on ``table_name`` an EventBridge CloudTrail event records, one per key."""
+    detail = _detail(event)
+    name = detail.get("eventName")
+    if name not in WRITE_CALLS:
+        raise Unattributable(f"eventName {name!r:.60} is not a write call")
+    if detail.get("errorCode"):
+        raise Unattributable(f"the call failed ({detail['errorCode']!s:.60}), so it changed nothing")
+    event_time, event_id = detail.get("eventTime"), detail.get("eventID")
+    if not isinstance(event_time, str) or not _EVENT_TIME.match(event_time):
+        raise Unattributable(f"eventTime is not YYYY-MM-DDTHH:MM:SSZ: {event_time!r:.40}")
+    if not isinstance(event_id, str) or not event_id:
+        raise Unattributable("the event has no eventID")
+    arn, kind = _caller(detail.get("userIdentity"))
+    parameters = detail.get("requestParameters")
+    if not isinstance(parameters, dict):
+        raise Unattributable("the event has no requestParameters")
+    targets = list(_targets(name, parameters, key_attribute))
+    if len(targets) > MAX_WRITES_PER_CALL:
+        raise Unattributable(f"{len(targets)} writes in one call, more than DynamoDB allows ({MAX_WRITES_PER_CALL})")
+    keys = sorted({key for table, key in targets if _table_name(table) == table_name})
+    if not keys:
+        tables = sorted({str(table) for table, _ in targets})
+        raise Unattributable(f"no key of table {table_name!r} in the call (tables: {', '.join(tables) or 'none'})")
+    return [Call(key, event_time, event_id, arn, kind, name) for key in keys]
+
+
+def _detail(event: Any) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        raise Unattributable("the event is not an object")
+    if event.get("source") != "aws.dynamodb" or event.get("detail-type") != "AWS API Call via CloudTrail":
+        raise Unattributable(f"not a DynamoDB API call via CloudTrail: {event.get('detail-type')!r:.60}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise Unattributable("the event has no detail object")
+    if detail.get("eventSource") not in (None, "dynamodb.amazonaws.com"):
+        raise Unattributable(f"eventSource is {detail.get('eventSource')!r:.60}")
+    return detail
+
+
+def _caller(identity: Any) -> tuple[str, str]:
+    """(arn, type) of the caller; an AWS service has no ARN, so it is named by invokedBy."""
+    if not isinstance(identity, dict):
+        raise Unattributable("the event has no userIdentity")
+    arn = identity.get("arn") or identity.get("invokedBy")
+    kind = identity.get("type")
+    if not isinstance(arn, str) or not arn or not isinstance(kind, str) or not kind:
+        raise Unattributable("userIdentity has no arn and type")
+    return arn, kind
+
+
+def _targets(name: str, parameters: dict[str, Any], key_attribute: str) -> Iterable[tuple[Any, str]]:
+    """(table, key) of every write a call's requestParameters name."""
+    if name in ("PutItem", "UpdateItem", "DeleteItem"):
+        yield parameters.get("tableName"), _key(parameters, key_attribute)
+    elif name == "BatchWriteItem":
+        yield from _batch_write_targets(parameters.get("requestItems"), key_attribute)
+    elif name == "TransactWriteItems":
+        items = _either(parameters, "requestItems", "transactItems")
+        if not isinstance(items, list):
+            raise Unattributable("TransactWriteItems has no requestItems list")
+        for item in items:
+            if not isinstance(item, dict):
+                raise Unattributable("a TransactWriteItems item is not an object")
+            if _either(item, "operation", "Operation") == "ConditionCheck":
+                continue  # checks, writes nothing
+            yield _either(item, "tableName", "TableName"), _key(item, key_attribute)
+    elif name == "ExecuteStatement":
+        yield _statement_target(parameters, key_attribute)
+    else:  # BatchExecuteStatement
+        items = parameters.get("requestItems")
+        if not isinstance(items, list):
+            raise Unattributable("BatchExecuteStatement has no requestItems list")
+        for item in items:
+            if not isinstance(item, dict):
+                raise Unattributable("a BatchExecuteStatement item is not an object")
+            try:
+                yield _statement_target(item, key_attribute)
+            except Unattributable:
+                continue  # a redacted INSERT beside readable statements: keep what can be read
+
+
+def _batch_write_targets(items: Any, key_attribute: str) -> Iterable[tuple[Any, str]]:
+    """BatchWriteItem, whose log format AWS does not document: {table: [requests]} or a list of
+    requests naming their table; each put or delete request holds the key map."""
+    if isinstance(items, dict):
+        pairs = [(table, request) for table, requests in items.items() for request in _listed(requests)]
+    elif isinstance(items, list):
+        pairs = [(_either(r, "tableName", "TableName") if isinstance(r, dict) else None, r) for r in items]
+    else:
+        raise Unattributable("BatchWriteItem has no requestItems")
+    for table, request in pairs:
+        if not isinstance(request, dict):
+            raise Unattributable("a BatchWriteItem request is not an object")
+        inner = next((request[n] for n in ("putRequest", "PutRequest", "deleteRequest", "DeleteRequest")
+                      if isinstance(request.get(n), dict)), request)  # fmt: skip
+        yield table, _key(inner, key_attribute)
+
+
+def _listed(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise Unattributable("BatchWriteItem's requests are not a list")
+    return value
+
+
+def _key(container: dict[str, Any], key_attribute: str) -> str:
+    keys = _either(container, "key", "Key")
+    if not isinstance(keys, dict):
+        raise Unattributable("a write names no key")
+    return _key_value(keys.get(key_attribute))
+
+
+def _key_value(value: Any) -> str:
+    """A key as CloudTrail logs it: a plain string (or, leniently, {"S": ...})."""
+    if isinstance(value, dict) and set(value) == {"S"}:
+        value = value["S"]
+    if not isinstance(value, str) or not value:
+        raise Unattributable(f"the key is not a string: {value!r:.40}")
+    if value == _REDACTED:
+        raise Unattributable("CloudTrail redacted the key")
+    return value
+
+
+_TABLE = r'"?([A-Za-z0-9_.\-]+)"?'
+_LITERAL = r"'((?:[^']|'')*)'"
+_STATEMENTS = [
+    re.compile(rf"^\s*UPDATE\s+{_TABLE}\s", re.I),
+    re.compile(rf"^\s*DELETE\s+FROM\s+{_TABLE}\s", re.I),
+    re.compile(rf"^\s*INSERT\s+INTO\s+{_TABLE}\s", re.I),
+]
+
+
+def _statement_target(parameters: dict[str, Any], key_attribute: str) -> tuple[str, str]:
+    """(table, key) of a PartiQL write: the key's literal, or its ``?`` parameter."""
+    statement = _either(parameters, "statement", "Statement")
+    if not isinstance(statement, str):
+        raise Unattributable("a PartiQL call has no statement")
+    table = next((m.group(1) for pattern in _STATEMENTS if (m := pattern.match(statement))), None)
+    if table is None:
+        raise Unattributable(f"not a PartiQL write: {statement[:60]!r}")
+    name = re.escape(key_attribute)
+    if statement.lstrip()[:6].upper() == "INSERT":
+        found = re.search(rf"'{name}'\s*:\s*({_LITERAL}|\?|\*\*\*\(Redacted\))", statement)
+    else:
+        found = re.search(rf'\bWHERE\b.*?(?:"{name}"|\b{name}\b)\s*=\s*({_LITERAL}|\?)', statement, re.I | re.S)
+    if found is None:
+        raise Unattributable(f"the statement names no {key_attribute!r}: {statement[:60]!r}")
+    if found.group(1) == _REDACTED:
+        raise Unattributable("CloudTrail redacts every value of a PartiQL INSERT, the key included")
+    if found.group(1) == "?":
+        position = statement[: found.start(1)].count("?")
+        values = _either(parameters, "parameters", "Parameters")
+        if not isinstance(values, list) or position >= len(values):
+            raise Unattributable("the key is a parameter the event does not carry")
+        return table, _key_value(values[position])
+    return table, _key_value(found.group(2).replace("''", "'"))
+
+
+def _either(container: Mapping[str, Any], *names: str) -> Any:
+    """The first of ``names`` present: CloudTrail's field names vary in case in transactions."""
+    return next((container[name] for name in names if name in container), None)
+
+
+def _table_name(table: Any) -> str | None:
+    """A table named by name or by ARN (DynamoDB accepts both)."""
+    if not isinstance(table, str):
+        return None
+    return table.rsplit(":table/", 1)[-1].split("/", 1)[0] if ":table/" in table else table
+
+
+# -- the join at read time --------------------------------------------------------------------
+
+
+def window(modification_times: Iterable[str]) -> tuple[str, str]:
+    """The eventTime range that can match any of these entry times: their seconds, +-2 s."""
+    seconds = sorted(_second(time) for time in modification_times)
+    return _event_time(seconds[0] - timedelta(seconds=MATCH_SECONDS)), _event_time(
+        seconds[-1] + timedelta(seconds=MATCH_SECONDS)
+    )
+
+
+def actor_fields(entry: Mapping[str, Any], calls: Iterable[Call]) -> dict[str, Any]:
+    """``{"actor": ...}``, ``{"actorCandidates": [...]}`` or ``{}`` for one plain-JSON entry.
+
+    A TTL deletion is the TTL process's. Otherwise the calls on the entry's key whose eventTime
+    lies within 2 s of the entry's time truncated to the second: one principal is the actor,
+    several are candidates (never a guess); none, and the item's declared stamp speaks, if any.
+    """
+    if entry.get("expired") is True:
+        return {"actor": dict(TTL_ACTOR)}
+    low, high = window([entry["modificationTime"]])
+    principals = {(c.arn, c.type) for c in calls if c.item_key == entry["itemKey"] and low <= c.event_time <= high}
+    found = [{"arn": arn, "type": kind, "source": "cloudtrail"} for arn, kind in sorted(principals)]
+    if len(found) == 1:
+        return {"actor": found[0]}
+    if found:
+        return {"actorCandidates": found}
+    declared = entry.get("declaredActor")
+    if isinstance(declared, str) and declared:
+        return {"actor": {"arn": declared, "type": "Declared", "source": "declared"}}
+    return {}
+
+
+def _second(modification_time: str) -> datetime:
+    return datetime.strptime(modification_time[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+
+
+def _event_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
