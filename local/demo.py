@@ -11,9 +11,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.images import deserialize_image
 from chalicelib.observability import SERVICE
+from config_audit.cli import Trail, differences, plan_rollback, render_table, write_back
 from local.stack import LocalStack
-from local.trail import render_table
 
 TIMEOUT_SECONDS = 30.0
 
@@ -84,17 +85,35 @@ def quiet_logs() -> None:
 def main() -> int:
     quiet_logs()
     started = time.monotonic()
+    key = "CACHE_TTL_SEC"
     with LocalStack() as stack:
         print(f"moto server on {stack.endpoint}; tables and stream created; poller started")
         stack.start_poller(batching_window=0.0)
+        stack.play_cloudtrail(stack.configuration.meta.client)  # CloudTrail's part: who called each write
         for what, write, expected in scenario(stack):
             print(f"- {what}")
             write()
             wait_for(f"{expected} audit entries", functools.partial(_has_entries, stack, expected))
+        trail = Trail(stack.variables, stack.session())
         print()
-        print(render_table(stack.audit_entries()))
+        print(render_trail(trail, key))
+        # roll back to just after the description was added: the item comes back, as a change of its own
+        moment = sorted(entry["modificationTime"] for entry in stack.audit_entries())[2]
+        print(f"\n- config-audit rollback {key} --to {moment}")
+        stack.play_cloudtrail(trail.dynamodb)  # the operator's write is attributed like any other
+        current, target = plan_rollback(trail, key, moment)
+        print("\n".join("  " + line for line in differences(current, target)))
+        print("  " + write_back(trail, key, current, target, operator=None))
+        wait_for("the rollback's entry", functools.partial(_has_entries, stack, 6))
+        print()
+        print(render_trail(trail, key))
     print(f"\ndone in {time.monotonic() - started:.1f} s; everything started has been stopped")
     return 0
+
+
+def render_trail(trail: Trail, key: str) -> str:
+    """The key's history as `config-audit history` prints it: oldest first, with who made each change."""
+    return render_table([deserialize_image(entry) for entry in reversed(trail.entries(key))])
 
 
 if __name__ == "__main__":

@@ -55,9 +55,10 @@ chalice local (history API)         http://127.0.0.1:{port}
 poller                              feeding audit_producer from {stack.stream_arn}
 
 Make a change and look at its history:
-  .venv/bin/python -m local.cli put CACHE_TTL_SEC 3600
-  .venv/bin/python -m local.cli put CACHE_TTL_SEC 1800
-  .venv/bin/python -m local.cli history CACHE_TTL_SEC
+  .venv/bin/config-audit --local put CACHE_TTL_SEC 3600
+  .venv/bin/config-audit --local put CACHE_TTL_SEC 1800
+  .venv/bin/config-audit --local history CACHE_TTL_SEC
+  .venv/bin/config-audit --local rollback CACHE_TTL_SEC --to <a time from the history>
   curl http://127.0.0.1:{port}/audit/CACHE_TTL_SEC
 
 Ctrl-C stops everything.""",

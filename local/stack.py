@@ -19,6 +19,7 @@ from chalicelib import wiring
 from chalicelib.images import deserialize_image
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables
+from local.cloudtrail import CloudTrailPlayer, identity_of
 from local.poller import Checkpoint, StreamPoller
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +36,14 @@ def stage_variables(stage: str) -> dict[str, str]:
     return dict(config["stages"][stage].get("environment_variables", {}))
 
 
-def chalice_invoker(stage: str) -> Any:
-    """Invoke audit_producer the way Lambda would, through chalice.test.Client (stage variables set)."""
+def chalice_invoker(stage: str, function: str = "audit_producer") -> Any:
+    """Invoke a function the way Lambda would, through chalice.test.Client (stage variables set)."""
     from chalice.test import Client
 
     from app import app
 
     client = Client(app, stage_name=stage, project_dir=str(ROOT))
-    return lambda event: client.lambda_.invoke("audit_producer", event).payload
+    return lambda event: client.lambda_.invoke(function, event).payload
 
 
 def planned_entries(event: dict[str, Any]) -> int:
@@ -144,6 +145,16 @@ class LocalStack:
             self.poller.stop()
             self._thread.join(timeout)
             self.poller = None
+
+    def play_cloudtrail(self, client: Any) -> None:
+        """Each write ``client`` makes reaches actor_recorder as CloudTrail would deliver it."""
+        identity = identity_of(self.client("sts"))
+        CloudTrailPlayer(chalice_invoker(self.stage, "actor_recorder"), identity, REGION).attach(client)
+
+    def session(self) -> dict[str, Any]:
+        """boto3 client arguments for this stack's moto server."""
+        return {"endpoint_url": self.endpoint, "region_name": REGION, "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing"}  # fmt: skip
 
     # -- reading the result -----------------------------------------------------------------
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,13 +74,17 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     trail = out[out.index("\ntime ") :]  # the audit trail, after the narration of each step
-    assert re.search(r"CACHE_TTL_SEC\s+created", trail)
-    assert re.search(r"updated value\s+3600 -> 1800", trail)
+    moto_user = r"arn:aws:sts::123456789012:user/moto \(cloudtrail\)"
+    assert re.search(rf"CACHE_TTL_SEC\s+created\s+{moto_user}\s+- -> ", trail)
+    assert re.search(rf"updated value\s+{moto_user}\s+3600 -> 1800", trail)
     assert "updated description" in trail and "deleted" in trail
     # the secret the demo stores is shown only as its digest
-    assert "hunter2" not in trail and re.search(
-        r"updated cachePassword\s+- -> \"redacted:hmac-sha256:[0-9a-f]{64}\"", trail
-    )
+    assert "hunter2" not in trail
+    assert re.search(r"updated cachePassword\s+\S+ \(cloudtrail\)\s+- -> \"redacted:hmac-sha256:[0-9a-f]{64}\"", trail)
+    # and it ends with a rollback that is audited like any other change, with who made it
+    assert "- config-audit rollback CACHE_TTL_SEC --to " in out and "rolled 'CACHE_TTL_SEC' back" in out
+    last = out[: out.index("\ndone in ")].rstrip().splitlines()[-1]
+    assert re.search(rf"created\s+{moto_user}\s+- -> .*\"value\": 1800", last)
     assert "everything started has been stopped" in out
     assert "_aws" not in out and '"level"' not in out  # progress lines, not the function's JSON
 
@@ -96,7 +102,7 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
     import signal
 
     env = {**os.environ, "LOCAL_STATE_DIR": str(tmp_path), "CHALICE_LOCAL_PORT": str(_free_port())}
-    cli = [sys.executable, "-m", "local.cli"]
+    cli = [str(Path(sys.executable).with_name("config-audit")), "--local"]
     run = subprocess.Popen(
         [sys.executable, "-m", "local.run"],
         cwd=ROOT,
@@ -114,8 +120,11 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
             return subprocess.run([*cli, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
 
         wait_until(lambda: "3600 -> 1800" in output("history", "CACHE_TTL_SEC"), timeout=60)
-        latest = output("at", "CACHE_TTL_SEC", "9999-12-31T23:59:59.999Z")
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        latest = output("at", "CACHE_TTL_SEC", now)
         assert latest.strip() == '{"key": "CACHE_TTL_SEC", "value": 1800}'
+        # the CLI's writes reached actor_recorder as CloudTrail would deliver them: who is known
+        assert "arn:aws:sts::123456789012:user/moto (cloudtrail)" in output("history", "CACHE_TTL_SEC")
 
         # and chalice local serves the same history over HTTP
         import json
@@ -125,6 +134,7 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
         with urllib.request.urlopen(url, timeout=30) as response:
             page = json.loads(response.read())
         assert [(e["oldValue"], e["newValue"]) for e in page["entries"]] == [(3600, 1800)]
+        assert page["entries"][0]["actor"]["source"] == "cloudtrail"
         assert page["next"]
     finally:
         run.send_signal(signal.SIGINT)

@@ -1,0 +1,370 @@
+"""config-audit: an operator's view of the audit trail, and a rollback that is itself audited.
+
+    config-audit history KEY                  every change of KEY, oldest first, with who made it
+    config-audit at KEY TIME                  the item KEY held at TIME, replayed from its history
+    config-audit diff KEY FROM TO             what changed in KEY between two times
+    config-audit rollback KEY --to TIME       write KEY back to what it held at TIME (asks first)
+    config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
+    config-audit delete KEY
+
+Against AWS with the default credentials and the tables of ``--stage`` in .chalice/config.json,
+or against the local stack (``--local``: the one `make run` started, or ``--endpoint URL``).
+Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
+A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
+still what its history says it is now; otherwise it refuses and says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.actor_repository import DynamoDBActorRepository
+from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.changes import KEY_ATTRIBUTE, change_kind
+from chalicelib.history import with_actors
+from chalicelib.images import deserialize_image, same_value
+from chalicelib.redaction import PREFIX as REDACTED
+from chalicelib.replay import Item, replay
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_STATE = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+
+
+class Refused(Exception):
+    """What the operator asked cannot be done; the message says why. Exit status 1."""
+
+
+# -- reading the history ----------------------------------------------------------------------
+
+
+class Trail:
+    """The audit trail of one stage: its tables, read and written with one set of credentials."""
+
+    def __init__(self, variables: dict[str, str], session: dict[str, Any]) -> None:
+        self.variables = variables
+        self.dynamodb = boto3.client("dynamodb", **session)
+        self.audit = DynamoDBAuditRepository(self.dynamodb, variables["AUDIT_TABLE_NAME"])
+        actors = variables.get("ACTORS_TABLE_NAME")
+        self.actors = DynamoDBActorRepository(self.dynamodb, actors) if actors else None
+        self.table = variables["CONFIGURATION_TABLE_NAME"]
+        self.actor_attribute = variables.get("ACTOR_ATTRIBUTE", "modifiedBy") or None
+
+    def entries(self, key: str) -> list[dict[str, Any]]:
+        """Every entry of ``key``, newest first, with its actor, in attribute-value form."""
+        found: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self.audit.history(key, 1000, token)
+            found += with_actors(page.entries, self.actors)
+            if (token := page.next) is None:
+                return found
+
+    def known_entries(self, key: str) -> list[dict[str, Any]]:
+        entries = self.entries(key)
+        if not entries:
+            raise Refused(f"no history for {key!r}: no change of it was ever audited")
+        return entries
+
+    def current(self, key: str) -> Item | None:
+        response = self.dynamodb.get_item(TableName=self.table, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True)
+        item: Item | None = response.get("Item")
+        return item
+
+
+def state_at(entries: Sequence[dict[str, Any]], key: str, time: str | None) -> Item | None:
+    return replay(entries, until=time).get(key)
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def show(value: Any) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return int(o) if o == o.to_integral_value() else float(o)
+        if isinstance(o, set):
+            return sorted(o, key=str)
+        return str(o)
+
+    return json.dumps(value, default=default, sort_keys=True, ensure_ascii=False)
+
+
+def who(entry: dict[str, Any]) -> str:
+    if "actor" in entry:
+        actor = entry["actor"]
+        return f"{actor['arn']} ({actor['source']})"
+    if "actorCandidates" in entry:
+        return "one of " + ", ".join(candidate["arn"] for candidate in entry["actorCandidates"])
+    return "-"
+
+
+def render_table(entries: Sequence[dict[str, Any]]) -> str:
+    """Plain-value entries, oldest first, as a table a person reads: time, change, old -> new, who."""
+    rows = [("time", "key", "change", "who", "old -> new")]
+    for entry in entries:
+        kind = change_kind(entry).value
+        change = f"{kind} {entry['updatedAttribute']}" if "updatedAttribute" in entry else kind
+        old = show(entry["oldValue"]) if "oldValue" in entry else "-"
+        new = show(entry["newValue"]) if "newValue" in entry else "-"
+        rows.append((entry["modificationTime"], entry["itemKey"], change, who(entry), f"{old} -> {new}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+             for row in rows]  # fmt: skip
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def differences(before: Item | None, after: Item | None) -> list[str]:
+    """Lines that say how ``after`` differs from ``before`` (attribute-value items)."""
+    if before is None and after is None:
+        return []
+    if before is None:
+        return [f"+ created: {show(deserialize_image(after or {}))}"]
+    if after is None:
+        return [f"- deleted: {show(deserialize_image(before))}"]
+    lines = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old is not None and new is not None and same_value(old, new):
+            continue
+        if old is None:
+            lines.append(f"+ {name}: {show(_plain(new))}")
+        elif new is None:
+            lines.append(f"- {name}: {show(_plain(old))}")
+        else:
+            lines.append(f"~ {name}: {show(_plain(old))} -> {show(_plain(new))}")
+    return lines
+
+
+def _plain(value: Any) -> Any:
+    return deserialize_image({"v": value})["v"]
+
+
+# -- times ------------------------------------------------------------------------------------
+
+
+def parse_time(text: str, now: dt.datetime | None = None) -> str:
+    """An ISO 8601 time with a zone -> the entries' ``YYYY-MM-DDTHH:MM:SS.mmmZ``; not in the future."""
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise Refused(f"time {text!r} is not ISO 8601, such as 2024-09-11T09:03:00Z") from None
+    if moment.tzinfo is None:
+        raise Refused(f"time {text!r} has no zone: add Z for UTC, or an offset such as +02:00")
+    moment = moment.astimezone(dt.UTC)
+    if moment > (now or dt.datetime.now(dt.UTC)):
+        raise Refused(f"time {text!r} is in the future")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# -- rollback ---------------------------------------------------------------------------------
+
+
+def plan_rollback(trail: Trail, key: str, time: str) -> tuple[Item | None, Item | None]:
+    """(the item now, the item to write back; None deletes it), or Refused saying why not."""
+    entries = trail.known_entries(key)
+    recorded_now, target = state_at(entries, key, None), state_at(entries, key, time)
+    current = trail.current(key)
+    ignored = {trail.actor_attribute} if trail.actor_attribute else set()
+    stale = [name for name in _changed(recorded_now, current, ignored) if not _redacted(recorded_now, name)]
+    if stale or (recorded_now is None) != (current is None):
+        raise Refused(
+            f"{key!r} is not what its history says it is now (differs in: {', '.join(stale) or 'existence'}); "
+            "a change may not have reached the audit trail yet, or was made around it: nothing written"
+        )
+    if target is None or current is None:
+        return current, target
+    restored = dict(target)
+    for name, value in target.items():
+        if not _redacted(target, name):
+            continue
+        if recorded_now is not None and name in recorded_now and same_value(recorded_now[name], value):
+            restored[name] = current[name]  # unchanged since TIME: keep the value the table holds
+        else:
+            raise Refused(f"{name!r} held a secret at that time, redacted in the history: it cannot be restored")
+    return current, restored
+
+
+def _changed(left: Item | None, right: Item | None, ignored: set[str]) -> list[str]:
+    left, right = left or {}, right or {}
+    names = sorted((left.keys() | right.keys()) - ignored)
+    return [n for n in names if not (n in left and n in right and same_value(left[n], right[n]))]
+
+
+def _redacted(item: Item | None, name: str) -> bool:
+    value = (item or {}).get(name, {})
+    return isinstance(value.get("S"), str) and value["S"].startswith(REDACTED)
+
+
+def write_back(trail: Trail, key: str, current: Item | None, target: Item | None, operator: str | None) -> str:
+    """Write ``target`` (or delete) only if the item is still ``current``; say what was done."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    if current is None:
+        names["#k"] = KEY_ATTRIBUTE
+        condition = "attribute_not_exists(#k)"
+    else:
+        clauses = []
+        for number, (name, value) in enumerate(sorted(current.items())):
+            names[f"#a{number}"], values[f":v{number}"] = name, value
+            clauses.append(f"#a{number} = :v{number}")
+        condition = " AND ".join(clauses)
+    guard: dict[str, Any] = {"ConditionExpression": condition, "ExpressionAttributeNames": names}
+    if values:
+        guard["ExpressionAttributeValues"] = values
+    try:
+        if target is None:
+            trail.dynamodb.delete_item(TableName=trail.table, Key={KEY_ATTRIBUTE: {"S": key}}, **guard)
+            return f"deleted {key!r}: it did not exist at that time"
+        item = dict(target)
+        if trail.actor_attribute and operator:
+            item[trail.actor_attribute] = {"S": operator}  # the rollback declares who made it
+        trail.dynamodb.put_item(TableName=trail.table, Item=item, **guard)
+        return f"rolled {key!r} back"
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise Refused(f"{key!r} changed while rolling back: nothing written") from error
+        raise
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    except json.JSONDecodeError:
+        return text
+
+
+def stage_variables(stage: str) -> dict[str, str]:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    if stage not in config.get("stages", {}):
+        raise Refused(f"stage {stage!r} is not in .chalice/config.json")
+    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+
+
+def connection(args: argparse.Namespace) -> dict[str, Any]:
+    """boto3 client arguments: AWS with the default credentials, or the local stack's moto server."""
+    endpoint = args.endpoint
+    if args.local and not endpoint:
+        endpoint_file = LOCAL_STATE / "endpoint"
+        if not endpoint_file.exists():
+            raise Refused("no local stack is running: start `make run`, or give --endpoint")
+        endpoint = endpoint_file.read_text().strip()
+    return {"endpoint_url": endpoint, **LOCAL_CREDENTIALS} if endpoint else {}
+
+
+def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
+    """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it."""
+    os.environ.update({"AWS_ENDPOINT_URL": session["endpoint_url"], "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": session["region_name"]})  # fmt: skip
+    from chalice.test import Client
+
+    from app import app
+    from local.cloudtrail import CloudTrailPlayer, identity_of
+
+    recorder = Client(app, stage_name=stage, project_dir=str(ROOT))
+
+    def deliver(event: dict[str, Any]) -> Any:  # EventBridge's part: the event reaches actor_recorder
+        return recorder.lambda_.invoke("actor_recorder", event)
+
+    CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), session["region_name"]).attach(client)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="config-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--stage", default="dev", help="the stage in .chalice/config.json whose tables to use")
+    p.add_argument("--local", action="store_true", help="the local stack `make run` started")
+    p.add_argument("--endpoint", help="a moto server's URL (implies the local stack's fake credentials)")
+    commands = p.add_subparsers(dest="command", required=True)
+    commands.add_parser("history", help="every change of a key, with who made it").add_argument("key")
+    at = commands.add_parser("at", help="what a key held at a time")
+    at.add_argument("key")
+    at.add_argument("time")
+    diff = commands.add_parser("diff", help="what changed between two times")
+    diff.add_argument("key")
+    diff.add_argument("start", metavar="FROM")
+    diff.add_argument("end", metavar="TO")
+    rollback = commands.add_parser("rollback", help="write a key back to what it held at a time")
+    rollback.add_argument("key")
+    rollback.add_argument("--to", required=True, dest="time")
+    rollback.add_argument("--yes", action="store_true", help="do not ask")
+    put = commands.add_parser("put", help="create or replace a setting")
+    put.add_argument("key")
+    put.add_argument("value")
+    put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute")
+    commands.add_parser("delete", help="delete a setting").add_argument("key")
+    return p
+
+
+def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
+    session = connection(args)
+    trail = Trail(stage_variables(args.stage), session)
+    if "endpoint_url" in session and args.command in ("rollback", "put", "delete"):
+        play_cloudtrail(trail.dynamodb, session, args.stage)
+    if args.command == "history":
+        entries = [deserialize_image(entry) for entry in reversed(trail.known_entries(args.key))]
+        return render_table(entries)
+    if args.command == "at":
+        time = parse_time(args.time)
+        held = state_at(trail.known_entries(args.key), args.key, time)
+        return show(deserialize_image(held)) if held is not None else f"{args.key!r} did not exist at {time}"
+    if args.command == "diff":
+        start, end = parse_time(args.start), parse_time(args.end)
+        entries = trail.known_entries(args.key)
+        lines = differences(state_at(entries, args.key, start), state_at(entries, args.key, end))
+        return "\n".join(lines) if lines else f"{args.key!r} was the same at {start} and {end}"
+    if args.command == "rollback":
+        time = parse_time(args.time)
+        current, target = plan_rollback(trail, args.key, time)
+        lines = differences(current, target)
+        if not lines:
+            return f"{args.key!r} already holds what it held at {time}: nothing to do"
+        print("\n".join(lines))
+        if not args.yes and ask(f"roll {args.key!r} back to {time}? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise Refused("not confirmed: nothing written")
+        operator = boto3.client("sts", **session).get_caller_identity()["Arn"]
+        return write_back(trail, args.key, current, target, operator)
+    if args.command == "put":
+        item = {"key": args.key, "value": parse_value(args.value)}
+        for assignment in args.set:
+            name, _, value = assignment.partition("=")
+            item[name] = parse_value(value)
+        serialize = TypeSerializer().serialize
+        trail.dynamodb.put_item(TableName=trail.table, Item={n: serialize(v) for n, v in item.items()})
+        return f"put {args.key!r}"
+    trail.dynamodb.delete_item(TableName=trail.table, Key={KEY_ATTRIBUTE: {"S": args.key}})
+    return f"deleted {args.key!r}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        print(run(args))
+    except Refused as refused:
+        print(f"config-audit: {refused}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as error:
+        print(f"config-audit: AWS said: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

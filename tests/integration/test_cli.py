@@ -1,0 +1,173 @@
+"""config-audit against moto: history with who, at, diff, a guarded rollback, and clear refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from chalicelib.actors import calls_in
+from config_audit import cli
+from local.cloudtrail import CloudTrailPlayer, identity_of
+from tests.conftest import REGION, STAGE, Stack
+
+
+def audit(stack: Stack, client: Client) -> None:
+    assert client.lambda_.invoke("audit_producer", stack.new_event()).payload == {"batchItemFailures": []}
+
+
+def run(*argv: str, ask: str = "n") -> str:
+    return cli.run(cli.parser().parse_args(["--stage", "dev", *argv]), ask=lambda _prompt: ask)
+
+
+def times(stack: Stack) -> list[str]:
+    return [entry["modificationTime"] for entry in stack.audit_entries()]
+
+
+@pytest.fixture
+def lifecycle(stack: Stack, client: Client) -> list[str]:
+    """CACHE_TTL_SEC created (3600, stamped), changed to 1800, described: the times of the three entries."""
+    stack.put("CACHE_TTL_SEC", value=3600, modifiedBy="deploy-bot")
+    stack.put("CACHE_TTL_SEC", value=1800, modifiedBy="deploy-bot")
+    stack.put("CACHE_TTL_SEC", value=1800, description="seconds", modifiedBy="deploy-bot")
+    audit(stack, client)
+    return times(stack)
+
+
+def test_history_is_oldest_first_with_who_made_each_change(lifecycle: list[str]) -> None:
+    lines = run("history", "CACHE_TTL_SEC").splitlines()
+    assert lines[0].split() == ["time", "key", "change", "who", "old", "->", "new"]
+    assert [line.split()[2] for line in lines[2:]] == ["created", "updated", "updated"]
+    assert all("deploy-bot (declared)" in line for line in lines[2:])
+    assert "3600 -> 1800" in lines[3]
+
+
+def test_at_replays_the_item_as_of_a_time(lifecycle: list[str]) -> None:
+    assert (
+        run("at", "CACHE_TTL_SEC", lifecycle[0])
+        == '{"key": "CACHE_TTL_SEC", "modifiedBy": "deploy-bot", "value": 3600}'
+    )
+    before = "2000-01-01T00:00:00Z"
+    assert run("at", "CACHE_TTL_SEC", before) == "'CACHE_TTL_SEC' did not exist at 2000-01-01T00:00:00.000Z"
+
+
+def test_diff_says_what_changed_between_two_times(lifecycle: list[str]) -> None:
+    assert run("diff", "CACHE_TTL_SEC", lifecycle[0], lifecycle[2]).splitlines() == [
+        '+ description: "seconds"',
+        "~ value: 3600 -> 1800",
+    ]
+    assert run("diff", "CACHE_TTL_SEC", "2000-01-01T00:00:00Z", lifecycle[0]).startswith("+ created: ")
+
+
+def test_a_rollback_shows_the_difference_writes_it_and_is_audited_itself(
+    stack: Stack, client: Client, lifecycle: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN the operator rolls back to the first entry, and confirms
+    said = run("rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], ask="y")
+    # THEN it showed what would change, and wrote it
+    shown = capsys.readouterr().out.splitlines()
+    assert shown == ['- description: "seconds"', "~ value: 1800 -> 3600"]
+    assert said == "rolled 'CACHE_TTL_SEC' back"
+    item = boto3.resource("dynamodb", region_name=REGION).Table("Configuration").get_item(Key={"key": "CACHE_TTL_SEC"})
+    assert item["Item"]["value"] == 3600 and "description" not in item["Item"]
+    assert item["Item"]["modifiedBy"] == boto3.client("sts", region_name=REGION).get_caller_identity()["Arn"]
+    # AND the rollback is a change like any other: audited, by the operator's stamp
+    audit(stack, client)
+    last = stack.audit_entries()[-2:]
+    assert {e.get("updatedAttribute") for e in last} == {"value", "description"}
+
+
+def test_rolling_back_to_before_the_key_existed_deletes_it(stack: Stack, client: Client, lifecycle: list[str]) -> None:
+    assert run("rollback", "CACHE_TTL_SEC", "--to", "2000-01-01T00:00:00Z", "--yes") == (
+        "deleted 'CACHE_TTL_SEC': it did not exist at that time"
+    )
+    audit(stack, client)
+    assert "newValue" not in stack.audit_entries()[-1] and "oldValue" in stack.audit_entries()[-1]
+
+
+def test_a_rollback_refuses_when_the_item_is_not_what_its_history_says(stack: Stack, lifecycle: list[str]) -> None:
+    stack.put("CACHE_TTL_SEC", value=60)  # written, but not audited yet
+    with pytest.raises(cli.Refused, match=r"not what its history says it is now \(differs in: .*value"):
+        run("rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], "--yes")
+    table = boto3.resource("dynamodb", region_name=REGION).Table("Configuration")
+    assert table.get_item(Key={"key": "CACHE_TTL_SEC"})["Item"]["value"] == 60  # nothing written
+
+
+def test_a_rollback_refuses_without_confirmation(stack: Stack, lifecycle: list[str]) -> None:
+    with pytest.raises(cli.Refused, match="not confirmed: nothing written"):
+        run("rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], ask="")
+
+
+def test_a_rollback_never_writes_a_digest_back_as_a_secret(stack: Stack, client: Client) -> None:
+    stack.put("DB", host="a", dbPassword="first-secret")
+    audit(stack, client)
+    first = times(stack)[0]
+    stack.put("DB", host="b", dbPassword="second-secret")
+    audit(stack, client)
+    with pytest.raises(cli.Refused, match="'dbPassword' held a secret at that time, redacted in the history"):
+        run("rollback", "DB", "--to", first, "--yes")
+    # a secret that did not change since then is kept as the table holds it
+    stack.put("DB", host="c", dbPassword="second-secret")
+    audit(stack, client)
+    second = times(stack)[-1]
+    stack.put("DB", host="d", dbPassword="second-secret")
+    audit(stack, client)
+    assert run("rollback", "DB", "--to", second, "--yes") == "rolled 'DB' back"
+    item = boto3.resource("dynamodb", region_name=REGION).Table("Configuration").get_item(Key={"key": "DB"})["Item"]
+    assert (item["host"], item["dbPassword"]) == ("c", "second-secret")
+
+
+def test_a_write_in_between_makes_the_rollback_refuse_and_write_nothing(stack: Stack, lifecycle: list[str]) -> None:
+    trail = cli.Trail(STAGE["environment_variables"], {"region_name": REGION})
+    current, target = cli.plan_rollback(trail, "CACHE_TTL_SEC", lifecycle[0])
+    stack.put("CACHE_TTL_SEC", value=5)  # someone writes after the plan, before the write
+    with pytest.raises(cli.Refused, match="changed while rolling back: nothing written"):
+        cli.write_back(trail, "CACHE_TTL_SEC", current, target, operator=None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["history", "NEVER_SET"], "no history for 'NEVER_SET'"),
+        (["at", "CACHE_TTL_SEC", "yesterday"], "time 'yesterday' is not ISO 8601"),
+        (["at", "CACHE_TTL_SEC", "2024-09-11T09:03:00"], "has no zone"),
+        (["at", "CACHE_TTL_SEC", "2999-01-01T00:00:00Z"], "is in the future"),
+        (["rollback", "NEVER_SET", "--to", "2024-09-11T09:03:00Z", "--yes"], "no history for 'NEVER_SET'"),
+        (["--stage", "nowhere", "history", "K"], "stage 'nowhere' is not in .chalice/config.json"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_a_non_zero_exit(
+    lifecycle: list[str], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("config-audit: ") and message in line
+
+
+def test_times_are_read_with_their_zone_to_the_millisecond() -> None:
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert cli.parse_time("2024-09-11T11:03:00.25+02:00", now) == "2024-09-11T09:03:00.250Z"
+    assert cli.parse_time("2024-09-11T09:03:00Z", now) == "2024-09-11T09:03:00.000Z"
+
+
+def test_the_local_cloudtrail_delivers_each_successful_write_as_cloudtrail_would(stack: Stack) -> None:
+    delivered: list[dict[str, Any]] = []
+    client = boto3.client("dynamodb", region_name=REGION)
+    CloudTrailPlayer(delivered.append, identity_of(boto3.client("sts", region_name=REGION)), REGION).attach(client)
+    client.put_item(TableName="Configuration", Item={"key": {"S": "K"}, "value": {"N": "1"}})
+    table = boto3.resource("dynamodb", region_name=REGION).Table("Configuration")
+    CloudTrailPlayer(delivered.append, identity_of(boto3.client("sts", region_name=REGION)), REGION).attach(
+        table.meta.client
+    )
+    table.update_item(Key={"key": "J"}, UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": 2})
+    with pytest.raises(client.exceptions.ConditionalCheckFailedException):  # a failed call changed nothing
+        client.delete_item(TableName="Configuration", Key={"key": {"S": "K"}}, ConditionExpression="attribute_not_exists(#k)",
+                           ExpressionAttributeNames={"#k": "key"})  # fmt: skip
+    client.get_item(TableName="Configuration", Key={"key": {"S": "K"}})  # a read is no data event of a write
+    assert [[c.item_key for c in calls_in(event, "Configuration")] for event in delivered] == [["K"], ["J"]]
+    assert {e["detail"]["userIdentity"]["arn"] for e in delivered} == {
+        boto3.client("sts", region_name=REGION).get_caller_identity()["Arn"]
+    }
