@@ -7,6 +7,7 @@ from typing import Any
 from chalice import BadRequestError, Chalice, IAMAuthorizer, Response
 
 from chalicelib import history_request, wiring
+from chalicelib.actors import WRITE_CALLS
 from chalicelib.audit_repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
 from chalicelib.history import with_actors
@@ -52,7 +53,11 @@ def audit_history(key: str) -> Response:
 
 
 @app.on_cw_event(
-    {"source": ["aws.dynamodb"], "detail-type": ["AWS API Call via CloudTrail"]},
+    {
+        "source": ["aws.dynamodb"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventName": sorted(WRITE_CALLS)},  # reads never reach the function
+    },
     name="actor_recorder",
 )
 def actor_recorder(event: Any) -> dict[str, int]:

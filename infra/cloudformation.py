@@ -18,9 +18,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.actors import WRITE_CALLS
 from chalicelib.audit_repository import HISTORY_INDEX
-from infra.policy import append_only_table_policy, history_statements, producer_statements, redaction_statements
-from infra.tables import audit_table, configuration_table
+from infra.policy import (
+    append_only_table_policy,
+    history_statements,
+    producer_statements,
+    recorder_statements,
+    redaction_statements,
+)
+from infra.tables import actors_table, audit_table, configuration_table
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = ROOT / "infra" / "cloudformation" / "merge.json"
@@ -29,6 +36,9 @@ MERGE_TEMPLATE = ROOT / "infra" / "cloudformation" / "merge.json"
 # write it by these, so that neither depends on the other (the role's policy names the table).
 AUDIT_TABLE_NAME = "${AWS::StackName}-audit"
 PRODUCER_ROLE_NAME = "${AWS::StackName}-audit-producer"  # IAM allows 64 characters: stack names up to 49
+ACTORS_TABLE_NAME = "${AWS::StackName}-audit-actors"
+RECORDER_ROLE_NAME = "${AWS::StackName}-actor-recorder"
+TRAIL_NAME = "${AWS::StackName}-configuration-writes"
 
 # Lambda event source mapping settings Chalice's decorator cannot take
 MAXIMUM_RETRY_ATTEMPTS = 10
@@ -60,6 +70,107 @@ def _role(name: str, statements: list[Any]) -> dict[str, Any]:
     }
 
 
+def _arn(service: str, resource: str) -> dict[str, str]:
+    """An ARN in this stack's partition, region and account."""
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+
+
+def _role_arn(name: str) -> dict[str, str]:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{name}"}
+
+
+def _trail() -> dict[str, Any]:
+    """A trail of the Configuration table's successful write calls only, and its private bucket."""
+    bucket_arn = {"Fn::GetAtt": ["TrailBucket", "Arn"]}
+    trail_arn = {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:cloudtrail:${{AWS::Region}}:${{AWS::AccountId}}:trail/{TRAIL_NAME}"
+    }
+    cloudtrail = {"Service": "cloudtrail.amazonaws.com"}
+    from_this_trail = {"StringEquals": {"aws:SourceArn": trail_arn}}
+    return {
+        "TrailBucket": {
+            "Type": "AWS::S3::Bucket",
+            "Condition": "RecordActorsOn",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "VersioningConfiguration": {"Status": "Enabled"},
+            },
+        },
+        "TrailBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Condition": "RecordActorsOn",
+            "Properties": {
+                "Bucket": {"Ref": "TrailBucket"},
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "CloudTrailChecksTheBucket",
+                            "Effect": "Allow",
+                            "Principal": cloudtrail,
+                            "Action": "s3:GetBucketAcl",
+                            "Resource": bucket_arn,
+                            "Condition": from_this_trail,
+                        },
+                        {
+                            "Sid": "CloudTrailWritesItsLogs",
+                            "Effect": "Allow",
+                            "Principal": cloudtrail,
+                            "Action": "s3:PutObject",
+                            "Resource": {"Fn::Sub": "${TrailBucket.Arn}/AWSLogs/${AWS::AccountId}/*"},
+                            "Condition": from_this_trail,
+                        },
+                        {
+                            "Sid": "TlsOnly",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket_arn, {"Fn::Sub": "${TrailBucket.Arn}/*"}],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                },
+            },
+        },
+        "ConfigurationWritesTrail": {
+            "Type": "AWS::CloudTrail::Trail",
+            "Condition": "RecordActorsOn",
+            "DependsOn": ["TrailBucketPolicy"],
+            "Properties": {
+                "TrailName": {"Fn::Sub": TRAIL_NAME},
+                "S3BucketName": {"Ref": "TrailBucket"},
+                "IsLogging": True,
+                "IsMultiRegionTrail": False,
+                "IncludeGlobalServiceEvents": False,
+                "EnableLogFileValidation": True,
+                "AdvancedEventSelectors": [
+                    {
+                        "Name": "Write calls on the Configuration table, and nothing else",
+                        "FieldSelectors": [
+                            {"Field": "eventCategory", "Equals": ["Data"]},
+                            {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]},
+                            {"Field": "resources.ARN", "Equals": [{"Fn::GetAtt": ["ConfigurationTable", "Arn"]}]},
+                            {"Field": "readOnly", "Equals": ["false"]},
+                            {"Field": "eventName", "Equals": sorted(WRITE_CALLS)},
+                        ],
+                    }
+                ],
+            },
+        },
+    }
+
+
 def merge_template() -> dict[str, Any]:
     # SAM names functions <stack>-<logical id>-<suffix>: their log groups, and no others
     log_groups = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-*"
@@ -71,17 +182,13 @@ def merge_template() -> dict[str, Any]:
     producer = producer_statements(logs, stream, audit, None, queue)
     publish = producer_statements(logs, stream, audit, topic, None)[-1]
     producer.append({"Fn::If": ["NotifyChangesOn", publish, {"Ref": "AWS::NoValue"}]})
-    parameter = {
-        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${RedactionKeyParameter}"
-    }
+    parameter = _arn("ssm", "parameter${RedactionKeyParameter}")
     kms_key = {"Ref": "RedactionKmsKeyArn"}
     read_key, decrypt_key = redaction_statements(parameter, kms_key, {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"})
     producer.append({"Fn::If": ["RedactionOn", read_key, {"Ref": "AWS::NoValue"}]})
     producer.append({"Fn::If": ["CustomerManagedRedactionKey", decrypt_key, {"Ref": "AWS::NoValue"}]})
-    audit_table_arn = {
-        "Fn::Sub": f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{AUDIT_TABLE_NAME}"
-    }
-    producer_role_arn = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{PRODUCER_ROLE_NAME}"}
+    audit_table_arn = _arn("dynamodb", f"table/{AUDIT_TABLE_NAME}")
+    producer_role_arn = _role_arn(PRODUCER_ROLE_NAME)
     audit_resource = _table(audit_table("Audit"))
     audit_resource["Properties"]["TableName"] = {"Fn::Sub": AUDIT_TABLE_NAME}
     audit_resource["Properties"]["ResourcePolicy"] = {
@@ -89,9 +196,18 @@ def merge_template() -> dict[str, Any]:
     }
     producer_role = _role("AuditProducer", producer)
     producer_role["Properties"]["RoleName"] = {"Fn::Sub": PRODUCER_ROLE_NAME}
+    actors_arn = _arn("dynamodb", f"table/{ACTORS_TABLE_NAME}")
+    actors_resource = _table(actors_table("AuditActors"))
+    actors_resource["Properties"]["TableName"] = {"Fn::Sub": ACTORS_TABLE_NAME}
+    actors_resource["Properties"]["ResourcePolicy"] = {
+        "PolicyDocument": append_only_table_policy(actors_arn, _role_arn(RECORDER_ROLE_NAME))
+    }
+    recorder_role = _role("ActorRecorder", recorder_statements(logs, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}))
+    recorder_role["Properties"]["RoleName"] = {"Fn::Sub": RECORDER_ROLE_NAME}
     variables = {
         "CONFIGURATION_TABLE_NAME": {"Ref": "ConfigurationTable"},
         "AUDIT_TABLE_NAME": {"Ref": "AuditTable"},
+        "ACTORS_TABLE_NAME": {"Ref": "AuditActorsTable"},
     }
     return {
         "Parameters": {
@@ -100,6 +216,13 @@ def merge_template() -> dict[str, Any]:
                 "AllowedValues": ["true", "false"],
                 "Default": "false",
                 "Description": "Publish every audit entry to an SNS topic the stack creates",
+            },
+            "RecordActors": {
+                "Type": "String",
+                "AllowedValues": ["true", "false"],
+                "Default": "false",
+                "Description": "Log the Configuration table's write calls with CloudTrail (data events: charged "
+                "per event) so that the history names who made each change",
             },
             "RedactAttributes": {
                 "Type": "String",
@@ -133,6 +256,7 @@ def merge_template() -> dict[str, Any]:
         },
         "Conditions": {
             "NotifyChangesOn": {"Fn::Equals": [{"Ref": "NotifyChanges"}, "true"]},
+            "RecordActorsOn": {"Fn::Equals": [{"Ref": "RecordActors"}, "true"]},
             "RedactionOn": {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedactAttributes"}, ""]}]},
             "CustomerManagedRedactionKey": {
                 "Fn::And": [
@@ -144,6 +268,8 @@ def merge_template() -> dict[str, Any]:
         "Resources": {
             "ConfigurationTable": _table(configuration_table("Configuration")),
             "AuditTable": audit_resource,
+            "AuditActorsTable": actors_resource,
+            **_trail(),
             "DeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {"MessageRetentionPeriod": 1_209_600, "SqsManagedSseEnabled": True},
@@ -181,9 +307,16 @@ def merge_template() -> dict[str, Any]:
                 }
             },
             "AuditProducerRole": producer_role,
+            "ActorRecorder": {"Properties": {"Environment": {"Variables": variables}}},
+            "ActorRecorderRole": recorder_role,
             "APIHandler": {"Properties": {"Environment": {"Variables": variables}}},
             "ApiHandlerRole": _role(
-                "AuditHistory", history_statements(logs, {"Fn::Sub": f"${{AuditTable.Arn}}/index/{HISTORY_INDEX}"})
+                "AuditHistory",
+                history_statements(
+                    logs,
+                    {"Fn::Sub": f"${{AuditTable.Arn}}/index/{HISTORY_INDEX}"},
+                    {"Fn::GetAtt": ["AuditActorsTable", "Arn"]},
+                ),
             ),
         },
         "Outputs": {
@@ -191,6 +324,8 @@ def merge_template() -> dict[str, Any]:
             "ConfigurationStreamArn": {"Value": stream},
             "AuditTableName": {"Value": {"Ref": "AuditTable"}},
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
+            "AuditActorsTableName": {"Value": {"Ref": "AuditActorsTable"}},
+            "TrailName": {"Condition": "RecordActorsOn", "Value": {"Ref": "ConfigurationWritesTrail"}},
             "ChangeTopicArn": {"Condition": "NotifyChangesOn", "Value": topic},
         },
     }

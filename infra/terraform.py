@@ -20,10 +20,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.actors import WRITE_CALLS
 from chalicelib.audit_repository import HISTORY_INDEX
 from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
-from infra.policy import append_only_table_policy, history_statements, producer_statements, redaction_statements
-from infra.tables import audit_table, configuration_table
+from infra.policy import (
+    append_only_table_policy,
+    history_statements,
+    producer_statements,
+    recorder_statements,
+    redaction_statements,
+)
+from infra.tables import actors_table, audit_table, configuration_table
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "infra" / "terraform"
@@ -31,6 +38,9 @@ MAPPING = "audit_producer-dynamodb-event-source"  # the name chalice package giv
 
 STREAM = "${aws_dynamodb_table.configuration.stream_arn}"
 AUDIT_ARN = "${aws_dynamodb_table.audit.arn}"
+ACTORS_ARN = "${aws_dynamodb_table.actors.arn}"
+TRAIL = "${var.record_actors ? 1 : 0}"  # count: the trail and its bucket exist only where asked for
+BUCKET_ARN = "${aws_s3_bucket.trail[0].arn}"
 QUEUE_ARN = "${aws_sqs_queue.dead_letters.arn}"
 LOGS = (
     "arn:${data.aws_partition.chalice.partition}:logs:${data.aws_region.chalice.name}:"
@@ -90,6 +100,60 @@ def _optional(statement: dict[str, Any], when: str) -> dict[str, Any]:
     return {"for_each": f"${{{when} ? [1] : []}}", "content": statement}
 
 
+def _trail_bucket_policy() -> dict[str, Any]:
+    """CloudTrail, for this trail's logs only, may write the bucket; nobody may reach it without TLS."""
+    cloudtrail = [{"type": "Service", "identifiers": ["cloudtrail.amazonaws.com"]}]
+    logs = f"{BUCKET_ARN}/AWSLogs/${{data.aws_caller_identity.chalice.account_id}}/*"
+    return {
+        "count": TRAIL,
+        "statement": [
+            {"sid": "CloudTrailChecksTheBucket", "effect": "Allow", "actions": ["s3:GetBucketAcl"],
+             "resources": [BUCKET_ARN], "principals": cloudtrail},
+            {"sid": "CloudTrailWritesItsLogs", "effect": "Allow", "actions": ["s3:PutObject"],
+             "resources": [logs], "principals": cloudtrail},
+            {"sid": "TlsOnly", "effect": "Deny", "actions": ["s3:*"], "resources": [BUCKET_ARN, f"{BUCKET_ARN}/*"],
+             "principals": [{"type": "*", "identifiers": ["*"]}],
+             "condition": [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]},
+        ],
+    }  # fmt: skip
+
+
+def _trail() -> dict[str, Any]:
+    """A trail of the Configuration table's write calls only, and its private, encrypted bucket."""
+    bucket = "${aws_s3_bucket.trail[0].id}"
+    return {
+        "aws_s3_bucket": {"trail": {"count": TRAIL, "bucket_prefix": "config-audit-${var.stage}-trail-",
+                                    "lifecycle": {"prevent_destroy": True}}},
+        "aws_s3_bucket_public_access_block": {"trail": {
+            "count": TRAIL, "bucket": bucket, "block_public_acls": True, "block_public_policy": True,
+            "ignore_public_acls": True, "restrict_public_buckets": True}},
+        "aws_s3_bucket_server_side_encryption_configuration": {"trail": {
+            "count": TRAIL, "bucket": bucket,
+            "rule": [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]}},
+        "aws_s3_bucket_policy": {"trail": {"count": TRAIL, "bucket": bucket,
+                                           "policy": "${data.aws_iam_policy_document.trail_bucket[0].json}"}},
+        "aws_cloudtrail": {"configuration_writes": {
+            "count": TRAIL,
+            "name": "config-audit-${var.stage}-configuration-writes",
+            "s3_bucket_name": bucket,
+            "is_multi_region_trail": False,
+            "include_global_service_events": False,
+            "enable_log_file_validation": True,
+            "depends_on": ["aws_s3_bucket_policy.trail"],
+            "advanced_event_selector": [{
+                "name": "Write calls on the Configuration table, and nothing else",
+                "field_selector": [
+                    {"field": "eventCategory", "equals": ["Data"]},
+                    {"field": "resources.type", "equals": ["AWS::DynamoDB::Table"]},
+                    {"field": "resources.ARN", "equals": ["${aws_dynamodb_table.configuration.arn}"]},
+                    {"field": "readOnly", "equals": ["false"]},
+                    {"field": "eventName", "equals": sorted(WRITE_CALLS)},
+                ],
+            }],
+        }},
+    }  # fmt: skip
+
+
 def audit_tf() -> dict[str, Any]:
     producer = _document(producer_statements(LOGS, STREAM, AUDIT_ARN, None, QUEUE_ARN))
     [publish] = _document(producer_statements(LOGS, STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None))[
@@ -111,7 +175,11 @@ def audit_tf() -> dict[str, Any]:
         ]
     }
     append_only = _document(append_only_table_policy(AUDIT_ARN, "${aws_iam_role.audit_producer_role.arn}")["Statement"])
-    history = _document(history_statements(LOGS, f"{AUDIT_ARN}/index/{HISTORY_INDEX}"))
+    history = _document(history_statements(LOGS, f"{AUDIT_ARN}/index/{HISTORY_INDEX}", ACTORS_ARN))
+    recorder = _document(recorder_statements(LOGS, ACTORS_ARN))
+    actors_append_only = _document(
+        append_only_table_policy(ACTORS_ARN, "${aws_iam_role.actor_recorder_role.arn}")["Statement"]
+    )
     return {
         "variable": {
             "stage": {"type": "string", "default": "dev"},
@@ -132,11 +200,17 @@ def audit_tf() -> dict[str, Any]:
                 },
             },
             "redaction_kms_key_arn": {"type": "string", "default": "", "description": "that parameter's KMS key"},
+            "record_actors": {
+                "type": "bool",
+                "default": False,
+                "description": "a CloudTrail trail of the Configuration table's write calls (data events are charged)",
+            },
         },
         "resource": {
             "aws_dynamodb_table": {
                 "configuration": _table("configuration", configuration_table("Configuration")),
                 "audit": _table("audit", audit_table("Audit")),
+                "actors": _table("actors", actors_table("AuditActors")),
             },
             "aws_sqs_queue": {
                 "dead_letters": {"name": "config-audit-${var.stage}-dead-letters", "message_retention_seconds": 1209600}
@@ -145,20 +219,32 @@ def audit_tf() -> dict[str, Any]:
                 "changes": {"count": "${var.notify_changes ? 1 : 0}", "name": "config-audit-${var.stage}-changes"}
             },
             "aws_dynamodb_resource_policy": {
-                "audit": {"resource_arn": AUDIT_ARN, "policy": "${data.aws_iam_policy_document.audit_append_only.json}"}
+                "audit": {
+                    "resource_arn": AUDIT_ARN,
+                    "policy": "${data.aws_iam_policy_document.audit_append_only.json}",
+                },
+                "actors": {
+                    "resource_arn": ACTORS_ARN,
+                    "policy": "${data.aws_iam_policy_document.actors_append_only.json}",
+                },
             },
+            **_trail(),
         },
         "data": {
             "aws_iam_policy_document": {
                 "audit_producer": producer,
                 "api_handler": history,
                 "audit_append_only": append_only,
+                "actor_recorder": recorder,
+                "actors_append_only": actors_append_only,
+                "trail_bucket": _trail_bucket_policy(),
             },
         },
         "output": {
             "configuration_table": {"value": "${aws_dynamodb_table.configuration.name}"},
             "configuration_stream_arn": {"value": STREAM},
             "audit_table": {"value": "${aws_dynamodb_table.audit.name}"},
+            "actors_table": {"value": "${aws_dynamodb_table.actors.name}"},
             "dead_letter_queue_url": {"value": "${aws_sqs_queue.dead_letters.url}"},
         },
     }
@@ -168,6 +254,7 @@ def override_tf() -> dict[str, Any]:
     names = {
         "CONFIGURATION_TABLE_NAME": "${aws_dynamodb_table.configuration.name}",
         "AUDIT_TABLE_NAME": "${aws_dynamodb_table.audit.name}",
+        "ACTORS_TABLE_NAME": "${aws_dynamodb_table.actors.name}",
     }
     return {
         # Chalice pins the AWS provider below 5; the Audit table's resource policy needs 5.43 or
@@ -200,10 +287,12 @@ def override_tf() -> dict[str, Any]:
                     }
                 },
                 "api_handler": {"environment": {"variables": names}},
+                "actor_recorder": {"environment": {"variables": names}},
             },
             "aws_iam_role_policy": {
                 "audit_producer_role": {"policy": "${data.aws_iam_policy_document.audit_producer.json}"},
                 "api_handler_role": {"policy": "${data.aws_iam_policy_document.api_handler.json}"},
+                "actor_recorder_role": {"policy": "${data.aws_iam_policy_document.actor_recorder.json}"},
             },
         },
     }

@@ -138,3 +138,15 @@ def test_the_join_reads_the_index_and_one_query_of_actors_never_a_scan(stack: St
     assert len(history(client, "K")) == 5
     assert ("Query", ACTORS) in calls and calls.count(("Query", ACTORS)) == 1
     assert not any(name == "Scan" for name, _ in calls)
+
+
+def test_the_same_call_twice_in_one_recording_is_kept_once(stack: Stack) -> None:
+    # DynamoDB refuses a BatchWriteItem that names one item twice: the repository sends it once
+    from chalicelib.actor_repository import DynamoDBActorRepository
+    from chalicelib.actors import Call
+
+    repository = DynamoDBActorRepository(stack.dynamodb, ACTORS)
+    call = Call("K", "2024-09-11T09:02:28Z", "e1", ALICE, "IAMUser", "PutItem")
+    assert repository.record([call, call]) == []
+    assert len(recorded(stack)) == 1
+    assert repository.calls("K", "2024-09-11T09:02:28Z", "2024-09-11T09:02:28Z") == [call]

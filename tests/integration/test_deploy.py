@@ -66,7 +66,7 @@ def test_provision_creates_the_tables_once_and_records_the_stream(endpoint: str,
     first = provision(project)
     second = provision(project)  # idempotent: nothing is created twice, the ARN stays
     dynamodb = boto3.client("dynamodb")
-    assert sorted(dynamodb.list_tables()["TableNames"]) == ["Audit", "Configuration"]
+    assert sorted(dynamodb.list_tables()["TableNames"]) == ["Audit", "AuditActors", "Configuration"]
     described = dynamodb.describe_table(TableName="Configuration")["Table"]
     arn = second["environment_variables"]["CONFIGURATION_STREAM_ARN"]
     assert arn == first["environment_variables"]["CONFIGURATION_STREAM_ARN"] == described["LatestStreamArn"]
@@ -77,7 +77,7 @@ def test_provision_creates_the_tables_once_and_records_the_stream(endpoint: str,
     stream_statement = next(s for s in policy["Statement"] if s["Sid"] == "ReadConfigurationStream")
     assert stream_statement["Resource"] == arn
     # AND every table is protected from deletion and recoverable to any point in time
-    for name in ("Configuration", "Audit"):
+    for name in ("Configuration", "Audit", "AuditActors"):
         assert dynamodb.describe_table(TableName=name)["Table"]["DeletionProtectionEnabled"] is True
         backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
@@ -114,6 +114,12 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
     audit_arn = boto3.client("dynamodb").describe_table(TableName="Audit")["Table"]["TableArn"]
     table_policy = json.loads(boto3.client("dynamodb").get_resource_policy(ResourceArn=audit_arn)["Policy"])
     assert table_policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == configuration["Role"]
+    # AND actor_recorder is deployed with the stage's variables, and is the one writer of AuditActors
+    recorder = lambda_.get_function(FunctionName=f"config-audit-{REHEARSAL}-actor_recorder")["Configuration"]
+    assert recorder["Environment"]["Variables"]["ACTORS_TABLE_NAME"] == "AuditActors"
+    actors_arn = boto3.client("dynamodb").describe_table(TableName="AuditActors")["Table"]["TableArn"]
+    actors_policy = json.loads(boto3.client("dynamodb").get_resource_policy(ResourceArn=actors_arn)["Policy"])
+    assert actors_policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == recorder["Role"]
     # AND its role holds exactly the least-privilege policy of the stage
     role = configuration["Role"].rsplit("/", 1)[-1]
     iam = boto3.client("iam")
@@ -214,6 +220,46 @@ def test_the_audit_table_is_append_only_and_only_the_producer_role_writes_it(sta
     assert resources["AuditProducer"]["Properties"]["Role"] == {"Fn::GetAtt": ["AuditProducerRole", "Arn"]}
 
 
+def test_a_trail_of_the_configuration_tables_writes_feeds_actor_recorder(stack_template: dict[str, Any]) -> None:
+    resources = stack_template["Resources"]
+    # the trail exists only where RecordActors=true, and logs successful-or-not writes on one table only
+    trail = resources["ConfigurationWritesTrail"]
+    assert trail["Condition"] == resources["TrailBucket"]["Condition"] == "RecordActorsOn"
+    [selector] = trail["Properties"]["AdvancedEventSelectors"]
+    fields = {f["Field"]: f["Equals"] for f in selector["FieldSelectors"]}
+    assert fields["eventCategory"] == ["Data"] and fields["readOnly"] == ["false"]
+    assert fields["resources.type"] == ["AWS::DynamoDB::Table"]
+    assert fields["resources.ARN"] == [{"Fn::GetAtt": ["ConfigurationTable", "Arn"]}]
+    # its bucket is encrypted, private, and written by CloudTrail alone, over TLS only
+    bucket = resources["TrailBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values()) and len(bucket["PublicAccessBlockConfiguration"]) == 4
+    statements = resources["TrailBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert allows and all(s["Principal"] == {"Service": "cloudtrail.amazonaws.com"} and "aws:SourceArn" in
+                          json.dumps(s["Condition"]) for s in allows)  # fmt: skip
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+    # the rule Chalice makes for actor_recorder takes DynamoDB write calls only
+    [event] = resources["ActorRecorder"]["Properties"]["Events"].values()
+    pattern = event["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.dynamodb"] and "PutItem" in pattern["detail"]["eventName"]
+    assert "GetItem" not in pattern["detail"]["eventName"]
+    # AuditActors is protected like Audit: append-only, and written by the recorder's role alone
+    actors = resources["AuditActorsTable"]["Properties"]
+    assert actors["DeletionProtectionEnabled"] is True
+    assert actors["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    _changes, writes = actors["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    role_name = resources["ActorRecorderRole"]["Properties"]["RoleName"]["Fn::Sub"]
+    assert writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::Sub"].endswith(f":role/{role_name}")
+    variables = resources["ActorRecorder"]["Properties"]["Environment"]["Variables"]
+    assert variables["ACTORS_TABLE_NAME"] == {"Ref": "AuditActorsTable"}
+    assert resources["APIHandler"]["Properties"]["Environment"]["Variables"]["ACTORS_TABLE_NAME"] == {
+        "Ref": "AuditActorsTable"
+    }
+
+
 def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[str, Any]) -> None:
     resources = stack_template["Resources"]
     producer = _statements(resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
@@ -236,7 +282,17 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
     assert {s["Sid"]: set(s["Action"]) for s in history} == {
         "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
         "ReadAuditHistory": {"dynamodb:Query"},
+        "ReadActors": {"dynamodb:Query"},
     }
+    recorder = _statements(resources["ActorRecorderRole"]["Properties"]["Policies"][0]["PolicyDocument"])
+    assert {s["Sid"]: set(s["Action"]) for s in recorder} == {
+        "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+        "WriteActors": {"dynamodb:BatchWriteItem"},  # AuditActors, and nothing else
+    }
+    assert next(s for s in recorder if s["Sid"] == "WriteActors")["Resource"] == {
+        "Fn::GetAtt": ["AuditActorsTable", "Arn"]
+    }
+    producer += recorder
     for statement in producer + history:
         resource = statement["Resource"]
         assert resource != "*" and not (isinstance(resource, list))
@@ -283,8 +339,12 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
             assert statement["resources"] != ["*"]
     # the Audit table is append-only here too, and deletion-protected like every table
     assert all(table["deletion_protection_enabled"] is True for table in tables.values())
-    [policy] = ours["resource"]["aws_dynamodb_resource_policy"].values()
+    policy = ours["resource"]["aws_dynamodb_resource_policy"]["audit"]
     assert policy["resource_arn"] == "${aws_dynamodb_table.audit.arn}"
+    actors_policy = ours["resource"]["aws_dynamodb_resource_policy"]["actors"]
+    assert actors_policy["resource_arn"] == "${aws_dynamodb_table.actors.arn}"
+    actors_only = documents["actors_append_only"]["statement"][1]["condition"][0]["values"]
+    assert actors_only == ["${aws_iam_role.actor_recorder_role.arn}"]
     append_only = documents["audit_append_only"]["statement"]
     assert [s["effect"] for s in append_only] == ["Deny", "Deny"]
     assert append_only[1]["condition"][0]["values"] == ["${aws_iam_role.audit_producer_role.arn}"]
@@ -292,6 +352,24 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     # Chalice pins the AWS provider below 5; the override lifts it to where the resource policy exists
     pinned = json.loads((terraform / "chalice_override.tf.json").read_text())["terraform"]
     assert pinned["required_providers"]["aws"]["version"].startswith(">= 5.43.0")
+    # the optional trail: write data events of the Configuration table only, into a private bucket
+    resources = ours["resource"]
+    trail = resources["aws_cloudtrail"]["configuration_writes"]
+    assert trail["count"] == resources["aws_s3_bucket"]["trail"]["count"] == "${var.record_actors ? 1 : 0}"
+    fields = {f["field"]: f["equals"] for f in trail["advanced_event_selector"][0]["field_selector"]}
+    assert fields["resources.ARN"] == ["${aws_dynamodb_table.configuration.arn}"] and fields["readOnly"] == ["false"]
+    assert all(
+        v is True
+        for k, v in resources["aws_s3_bucket_public_access_block"]["trail"].items()
+        if k.startswith(("block", "ignore", "restrict"))
+    )
+    assert (
+        override["aws_iam_role_policy"]["actor_recorder_role"]["policy"]
+        == "${data.aws_iam_policy_document.actor_recorder.json}"
+    )
+    assert override["aws_lambda_function"]["actor_recorder"]["environment"]["variables"]["ACTORS_TABLE_NAME"] == (
+        "${aws_dynamodb_table.actors.name}"
+    )
     policies = override["aws_iam_role_policy"]
     assert policies["audit_producer_role"]["policy"] == "${data.aws_iam_policy_document.audit_producer.json}"
 
