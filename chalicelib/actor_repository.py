@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from chalicelib.actors import Call
-from chalicelib.aws_calls import Backoff, CallFailed, call
+from chalicelib.aws_calls import AwsAdapter, Backoff, CallFailed
 
 BATCH_WRITE_LIMIT = 25
 
@@ -21,14 +21,12 @@ class ActorRepository(Protocol):
         ...
 
 
-class DynamoDBActorRepository:
+class DynamoDBActorRepository(AwsAdapter):
     """AuditActors: hash key itemKey, range key eventKey = <eventTime>#<CloudTrail eventID>."""
 
     def __init__(self, client: Any, table_name: str, backoff: Backoff | None = None) -> None:
-        self._client = client
+        super().__init__(client, f"AuditActors table {table_name!r} (ACTORS_TABLE_NAME)", backoff)
         self._table = table_name
-        self._backoff = backoff or Backoff()
-        self._resource = f"AuditActors table {table_name!r} (ACTORS_TABLE_NAME)"
 
     def record(self, calls: Sequence[Call]) -> list[Call]:
         unique = list({(c.item_key, c.event_key): c for c in calls}.values())  # one put per (key, call)
@@ -41,7 +39,7 @@ class DynamoDBActorRepository:
         by_key = {(c.item_key, c.event_key): c for c in pending}
         requests = [{"PutRequest": {"Item": _item(c)}} for c in pending]
         try:
-            response = call(self._client.batch_write_item, self._resource, RequestItems={self._table: requests})
+            response = self._call("batch_write_item", RequestItems={self._table: requests})
         except CallFailed:
             return pending
         unprocessed = response.get("UnprocessedItems", {}).get(self._table, [])
@@ -57,7 +55,7 @@ class DynamoDBActorRepository:
         }
         found: list[Call] = []
         while True:
-            response = call(self._client.query, self._resource, **query)
+            response = self._call("query", **query)
             found += [_call(item) for item in response["Items"]]
             if "LastEvaluatedKey" not in response:
                 return found

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.aws_calls import Backoff, Refused, RetryLater, call
+from chalicelib.aws_calls import AwsAdapter, Backoff, Refused, RetryLater, call
 from chalicelib.changes import Entry
 
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
@@ -88,7 +88,7 @@ def decode_token(token: str) -> SortKey:
         raise BadPageToken("next is not a token this API issued") from error
 
 
-class DynamoDBAuditRepository:
+class DynamoDBAuditRepository(AwsAdapter):
     """Audit entries in a DynamoDB table, written with BatchWriteItem (25 a call, several at once).
 
     boto3's low-level clients are thread-safe, so one client serves every writer thread; the
@@ -105,10 +105,8 @@ class DynamoDBAuditRepository:
     ) -> None:
         if write_concurrency < 1:
             raise ValueError(f"write_concurrency must be at least 1, not {write_concurrency}")
-        self._client = client
+        super().__init__(client, f"Audit table {table_name!r} (AUDIT_TABLE_NAME)", backoff)
         self._table = table_name
-        self._backoff = backoff or Backoff()
-        self._resource = f"Audit table {table_name!r} (AUDIT_TABLE_NAME)"
         self._reader = _HistoryReader(client, table_name, history_index)
         self._concurrency = write_concurrency
         self._writers: ThreadPoolExecutor | None = None
@@ -176,11 +174,8 @@ class DynamoDBAuditRepository:
         """One BatchWriteItem; returns the entries to send again."""
         result.write_calls += 1
         try:
-            response = call(
-                self._client.batch_write_item,
-                self._resource,
-                RequestItems={self._table: [{"PutRequest": {"Item": entry}} for entry in entries]},
-            )
+            requests = [{"PutRequest": {"Item": entry}} for entry in entries]
+            response = self._call("batch_write_item", RequestItems={self._table: requests})
         except Refused as refused:
             return self._isolate(entries, result, str(refused))
         except RetryLater:

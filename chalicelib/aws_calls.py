@@ -85,6 +85,19 @@ def call(operation: Callable[..., Any], resource: str, **parameters: Any) -> Any
         raise RetryLater(type(error).__name__) from error
 
 
+class AwsAdapter:
+    """The plumbing every adapter shares: one client, what it calls (for error messages), a backoff."""
+
+    def __init__(self, client: Any, resource: str, backoff: Backoff | None = None) -> None:
+        self._client = client
+        self._resource = resource  # for example "SNS topic 'arn:…' (CHANGE_TOPIC_ARN)"
+        self._backoff = backoff or Backoff()
+
+    def _call(self, operation: str, **parameters: Any) -> Any:
+        """One call of the client's ``operation``, its failure sorted as ``call`` sorts it."""
+        return call(getattr(self._client, operation), self._resource, **parameters)
+
+
 @dataclass
 class Backoff:
     """Exponential backoff with full jitter, bounded in attempts and in delay.

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from chalicelib.aws_calls import Backoff, CallFailed, call
+from chalicelib.aws_calls import AwsAdapter, Backoff, CallFailed
 from chalicelib.changes import Poison
 from chalicelib.observability import logger
 
@@ -47,16 +47,14 @@ def message_body(poison: Poison) -> str:
     return body
 
 
-class SqsDeadLetters:
+class SqsDeadLetters(AwsAdapter):
     """SendMessageBatch, 10 a call, retrying what SQS defers."""
 
     enabled = True
 
     def __init__(self, client: Any, queue_url: str, backoff: Backoff | None = None) -> None:
-        self._client = client
+        super().__init__(client, f"dead-letter queue {queue_url!r} (DEAD_LETTER_QUEUE_URL)", backoff)
         self._queue = queue_url
-        self._backoff = backoff or Backoff()
-        self._resource = f"dead-letter queue {queue_url!r} (DEAD_LETTER_QUEUE_URL)"
 
     def send(self, poison: Sequence[Poison]) -> list[Poison]:
         unsent: list[Poison] = []
@@ -71,7 +69,7 @@ class SqsDeadLetters:
         """One SendMessageBatch; returns the letters to send again."""
         entries = [{"Id": f"p{i}", "MessageBody": message_body(r)} for i, r in pending]
         try:
-            response = call(self._client.send_message_batch, self._resource, QueueUrl=self._queue, Entries=entries)
+            response = self._call("send_message_batch", QueueUrl=self._queue, Entries=entries)
         except CallFailed:
             return pending
         by_index = dict(pending)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.aws_calls import Backoff, CallFailed, call
+from chalicelib.aws_calls import AwsAdapter, Backoff, CallFailed
 from chalicelib.changes import Entry, change_kind
 from chalicelib.images import item_json
 from chalicelib.observability import logger
@@ -56,14 +56,12 @@ def message_for(entry: Entry) -> dict[str, Any]:
     return {"Id": entry["id"]["S"], "Message": body, "MessageAttributes": attributes}
 
 
-class SnsNotifier:
+class SnsNotifier(AwsAdapter):
     """Publishes entries to one topic with PublishBatch, 10 a call, retrying what SNS defers."""
 
     def __init__(self, client: Any, topic_arn: str, backoff: Backoff | None = None) -> None:
-        self._client = client
+        super().__init__(client, f"SNS topic {topic_arn!r} (CHANGE_TOPIC_ARN)", backoff)
         self._topic = topic_arn
-        self._backoff = backoff or Backoff()
-        self._resource = f"SNS topic {topic_arn!r} (CHANGE_TOPIC_ARN)"
 
     def publish(self, entries: Sequence[Entry]) -> PublishResult:
         result = PublishResult()
@@ -84,9 +82,7 @@ class SnsNotifier:
         """One PublishBatch; returns the messages to send again."""
         result.publish_calls += 1
         try:
-            response = call(
-                self._client.publish_batch, self._resource, TopicArn=self._topic, PublishBatchRequestEntries=messages
-            )
+            response = self._call("publish_batch", TopicArn=self._topic, PublishBatchRequestEntries=messages)
         except CallFailed:
             return messages
         by_id = {message["Id"]: message for message in messages}

@@ -29,23 +29,18 @@ CLIENT_CONFIG = Config(
 )
 
 
-@lru_cache(maxsize=8)
-def dynamodb_client(region: str | None = None) -> Any:
-    """A DynamoDB client, created on first use (never at import: importing makes no call)."""
-    return boto3.client("dynamodb", region_name=region, config=CLIENT_CONFIG)
-
-
-@lru_cache(maxsize=8)
-def sns_client(region: str | None = None) -> Any:
-    """An SNS client, created only where a topic is configured."""
-    return boto3.client("sns", region_name=region, config=CLIENT_CONFIG)
+@lru_cache(maxsize=16)
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client of ``service``, created on first use (never at import: importing makes no
+    call), and only for what the stage uses (SNS only with a topic, SSM only with redaction)."""
+    return boto3.client(service, region_name=region, config=CLIENT_CONFIG)
 
 
 @lru_cache(maxsize=8)
 def repository_for(settings: Settings) -> DynamoDBAuditRepository:
     """The Audit table of one stage's settings."""
     return DynamoDBAuditRepository(
-        dynamodb_client(), settings.audit_table_name, write_concurrency=settings.write_concurrency
+        client("dynamodb"), settings.audit_table_name, write_concurrency=settings.write_concurrency
     )
 
 
@@ -53,32 +48,20 @@ def notifier_for(settings: Settings) -> Notifier:
     """SNS where CHANGE_TOPIC_ARN is set; otherwise nothing is published."""
     if settings.change_topic_arn is None:
         return NoNotifier()
-    return SnsNotifier(sns_client(), settings.change_topic_arn)
-
-
-@lru_cache(maxsize=8)
-def sqs_client(region: str | None = None) -> Any:
-    """An SQS client, created only where a dead-letter queue is configured."""
-    return boto3.client("sqs", region_name=region, config=CLIENT_CONFIG)
+    return SnsNotifier(client("sns"), settings.change_topic_arn)
 
 
 def dead_letters_for(settings: Settings) -> DeadLetters:
     """SQS where DEAD_LETTER_QUEUE_URL is set; otherwise poison records are logged only."""
     if settings.dead_letter_queue_url is None:
         return NoDeadLetters()
-    return SqsDeadLetters(sqs_client(), settings.dead_letter_queue_url)
-
-
-@lru_cache(maxsize=8)
-def ssm_client(region: str | None = None) -> Any:
-    """An SSM client, created only where attributes are redacted."""
-    return boto3.client("ssm", region_name=region, config=CLIENT_CONFIG)
+    return SqsDeadLetters(client("sqs"), settings.dead_letter_queue_url)
 
 
 def redaction_key(parameter: str) -> bytes:
     """The HMAC key in the SecureString parameter REDACTION_KEY_PARAMETER names."""
     resource = f"SSM parameter {parameter!r} (REDACTION_KEY_PARAMETER)"
-    response = call(ssm_client().get_parameter, resource, Name=parameter, WithDecryption=True)
+    response = call(client("ssm").get_parameter, resource, Name=parameter, WithDecryption=True)
     key = str(response["Parameter"]["Value"]).encode()
     if len(key) < MIN_KEY_BYTES:
         raise ConfigurationError(f"{resource} holds a key shorter than {MIN_KEY_BYTES} bytes")
@@ -119,10 +102,10 @@ def actors_for(settings: Settings) -> DynamoDBActorRepository | None:
     """AuditActors where ACTORS_TABLE_NAME is set; otherwise no CloudTrail attribution."""
     if settings.actors_table_name is None:
         return None
-    return DynamoDBActorRepository(dynamodb_client(), settings.actors_table_name)
+    return DynamoDBActorRepository(client("dynamodb"), settings.actors_table_name)
 
 
 def clear() -> None:
     """Forget every cached collaborator (tests; a stage whose settings changed)."""
-    for cached in (dynamodb_client, sns_client, sqs_client, ssm_client, repository_for, producer_for, actors_for):
+    for cached in (client, repository_for, producer_for, actors_for):
         cached.cache_clear()

@@ -131,7 +131,7 @@ def test_the_join_reads_the_index_and_one_query_of_actors_never_a_scan(stack: St
         stack.put("K", value=value)
     audit(stack, client)
     calls: list[tuple[str, str]] = []
-    wiring.dynamodb_client().meta.events.register(
+    wiring.client("dynamodb").meta.events.register(
         "provide-client-params.dynamodb.*",
         lambda model, params, **_: calls.append((model.name, params.get("TableName", ""))),
     )

@@ -32,7 +32,7 @@ def count_write_calls() -> list[int]:
     def record(params: dict[str, Any], **_: Any) -> None:
         calls.append(sum(len(v) for v in params["RequestItems"].values()))
 
-    wiring.dynamodb_client().meta.events.register("provide-client-params.dynamodb.BatchWriteItem", record)
+    wiring.client("dynamodb").meta.events.register("provide-client-params.dynamodb.BatchWriteItem", record)
     return calls
 
 
@@ -139,7 +139,7 @@ def test_write_faults_lose_nothing_and_duplicate_nothing(
     # GIVEN 120 changes and a DynamoDB that fails every other BatchWriteItem
     for number in range(120):
         stack.put(f"KEY_{number % 7}", value=number)
-    faults = WriteFaults(wiring.dynamodb_client(), dynamodb, every(2, fault))
+    faults = WriteFaults(wiring.client("dynamodb"), dynamodb, every(2, fault))
     # WHEN the batch is handled
     response = invoke(client, stack.new_event())
     # THEN every change is audited exactly once
@@ -167,7 +167,7 @@ def test_batch_not_written_reports_the_first_record_not_fully_written(
         stack.put(f"KEY_{number:02d}", value=number)
     event = stack.new_event()
     first_group = {entry_id(record["eventID"]) for record in event["Records"][:25]}
-    faults = WriteFaults(wiring.dynamodb_client(), dynamodb, unless_all_in(first_group, "throttle"))
+    faults = WriteFaults(wiring.client("dynamodb"), dynamodb, unless_all_in(first_group, "throttle"))
     # WHEN the function runs with partial batch responses on
     response = invoke(partial_client, event)
     # THEN it names record 26, the first not written, and the Audit table holds records 1..25
@@ -186,7 +186,7 @@ def test_batch_not_written_raises_where_partial_responses_are_off(
 ) -> None:
     _fast_retries(monkeypatch)
     stack.put("KEY", value=1)
-    WriteFaults(wiring.dynamodb_client(), dynamodb, always("throttle"))
+    WriteFaults(wiring.client("dynamodb"), dynamodb, always("throttle"))
     with pytest.raises(
         Exception,
         match="1 audit entries were not written and 0 not published; first record not fully written has SequenceNumber",

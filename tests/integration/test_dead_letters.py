@@ -68,7 +68,7 @@ def test_a_poison_record_that_cannot_be_dead_lettered_is_retried_not_lost(
     def unavailable(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "injected"}}, "SendMessageBatch")
 
-    wiring.sqs_client().meta.events.register("before-call.sqs.SendMessageBatch", unavailable)
+    wiring.client("sqs").meta.events.register("before-call.sqs.SendMessageBatch", unavailable)
     event = poisoned(stack, 1)
     client = with_queue(tmp_path, queue, REPORT_BATCH_ITEM_FAILURES="true")
     response = client.lambda_.invoke("audit_producer", event).payload

@@ -86,7 +86,7 @@ def test_every_change_is_audited_exactly_once_whatever_failed_in_between(
     expected = expected_ids(records)
     flag = "true" if report else "false"
     client = Client(app, stage_name="dev", project_dir=project_with(tmp_path, REPORT_BATCH_ITEM_FAILURES=flag))
-    faults = WriteFaults(wiring.dynamodb_client(), dynamodb, faulty_until(faulty_calls, rate, seed=count))
+    faults = WriteFaults(wiring.client("dynamodb"), dynamodb, faulty_until(faulty_calls, rate, seed=count))
     # WHEN Lambda delivers and redelivers the shard
     lambda_ = Redelivery(lambda event: client.lambda_.invoke("audit_producer", event).payload, batch_size)
     lambda_.run(records)

@@ -145,7 +145,9 @@ def test_history_reads_the_index_and_never_scans(stack: Stack, client: Client) -
     from chalicelib import wiring
 
     calls: list[str] = []
-    wiring.dynamodb_client().meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    wiring.client("dynamodb").meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
     stack.put("K", value=1)
     audit(client, stack.new_event())
     get(client, "/audit/K")
@@ -223,6 +225,6 @@ def test_a_throttled_read_is_a_503_that_says_try_again(stack: Stack, client: Cli
     def throttle(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "Query")
 
-    wiring.dynamodb_client().meta.events.register("before-call.dynamodb.Query", throttle)
+    wiring.client("dynamodb").meta.events.register("before-call.dynamodb.Query", throttle)
     status, body = get(client, "/audit/K")
     assert status == 503 and body["Message"] == "the Audit table is busy; try again"

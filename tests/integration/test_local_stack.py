@@ -53,7 +53,7 @@ def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
     # at once, 8 attempts each, so at least one group fails and more than one invocation absorbs
     monkeypatch.setattr("chalicelib.aws_calls.Backoff.delay", lambda self, attempt: 0.0)
     faults = WriteFaults(
-        wiring.dynamodb_client(), local.client("dynamodb"), lambda n, _items: "throttle" if n < 20 else None
+        wiring.client("dynamodb"), local.client("dynamodb"), lambda n, _items: "throttle" if n < 20 else None
     )
     for number in range(30):
         local.configuration.put_item(Item={"key": f"KEY_{number % 4}", "value": number})

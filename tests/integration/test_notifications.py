@@ -91,7 +91,7 @@ def test_notifications_go_out_ten_a_call(stack: Stack, topic: Topic, notifying: 
     for number in range(23):
         stack.put(f"K{number}", value=number)
     calls: list[int] = []
-    wiring.sns_client().meta.events.register(
+    wiring.client("sns").meta.events.register(
         "provide-client-params.sns.PublishBatch",
         lambda params, **_: calls.append(len(params["PublishBatchRequestEntries"])),
     )
@@ -124,7 +124,7 @@ def test_deferred_publishes_are_retried_and_delivered(
     everything = topic.subscribe("everything")
     for number in range(5):
         stack.put(f"K{number}", value=number)
-    wiring.sns_client().meta.events.register("before-call.sns.PublishBatch", _sns_fails(deferred=2))
+    wiring.client("sns").meta.events.register("before-call.sns.PublishBatch", _sns_fails(deferred=2))
     assert notifying.lambda_.invoke("audit_producer", stack.new_event()).payload == {"batchItemFailures": []}
     assert len(topic.received(everything)) == 5
 
@@ -142,7 +142,7 @@ def test_publish_that_keeps_failing_keeps_the_entries_and_asks_for_a_retry(
     )
     stack.put("K", value=1)
     event = stack.new_event()
-    wiring.sns_client().meta.events.register("before-call.sns.PublishBatch", _sns_fails(deferred=None))
+    wiring.client("sns").meta.events.register("before-call.sns.PublishBatch", _sns_fails(deferred=None))
     response = partial.lambda_.invoke("audit_producer", event).payload
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]}
     assert len(stack.audit_entries()) == 1  # the entry is written: a publish failure loses nothing

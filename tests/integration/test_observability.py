@@ -86,7 +86,7 @@ def test_retried_writes_show_in_logs_and_metrics(
     monkeypatch.setattr("chalicelib.aws_calls.Backoff.delay", lambda self, attempt: 0.0)
     for number in range(25):
         stack.put(f"K{number}", value=number)
-    WriteFaults(wiring.dynamodb_client(), dynamodb, every(2, "unprocessed"))
+    WriteFaults(wiring.client("dynamodb"), dynamodb, every(2, "unprocessed"))
     capsys.readouterr()
     client.lambda_.invoke("audit_producer", stack.new_event())
     metrics = emf_metrics(capsys.readouterr().out)
