@@ -36,6 +36,7 @@ class Redactor:
             raise ValueError("a Redactor with patterns needs a key")
         # one expression for all patterns: a name is matched once, however many patterns there are
         self._names = re.compile("|".join(fnmatch.translate(p) for p in patterns), re.IGNORECASE) if patterns else None
+        self._verdicts: dict[str, bool] = {}  # attribute names repeat across records: each is matched once
         self._read_key = key
 
     @property
@@ -49,7 +50,9 @@ class Redactor:
 
     def matches(self, name: str) -> bool:
         """Whether an attribute of this name is redacted (shell patterns, any case)."""
-        return self._names is not None and self._names.match(name) is not None
+        if name not in self._verdicts:
+            self._verdicts[name] = self._names is not None and self._names.match(name) is not None
+        return self._verdicts[name]
 
     def digest(self, value: Any) -> AttributeValue:
         """The value's stand-in: equal for equal DynamoDB values, and nothing of the value shown."""
@@ -81,24 +84,32 @@ class Redactor:
         if not isinstance(body, dict):
             return {**record, "dynamodb": self._text(body)}
         images = {name: self.image(body[name]) for name in ("OldImage", "NewImage") if body.get(name) is not None}
+        if all(images[name] is body[name] for name in images):
+            return record  # nothing to redact: the record goes on as it came, uncopied
         return {**record, "dynamodb": {**body, **images}}
 
     def image(self, image: Any) -> Any:
-        """An image with matching attributes digested, looking inside maps and lists."""
+        """An image with matching attributes digested, looking inside maps and lists; the very
+        same object where nothing matches."""
         if not isinstance(image, dict):
             return self._text(image)
-        return {
-            name: self.digest(value) if name != KEY_ATTRIBUTE and self.matches(name) else self._inside(value)
-            for name, value in image.items()
-        }
+        return self._members(image, top_level=True)
+
+    def _members(self, members: dict[str, Any], top_level: bool = False) -> dict[str, Any]:
+        redacted = {}
+        for name, value in members.items():
+            secret = self.matches(name) and not (top_level and name == KEY_ATTRIBUTE)
+            redacted[name] = self.digest(value) if secret else self._inside(value)
+        return members if all(redacted[name] is members[name] for name in members) else redacted
 
     def _inside(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
             if isinstance(value.get("M"), dict):
-                members = value["M"]
-                return {"M": {n: self.digest(v) if self.matches(n) else self._inside(v) for n, v in members.items()}}
+                members = self._members(value["M"])
+                return value if members is value["M"] else {"M": members}
             if isinstance(value.get("L"), list):
-                return {"L": [self._inside(member) for member in value["L"]]}
+                elements = [self._inside(member) for member in value["L"]]
+                return value if all(e is m for e, m in zip(elements, value["L"], strict=True)) else {"L": elements}
         return value
 
 

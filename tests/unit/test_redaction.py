@@ -119,3 +119,12 @@ def test_the_key_is_read_once_and_before_anything_else() -> None:
 def test_without_patterns_nothing_changes_and_no_key_is_needed() -> None:
     event = {"Records": [record("INSERT", new=item("K", password={"S": "x"}))]}
     assert Redactor().event(event) is event
+
+
+def test_a_record_without_secrets_is_passed_on_as_it_came() -> None:
+    plain = record("MODIFY", item("K", value={"N": "1"}, m={"M": {"a": {"S": "x"}}}), item("K", value={"N": "2"}))
+    [out] = redactor().event({"Records": [plain]})["Records"]
+    assert out is plain  # no copy of a record that holds no secret: a 10,000-record batch stays one batch
+    secret = record("INSERT", new=item("K", l={"L": [{"M": {"password": {"S": "x"}}}]}))
+    [out] = redactor().event({"Records": [secret]})["Records"]
+    assert out is not secret and DIGEST.match(out["dynamodb"]["NewImage"]["l"]["L"][0]["M"]["password"]["S"])
