@@ -138,7 +138,7 @@ class Contenders:
         self.naive_table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION).Table("NaiveAudit")
         self.chalice = Client(app, stage_name="dev", project_dir=str(ROOT))
         self.write_calls: list[int] = []
-        wiring.dynamodb_client().meta.events.register(
+        wiring.client("dynamodb").meta.events.register(
             "provide-client-params.dynamodb.BatchWriteItem", lambda **_: self.write_calls.append(1)
         )
 
