@@ -37,6 +37,7 @@ from chalicelib.history import with_actors
 from chalicelib.images import deserialize_image, same_value
 from chalicelib.redaction import PREFIX as REDACTED
 from chalicelib.replay import Item, replay
+from infra.policy import stage_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_STATE = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
@@ -251,10 +252,11 @@ def parse_value(text: str) -> Any:
 
 
 def stage_variables(stage: str) -> dict[str, str]:
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    if stage not in config.get("stages", {}):
-        raise Refused(f"stage {stage!r} is not in .chalice/config.json")
-    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+    """The stage's environment variables, as Chalice gives them to its functions."""
+    try:
+        return stage_environment(stage)
+    except KeyError:
+        raise Refused(f"stage {stage!r} is not in .chalice/config.json") from None
 
 
 def connection(args: argparse.Namespace) -> dict[str, Any]:

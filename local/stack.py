@@ -3,7 +3,6 @@ feeding the Chalice handler. Used by `make demo`, `make run`, the end-to-end tes
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import urllib.request
@@ -17,6 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib import wiring
 from chalicelib.images import deserialize_image
+from infra.policy import stage_environment
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables
 from local.cloudtrail import CloudTrailPlayer, identity_of
@@ -29,11 +29,6 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
-
-
-def stage_variables(stage: str) -> dict[str, str]:
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return dict(config["stages"][stage].get("environment_variables", {}))
 
 
 def chalice_invoker(stage: str, function: str = "audit_producer") -> Any:
@@ -58,7 +53,7 @@ class LocalStack:
 
     def __init__(self, stage: str = "dev", port: int = 0, checkpoint: Path | None = None) -> None:
         self.stage = stage
-        self.variables = stage_variables(stage)
+        self.variables = stage_environment(stage)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per request otherwise
         self._checkpoint = checkpoint
