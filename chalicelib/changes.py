@@ -25,6 +25,7 @@ from chalicelib.images import (
     AttributeValue,
     BadAttributeValue,
     Image,
+    client_image,
     client_value,
     item_size,
     same_value,
@@ -271,7 +272,10 @@ def _image(body: dict[str, Any], name: str, *, required: bool) -> Image | None:
 
 def _checked_image(image: Image, image_name: str) -> dict[str, AttributeValue]:
     """A whole image, checked: the item an INSERT created or a REMOVE deleted."""
-    return {name: _checked(value, image_name, name) for name, value in image.items()}
+    try:
+        return client_image(image)  # its error names the attribute
+    except BadAttributeValue as error:
+        raise PoisonRecord(f"bad attribute value in {image_name}: {error}") from error
 
 
 def _checked(value: Any, image_name: str, attribute: str) -> AttributeValue:
