@@ -132,7 +132,7 @@ def _report(outcome: BatchOutcome) -> None:
     """One log line and the CloudWatch metrics of a batch."""
     plan, saved, published = outcome.plan, outcome.saved, outcome.published
     records = len(plan.records) + len(plan.poison) + len(plan.duplicates)
-    entries = len(plan.entries)
+    entries = sum(len(changes.entries) for changes in plan.records)  # counted, not built again
     age = iterator_age_ms(plan.oldest_change)
     for name, value in (
         ("Records", records),
