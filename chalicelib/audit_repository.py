@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.aws_calls import AwsAdapter, Backoff, Refused, RetryLater, call
+from chalicelib.aws_calls import AwsAdapter, Backoff, Refused, RetryLater
 from chalicelib.changes import Entry
 
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
@@ -194,7 +194,7 @@ class DynamoDBAuditRepository(AwsAdapter):
         return retry
 
 
-class _HistoryReader:
+class _HistoryReader(AwsAdapter):
     """Pages through the history index; ties in time are read whole, then ordered exactly.
 
     The index sorts by ``modificationTime`` alone, so entries of the same millisecond come back
@@ -203,7 +203,7 @@ class _HistoryReader:
     """
 
     def __init__(self, client: Any, table: str, index: str) -> None:
-        self._client = client
+        super().__init__(client, f"Audit table {table!r} (AUDIT_TABLE_NAME) or its index {index!r}")
         self._table = table
         self._index = index
 
@@ -222,7 +222,7 @@ class _HistoryReader:
         found: list[Entry] = []
         exhausted = False
         while True:
-            response = self._query(query)
+            response = self._call("query", **query)
             found.extend(e for e in response["Items"] if after is None or sort_key(e) < after)
             start = response.get("LastEvaluatedKey")
             if not start:
@@ -235,11 +235,6 @@ class _HistoryReader:
         found.sort(key=sort_key, reverse=True)
         page, more = found[:limit], len(found) > limit or not exhausted
         return HistoryPage(page, encode_token(sort_key(page[-1])) if page and more else None)
-
-    def _query(self, query: dict[str, Any]) -> dict[str, Any]:
-        resource = f"Audit table {self._table!r} (AUDIT_TABLE_NAME) or its index {self._index!r}"
-        response: dict[str, Any] = call(self._client.query, resource, **query)
-        return response
 
 
 def _id(entry: Entry) -> str:
