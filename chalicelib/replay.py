@@ -45,14 +45,18 @@ def replay(entries: Iterable[Entry], until: str | None = None) -> dict[str, Item
     return state
 
 
-def setting_at(repository: AuditRepository, key: str, at: str) -> Item | None:
-    """The item ``key`` held at time ``at`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``), or None if absent then."""
+def whole_history(repository: AuditRepository, key: str) -> list[Entry]:
+    """Every entry of ``key``, newest first: all the pages of its history."""
     entries: list[Entry] = []
     token = None
     while True:
         page = repository.history(key, 1000, token)
         entries.extend(page.entries)
         if page.next is None:
-            break
+            return entries
         token = page.next
-    return replay(entries, until=at).get(key)
+
+
+def setting_at(repository: AuditRepository, key: str, at: str) -> Item | None:
+    """The item ``key`` held at time ``at`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``), or None if absent then."""
+    return replay(whole_history(repository, key), until=at).get(key)

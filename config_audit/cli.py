@@ -36,7 +36,7 @@ from chalicelib.changes import KEY_ATTRIBUTE, change_kind
 from chalicelib.history import with_actors
 from chalicelib.images import deserialize_image, same_value
 from chalicelib.redaction import PREFIX as REDACTED
-from chalicelib.replay import Item, replay
+from chalicelib.replay import Item, replay, whole_history
 from infra.policy import stage_environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,13 +65,7 @@ class Trail:
 
     def entries(self, key: str) -> list[dict[str, Any]]:
         """Every entry of ``key``, newest first, with its actor, in attribute-value form."""
-        found: list[dict[str, Any]] = []
-        token = None
-        while True:
-            page = self.audit.history(key, 1000, token)
-            found += with_actors(page.entries, self.actors)
-            if (token := page.next) is None:
-                return found
+        return with_actors(whole_history(self.audit, key), self.actors)
 
     def known_entries(self, key: str) -> list[dict[str, Any]]:
         entries = self.entries(key)
