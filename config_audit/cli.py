@@ -38,10 +38,9 @@ from chalicelib.images import deserialize_image, same_value
 from chalicelib.redaction import PREFIX as REDACTED
 from chalicelib.replay import Item, replay, whole_history
 from infra.policy import stage_environment
+from local.connection import ENDPOINT_FILE, REGION, client_arguments, environment
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL_STATE = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
-LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 
 
 class Refused(Exception):
@@ -257,17 +256,15 @@ def connection(args: argparse.Namespace) -> dict[str, Any]:
     """boto3 client arguments: AWS with the default credentials, or the local stack's moto server."""
     endpoint = args.endpoint
     if args.local and not endpoint:
-        endpoint_file = LOCAL_STATE / "endpoint"
-        if not endpoint_file.exists():
+        if not ENDPOINT_FILE.exists():
             raise Refused("no local stack is running: start `make run`, or give --endpoint")
-        endpoint = endpoint_file.read_text().strip()
-    return {"endpoint_url": endpoint, **LOCAL_CREDENTIALS} if endpoint else {}
+        endpoint = ENDPOINT_FILE.read_text().strip()
+    return client_arguments(endpoint) if endpoint else {}
 
 
 def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
     """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it."""
-    os.environ.update({"AWS_ENDPOINT_URL": session["endpoint_url"], "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": session["region_name"]})  # fmt: skip
+    os.environ.update(environment(session["endpoint_url"]))
     from chalice.test import Client
 
     from app import app
@@ -278,7 +275,7 @@ def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
     def deliver(event: dict[str, Any]) -> Any:  # EventBridge's part: the event reaches actor_recorder
         return recorder.lambda_.invoke("actor_recorder", event)
 
-    CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), session["region_name"]).attach(client)
+    CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), REGION).attach(client)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,11 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
+from local.connection import ENDPOINT_FILE, STATE
 from local.demo import quiet_logs
 from local.stack import ROOT, LocalStack
-
-STATE = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
-ENDPOINT_FILE = STATE / "endpoint"
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:

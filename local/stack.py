@@ -20,15 +20,10 @@ from infra.policy import stage_environment
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables
 from local.cloudtrail import CloudTrailPlayer, identity_of
+from local.connection import REGION, client_arguments, environment
 from local.poller import Checkpoint, StreamPoller
 
 ROOT = Path(__file__).resolve().parent.parent
-REGION = "us-east-1"
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
 
 
 def chalice_invoker(stage: str, function: str = "audit_producer") -> Any:
@@ -73,7 +68,7 @@ class LocalStack:
         ).close()
         # boto3 in this process, the handler included, talks to moto through these; clients the
         # handler cached for another endpoint are dropped
-        self._set_env({**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint})
+        self._set_env(environment(self.endpoint))
         wiring.clear()
         self.dynamodb = self.client("dynamodb")
         self.streams = self.client("dynamodbstreams")
@@ -148,8 +143,7 @@ class LocalStack:
 
     def session(self) -> dict[str, Any]:
         """boto3 client arguments for this stack's moto server."""
-        return {"endpoint_url": self.endpoint, "region_name": REGION, "aws_access_key_id": "testing",
-                "aws_secret_access_key": "testing"}  # fmt: skip
+        return client_arguments(self.endpoint)
 
     # -- reading the result -----------------------------------------------------------------
 
