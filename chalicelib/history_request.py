@@ -41,7 +41,7 @@ def decode_key(raw: str) -> str:
         raise BadRequest("key is not percent-encoded: '%' must be followed by two hexadecimal digits")
     try:
         key = urllib.parse.unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeError:  # bytes that do not decode, or a lone surrogate that does not encode
         raise BadRequest("key is not UTF-8 once percent-decoded") from None
     if not key:
         raise BadRequest("key is empty")

@@ -199,6 +199,7 @@ def test_the_path_parameter_is_percent_decoded_once_as_utf8(stack: Stack, client
         ("/audit/100%", "key is not percent-encoded"),
         ("/audit/%FF", "key is not UTF-8 once percent-decoded"),
         ("/audit/%C3", "key is not UTF-8 once percent-decoded"),
+        ("/audit/\ud800", "key is not UTF-8 once percent-decoded"),  # a lone surrogate: no UTF-8 at all
         ("/audit/" + "x" * 2049, "key is longer than 2,048 bytes"),
         ("/audit/" + "%C3%A9" * 1025, "key is longer than 2,048 bytes"),
     ],
