@@ -60,7 +60,10 @@ def test_every_key_comes_back_with_its_own_history(
     assert [entry["itemKey"] for entry in body["entries"]] == [key] * written[key]
 
 
-segments = st.text(alphabet=st.characters(exclude_characters="/?#"), min_size=1, max_size=60)
+# characters that are URL structure, not part of a segment: "/", "?", "#", and ";", which Chalice's
+# local gateway (urlparse) reads as the start of path parameters; a key holding one travels
+# percent-encoded, as the round-trip property above sends every key
+segments = st.text(alphabet=st.characters(exclude_characters="/?#;"), min_size=1, max_size=60)
 query_values = st.one_of(st.text(max_size=40), st.integers(-(10**6), 10**6).map(str), st.just(""))
 
 
