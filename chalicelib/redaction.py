@@ -110,7 +110,27 @@ class Redactor:
             if isinstance(value.get("L"), list):
                 elements = [self._inside(member) for member in value["L"]]
                 return value if all(e is m for e, m in zip(elements, value["L"], strict=True)) else {"L": elements}
-        return value
+            if next(iter(value)) in _LEAF_TAGS and not _holds_objects(value):
+                return value  # a scalar or a set: no attribute name inside it
+        # Malformed (two type tags, an untagged map in a list, ...): the walk above cannot tell
+        # names from values here, so a part naming a secret anywhere inside goes whole.
+        return self._text(value) if self._names_a_secret(value) else value
+
+    def _names_a_secret(self, part: Any) -> bool:
+        """Whether any object key at any depth of a malformed part matches a pattern."""
+        if isinstance(part, dict):
+            return any(self.matches(str(name)) or self._names_a_secret(member) for name, member in part.items())
+        if isinstance(part, list):
+            return any(self._names_a_secret(member) for member in part)
+        return False
+
+
+_LEAF_TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS"})
+
+
+def _holds_objects(value: dict[str, Any]) -> bool:
+    payload = next(iter(value.values()))
+    return isinstance(payload, dict) or (isinstance(payload, list) and any(isinstance(m, dict | list) for m in payload))
 
 
 NO_REDACTION = Redactor()

@@ -98,3 +98,33 @@ def test_the_dev_stage_redacts_what_the_readme_says() -> None:
     variables = STAGE["environment_variables"]
     assert variables["REDACT_ATTRIBUTES"] == "*password*,*secret*,*token*,apiKey"
     assert variables["REDACTION_KEY_PARAMETER"]
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"M": {"password": {"S": "hunter2-malformed"}}, "S": "two type tags"},
+        {"L": [{"password": {"S": "hunter2-malformed"}}]},  # an untagged map inside a list
+    ],
+    ids=["two type tags", "untagged map in a list"],
+)
+def test_a_malformed_poison_record_reaches_logs_and_dead_letters_without_its_secret(
+    stack: Stack, tmp_path: Path, logs: Callable[[], list[dict[str, Any]]], malformed: dict[str, Any]
+) -> None:
+    from app import app
+
+    queue = str(boto3.client("sqs", region_name=REGION).create_queue(QueueName="dlq")["QueueUrl"])
+    client = Client(app, stage_name="dev", project_dir=project_with(tmp_path, DEAD_LETTER_QUEUE_URL=queue))
+    # GIVEN a forged record whose value the redactor's walk cannot read as attribute values
+    stack.put("DB", host="db.local")
+    event = stack.new_event()
+    event["Records"][0]["dynamodb"]["NewImage"]["config"] = malformed
+    # WHEN the function audits it
+    assert client.lambda_.invoke("audit_producer", event).payload == {"batchItemFailures": []}
+    # THEN it is poison, logged and dead-lettered with its reason, and the secret is in neither
+    [letter] = dead_letters(queue)
+    errors = [line for line in logs() if line["level"] == "ERROR"]
+    assert letter["eventID"] == event["Records"][0]["eventID"] and "bad attribute value" in letter["reason"]
+    assert len(errors) == 1 and "bad attribute value" in errors[0]["reason"]
+    assert "hunter2-malformed" not in json.dumps([letter, errors])
+    assert "db.local" in json.dumps(letter)  # the rest of the record is kept for whoever reads the letter

@@ -21,7 +21,7 @@ def redactor(*patterns: str) -> Redactor:
 @pytest.mark.parametrize(
     ("name", "redacted"),
     [("dbPassword", True), ("PASSWORD", True), ("client_secret_v2", True), ("apikey", True), ("APIKEY", True),
-     ("apiKeyId", False), ("value", False), ("passwd", False)],
+     ("apiKeyId", False), ("myapiKey", False), ("value", False), ("passwd", False)],
 )  # fmt: skip
 def test_attribute_names_match_shell_patterns_in_any_case(name: str, redacted: bool) -> None:
     image = {"key": {"S": "K"}, name: {"S": "hunter2"}}
@@ -128,3 +128,28 @@ def test_a_record_without_secrets_is_passed_on_as_it_came() -> None:
     secret = record("INSERT", new=item("K", l={"L": [{"M": {"password": {"S": "x"}}}]}))
     [out] = redactor().event({"Records": [secret]})["Records"]
     assert out is not secret and DIGEST.match(out["dynamodb"]["NewImage"]["l"]["L"][0]["M"]["password"]["S"])
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"M": {"password": {"S": "hunter2"}}, "S": "two type tags"},
+        {"L": [{"password": {"S": "hunter2"}}]},  # an untagged map inside a list
+        {"L": [{"M": {"db": {"L": [{"apiKey": {"S": "hunter2"}}]}}}]},  # the same, deeper
+        {"S": {"password": "hunter2"}},  # a scalar tag holding an object
+        {"SS": [{"secret": "hunter2"}]},
+        {"Q": {"password": {"S": "hunter2"}}},  # an unknown tag
+    ],
+    ids=["two tags", "untagged map in a list", "deeper", "scalar holding a map", "set holding a map", "unknown tag"],
+)
+def test_a_malformed_value_naming_a_secret_is_replaced_whole_by_its_digest(malformed: dict[str, Any]) -> None:
+    out = redactor().image({"key": {"S": "K"}, "config": malformed, "host": {"S": "db.local"}})
+    assert "hunter2" not in repr(out)
+    assert "redacted:hmac-sha256:" in repr(out["config"])  # the digest's text in the malformed part's place
+    assert out["host"] == {"S": "db.local"}
+
+
+def test_a_malformed_value_naming_no_secret_is_left_as_it_came() -> None:
+    malformed = {"L": [{"host": {"S": "db.local"}}], "S": "x"}
+    image = {"key": {"S": "K"}, "config": malformed}
+    assert redactor().image(image) is image
