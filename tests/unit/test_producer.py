@@ -81,6 +81,7 @@ def test_an_entry_that_could_not_be_published_holds_its_record() -> None:
         ("150", "300", "150"),  # the poison record comes first: it is the lowest not done
         ("500", "300", "300"),  # the unwritten record comes first
         ("150", None, "150"),  # nothing else failed
+        ("99", "300", "99"),  # compared as integers: "99" sorts after "300" as text
     ],
 )
 def test_a_poison_record_that_could_not_be_dead_lettered_is_not_done(
