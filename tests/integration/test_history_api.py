@@ -130,6 +130,8 @@ def test_unknown_key_is_an_empty_history(stack: Stack, client: Client) -> None:
         ("limit=1001", "limit must be a whole number from 1 to 1000, not '1001'"),
         ("limit=ten", "limit must be a whole number from 1 to 1000, not 'ten'"),
         ("limit=-5", "limit must be a whole number from 1 to 1000"),
+        ("limit=²", "limit must be a whole number from 1 to 1000, not '²'"),  # str.isdigit says yes
+        ("limit=%D9%A5", "limit must be a whole number from 1 to 1000"),  # an Arabic-Indic five
         ("next=garbage", "next is not a token this API issued"),
         ("next=WzEsMl0=", "next is not a token this API issued"),
     ],
@@ -196,6 +198,7 @@ def test_the_path_parameter_is_percent_decoded_once_as_utf8(stack: Stack, client
     ("path", "message"),
     [
         ("/audit/%ZZ", "key is not percent-encoded: '%' must be followed by two hexadecimal digits"),
+        ("/audit/%4z", "key is not percent-encoded"),  # one hex digit is not an escape
         ("/audit/100%", "key is not percent-encoded"),
         ("/audit/%FF", "key is not UTF-8 once percent-decoded"),
         ("/audit/%C3", "key is not UTF-8 once percent-decoded"),
