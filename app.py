@@ -11,7 +11,7 @@ from chalicelib.actors import WRITE_CALLS
 from chalicelib.audit_repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
 from chalicelib.history import with_actors
-from chalicelib.rendering import page_json
+from chalicelib.rendering import fitting, page_json
 from chalicelib.settings import Settings, stream_arn_for_registration
 
 app = Chalice(app_name="config-audit")
@@ -42,14 +42,12 @@ def audit_history(key: str) -> Response:
         wanted = history_request.parse(key, request.query_params if request is not None else None)
         settings = Settings.from_environ()
         page = wiring.repository_for(settings).history(wanted.key, wanted.limit, wanted.next_token)
-        entries = with_actors(page.entries, wiring.actors_for(settings))
+        rendered = fitting(with_actors(page.entries, wiring.actors_for(settings)))
     except (history_request.BadRequest, BadPageToken) as error:
         raise BadRequestError(str(error)) from error
     except RetryLater:
-        return Response(
-            {"Code": "ServiceUnavailable", "Message": "the Audit table is busy; try again"}, status_code=503
-        )
-    return Response(page_json(entries, page.next), headers=JSON)
+        return Response(BUSY, status_code=503)
+    return Response(page_json(rendered, page.cut(len(rendered)).next), headers=JSON)
 
 
 @app.on_cw_event(

@@ -225,12 +225,15 @@ def _table_name(table: Any) -> str | None:
 # -- the join at read time --------------------------------------------------------------------
 
 
-def window(modification_times: Iterable[str]) -> tuple[str, str]:
-    """The eventTime range that can match any of these entry times: their seconds, +-2 s."""
-    seconds = sorted(_second(time) for time in modification_times)
-    return _event_time(seconds[0] - timedelta(seconds=MATCH_SECONDS)), _event_time(
-        seconds[-1] + timedelta(seconds=MATCH_SECONDS)
-    )
+def window(modification_times: Iterable[str]) -> tuple[str, str] | None:
+    """The eventTime range that can match any of these entry times: their seconds, +-2 s.
+
+    Clamped to the format's range (years 0001 to 9999); None when no time is readable.
+    """
+    seconds = sorted(second for time in modification_times if (second := _second(time)) is not None)
+    if not seconds:
+        return None
+    return _event_time(_shifted(seconds[0], -MATCH_SECONDS)), _event_time(_shifted(seconds[-1], MATCH_SECONDS))
 
 
 def actor_fields(entry: Mapping[str, Any], calls: Iterable[Call]) -> dict[str, Any]:
@@ -242,7 +245,7 @@ def actor_fields(entry: Mapping[str, Any], calls: Iterable[Call]) -> dict[str, A
     """
     if entry.get("expired") is True:
         return {"actor": dict(TTL_ACTOR)}
-    low, high = window([entry["modificationTime"]])
+    low, high = window([entry["modificationTime"]]) or ("~", "")  # an unreadable time matches no call
     principals = {(c.arn, c.type) for c in calls if c.item_key == entry["itemKey"] and low <= c.event_time <= high}
     found = [{"arn": arn, "type": kind, "source": "cloudtrail"} for arn, kind in sorted(principals)]
     if len(found) == 1:
@@ -255,9 +258,20 @@ def actor_fields(entry: Mapping[str, Any], calls: Iterable[Call]) -> dict[str, A
     return {}
 
 
-def _second(modification_time: str) -> datetime:
-    return datetime.strptime(modification_time[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+def _second(modification_time: str) -> datetime | None:
+    try:
+        return datetime.strptime(modification_time[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:  # an entry written around the producer: no call can be matched to it
+        return None
+
+
+def _shifted(moment: datetime, seconds: int) -> datetime:
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:  # past year 9999 or before year 1: the format's edge is as far as it goes
+        return (datetime.max if seconds > 0 else datetime.min).replace(tzinfo=UTC)
 
 
 def _event_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # not strftime: its %Y drops the leading zeros of years before 1000, which breaks text order
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"

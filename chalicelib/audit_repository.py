@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import hashlib
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,10 +38,21 @@ class SaveResult:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
-    """One page of a key's history, newest first, and the token of the next page (or None)."""
+    """One page of a key's history, newest first, and the token of the next page (or None).
+
+    ``scope`` binds the page's tokens to the table and key that issued them.
+    """
 
     entries: list[Entry]
     next: str | None
+    scope: str = ""
+
+    def cut(self, count: int) -> HistoryPage:
+        """The first ``count`` entries (at least one), with a token that resumes right after them."""
+        if count >= len(self.entries):
+            return self
+        kept = self.entries[: max(count, 1)]
+        return HistoryPage(kept, encode_token(self.scope, sort_key(kept[-1])), self.scope)
 
 
 class BadPageToken(ValueError):
@@ -60,32 +72,62 @@ class AuditRepository(Protocol):
 
 
 SortKey = tuple[str, int, str, str]
+_SEQUENCE = re.compile(r"\d{1,40}", re.ASCII)  # DynamoDB Streams' sequence numbers are up to 40 digits
+UNORDERED = -1  # the sequence number of an entry that has no readable one
 
 
 def sort_key(entry: Entry) -> SortKey:
-    """Chronological order of entries: time, then sequence number (as an integer), then attribute."""
+    """Chronological order of entries: time, then sequence number (as an integer), then attribute.
+
+    Read leniently: an entry written around the producer (no decimal sequence number) sorts
+    first within its time instead of failing the whole history.
+    """
+    sequence = entry.get("sequenceNumber", {}).get("S", "")
     return (
         entry["modificationTime"]["S"],
-        int(entry["sequenceNumber"]["S"]),
+        int(sequence) if _SEQUENCE.fullmatch(sequence) else UNORDERED,
         entry.get("updatedAttribute", {}).get("S", ""),
         entry["id"]["S"],
     )
 
 
-def encode_token(key: SortKey) -> str:
-    """An opaque ``next`` token: where the last page ended."""
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+def token_scope(table: str, key: str) -> str:
+    """What a ``next`` token is good for: one key's history in one table."""
+    return hashlib.sha256(f"{table}\x00{key}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def decode_token(token: str) -> SortKey:
-    """The position a ``next`` token names; BadPageToken for anything else."""
+def encode_token(scope: str, position: SortKey) -> str:
+    """An opaque ``next`` token: the history it belongs to and where the last page ended.
+
+    Five fields, each base64url, joined by dots: decoding one parses no JSON and no number, so a
+    forged token has nothing to overflow or nest, and a field may hold any text a stored entry holds.
+    """
+    time_, sequence, attribute, entry_id = position
+    return ".".join(_b64(field) for field in (scope, time_, str(sequence), entry_id, attribute))
+
+
+def decode_token(token: str, scope: str) -> SortKey:
+    """The position a ``next`` token names in the history ``scope``; BadPageToken for anything else."""
+    fields = token.split(".")
     try:
-        time_, sequence, attribute, entry_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if not all(isinstance(part, str) for part in (time_, attribute, entry_id)):
-            raise TypeError("position parts are not strings")
-        return (time_, int(sequence), attribute, entry_id)
-    except (ValueError, TypeError, binascii.Error) as error:
-        raise BadPageToken("next is not a token this API issued") from error
+        issued_for, time_, sequence, entry_id, attribute = (_unb64(field) for field in fields)
+    except (ValueError, binascii.Error):  # not five fields, not ASCII, not base64, not UTF-8
+        raise BadPageToken("next is not a token this API issued") from None
+    # the time goes to DynamoDB as the index's range key: a non-empty string of at most 1,024 bytes
+    usable_time = 0 < len(time_.encode("utf-8", "surrogatepass")) <= 1024
+    if not (usable_time and (_SEQUENCE.fullmatch(sequence) or sequence == str(UNORDERED))):
+        raise BadPageToken("next is not a token this API issued")
+    if issued_for != scope:
+        raise BadPageToken("next was issued for another key's history (or another table): start without it")
+    return (time_, int(sequence), attribute, entry_id)
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode().rstrip("=")
+
+
+def _unb64(field: str) -> str:
+    return base64.urlsafe_b64decode(field.encode("ascii") + b"=" * (-len(field) % 4)).decode("utf-8", "surrogatepass")
 
 
 class DynamoDBAuditRepository(AwsAdapter):
@@ -113,8 +155,9 @@ class DynamoDBAuditRepository(AwsAdapter):
 
     def history(self, key: str, limit: int, next_token: str | None = None) -> HistoryPage:
         """A key's entries, newest first; raises BadPageToken for a token it did not issue."""
-        after = decode_token(next_token) if next_token else None
-        return self._reader.page(key, limit, after)
+        scope = token_scope(self._table, key)
+        after = decode_token(next_token, scope) if next_token else None
+        return self._reader.page(key, limit, after, scope)
 
     def save(self, entries: Sequence[Entry]) -> SaveResult:
         """Write entries 25 a call, up to ``write_concurrency`` calls at once, resending
@@ -207,7 +250,7 @@ class _HistoryReader(AwsAdapter):
         self._table = table
         self._index = index
 
-    def page(self, key: str, limit: int, after: SortKey | None) -> HistoryPage:
+    def page(self, key: str, limit: int, after: SortKey | None, scope: str) -> HistoryPage:
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": self._index,
@@ -234,7 +277,7 @@ class _HistoryReader(AwsAdapter):
                 break
         found.sort(key=sort_key, reverse=True)
         page, more = found[:limit], len(found) > limit or not exhausted
-        return HistoryPage(page, encode_token(sort_key(page[-1])) if page and more else None)
+        return HistoryPage(page, encode_token(scope, sort_key(page[-1])) if page and more else None, scope)
 
 
 def _id(entry: Entry) -> str:

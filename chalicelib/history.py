@@ -23,9 +23,9 @@ def with_actors(entries: list[Entry], actors: ActorRepository | None) -> list[En
     if not entries:
         return entries
     calls = []
-    if actors is not None:
-        first, last = window(entry["modificationTime"]["S"] for entry in entries)
-        calls = actors.calls(entries[0]["itemKey"]["S"], first, last)
+    span = window(entry["modificationTime"]["S"] for entry in entries)
+    if actors is not None and span is not None:
+        calls = actors.calls(entries[0]["itemKey"]["S"], *span)
     shown = []
     for entry in entries:
         fields = actor_fields(_facts(entry), calls)

@@ -17,6 +17,7 @@ from chalicelib.audit_repository import (
     decode_token,
     encode_token,
     sort_key,
+    token_scope,
 )
 from chalicelib.changes import Entry, Poison
 from chalicelib.dead_letters import message_body
@@ -87,12 +88,13 @@ class InMemoryAuditRepository:
         return result
 
     def history(self, key: str, limit: int, next_token: str | None = None) -> HistoryPage:
-        after = decode_token(next_token) if next_token else None
+        scope = token_scope("in-memory", key)
+        after = decode_token(next_token, scope) if next_token else None
         found = sorted((e for e in self.entries.values() if e["itemKey"]["S"] == key), key=sort_key, reverse=True)
         if after is not None:
             found = [entry for entry in found if sort_key(entry) < after]
         page = found[:limit]
-        return HistoryPage(page, encode_token(sort_key(page[-1])) if len(found) > limit else None)
+        return HistoryPage(page, encode_token(scope, sort_key(page[-1])) if len(found) > limit else None, scope)
 
 
 class InMemoryNotifier:

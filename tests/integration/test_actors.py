@@ -97,6 +97,23 @@ def test_history_shows_the_cloudtrail_caller_the_declared_stamp_or_both_candidat
     assert [c["arn"] for c in entry["actorCandidates"]] == sorted([ALICE, BOB])
 
 
+def test_every_entry_of_a_page_is_joined_however_far_apart_their_times(stack: Stack, client: Client) -> None:
+    # GIVEN three changes of one key an hour apart, each made by another caller
+    for value in range(3):
+        stack.put("K", value=value)
+    event = stack.new_event()
+    callers = [ALICE, BOB, "arn:aws:iam::111122223333:user/carol"]
+    for hour, record in enumerate(event["Records"]):
+        record["dynamodb"]["ApproximateCreationDateTime"] = 1726045348.0 + 3600 * hour
+    assert client.lambda_.invoke("audit_producer", event).payload == {"batchItemFailures": []}
+    for hour, caller in enumerate(callers):
+        client.lambda_.invoke(
+            "actor_recorder", write_call("K", f"2024-09-11T{9 + hour:02d}:02:28Z", caller, f"h{hour}")
+        )
+    # WHEN the history is read in one page THEN each entry names its own caller, the oldest included
+    assert [entry["actor"]["arn"] for entry in history(client, "K")] == list(reversed(callers))
+
+
 def test_without_cloudtrail_the_stamp_speaks_and_a_restamp_alone_is_no_entry(stack: Stack, client: Client) -> None:
     stack.put("K", value=1, modifiedBy="deploy-bot")
     stack.put("K", value=1, modifiedBy="someone-else")  # only the stamp changed

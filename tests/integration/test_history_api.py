@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.parse
 import warnings
 from decimal import Decimal
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 from boto3.dynamodb.types import Binary
 from chalice.test import Client
 
-from tests.conftest import Stack
+from tests.conftest import AUDIT, Stack
 
 pytestmark = pytest.mark.filterwarnings("ignore:IAMAuthorizer is not a supported in local mode")
 
@@ -232,3 +234,121 @@ def test_a_throttled_read_is_a_503_that_says_try_again(stack: Stack, client: Cli
     wiring.client("dynamodb").meta.events.register("before-call.dynamodb.Query", throttle)
     status, body = get(client, "/audit/K")
     assert status == 503 and body["Message"] == "the Audit table is busy; try again"
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _b64('["2024-09-11T09:02:28.000Z",Infinity,"value","id"]'),  # the old JSON form, non-finite
+        _b64('["2024-09-11T09:02:28.000Z",NaN,"value","id"]'),
+        _b64('["2024-09-11T09:02:28.000Z",1e999,"value","id"]'),
+        _b64('["2024-09-11T09:02:28.000Z",' + "9" * 5000 + ',"value","id"]'),
+        _b64("[" * 5000 + "]" * 5000),  # deep nesting
+        _b64('{"a":1,"b":2,"c":3,"d":4}'),
+        _b64('["","","",""]'),  # empty strings
+        _b64("[1,2,3,4]"),
+        ".".join(map(_b64, ["0" * 32, "", "", "", ""])),  # this form, fields empty
+        ".".join(map(_b64, ["0" * 32, "2024-09-11T09:02:28.000Z", "1" * 41, "id", "value"])),  # too long a number
+        ".".join(map(_b64, ["0" * 32, "2024-09-11T09:02:28.000Z", "-5", "id", "value"])),
+        ".".join(map(_b64, ["0" * 32, "x" * 2000, "1", "id", "value"])),  # over the index key's 1,024 bytes
+        ".".join(map(_b64, ["0" * 32, "2024-09-11T09:02:28.000Z", "1", "id"])),  # four fields
+        ".".join(["AA", "é", "AA", "AA", "AA"]),
+        "é",
+        "%%%",
+        "",
+    ],
+)
+def test_a_forged_next_token_is_a_400_never_a_500(stack: Stack, client: Client, token: str) -> None:
+    stack.put("K", value=1)
+    audit(client, stack.new_event())
+    status, body = get(client, "/audit/K?" + urllib.parse.urlencode({"next": token}))
+    if token == "":  # an empty next is no token: the first page
+        assert status == 200
+        return
+    assert status == 400, body
+    assert body["Message"] == "next is not a token this API issued"
+
+
+def test_a_token_of_one_keys_history_is_refused_for_another(stack: Stack, client: Client) -> None:
+    # GIVEN two keys with histories of three entries each, and a token of A's
+    for value in range(3):
+        stack.put("A", value=value)
+        stack.put("B", value=value)
+    audit(client, stack.new_event())
+    status, body = get(client, "/audit/A?limit=1")
+    assert status == 200 and body["next"]
+    # WHEN it is used to page through B's history
+    status, refused = get(client, f"/audit/B?limit=1&next={body['next']}")
+    # THEN it is a 400 that says so, and no entry of either key is shown
+    assert status == 400 and "another key's history" in refused["Message"]
+    # AND it still serves A
+    assert get(client, f"/audit/A?limit=1&next={body['next']}")[0] == 200
+
+
+def test_a_token_of_one_table_is_refused_for_another() -> None:
+    from chalicelib.audit_repository import BadPageToken, decode_token, encode_token, token_scope
+
+    position = ("2024-09-11T09:02:28.000Z", 9700002673137973216305, "value", "id")
+    token = encode_token(token_scope("Audit", "K"), position)
+    assert decode_token(token, token_scope("Audit", "K")) == position
+    with pytest.raises(BadPageToken, match="another key's history"):
+        decode_token(token, token_scope("FeatureFlagsAudit", "K"))
+
+
+@pytest.mark.parametrize(
+    "created",
+    [253402300799.0, 253402300798.999, 0.0],  # 9999-12-31T23:59:59Z, its last milliseconds, 1970
+    ids=["last second of 9999", "just before it", "epoch"],
+)
+def test_an_entry_at_the_edge_of_the_time_format_is_served(stack: Stack, client: Client, created: float) -> None:
+    # GIVEN an entry whose actor window would reach past the year 9999 (or before 1970)
+    stack.put("EDGE", value=1)
+    event = stack.new_event()
+    event["Records"][0]["dynamodb"]["ApproximateCreationDateTime"] = created
+    audit(client, event)
+    # WHEN its history is read THEN it is served like any other
+    status, body = get(client, "/audit/EDGE")
+    assert status == 200 and len(body["entries"]) == 1
+
+
+def test_stored_entries_of_any_time_or_shape_are_served(stack: Stack, client: Client) -> None:
+    # GIVEN entries written around the producer: the year 0001, an unreadable time, no sequence number
+    for number, (time_, sequence) in enumerate(
+        [("0001-01-01T00:00:00.000Z", "1"), ("9999-12-31T23:59:59.999Z", "2"), ("garbage", None), ("a\nb.c", "3")]
+    ):
+        item = {"id": {"S": f"forged-{number}"}, "itemKey": {"S": "ODD"}, "modificationTime": {"S": time_},
+                "newValue": {"M": {"key": {"S": "ODD"}}}}  # fmt: skip
+        if sequence:
+            item["sequenceNumber"] = {"S": sequence}
+        stack.dynamodb.put_item(TableName=AUDIT, Item=item)
+    # WHEN the key's history is read, a page at a time THEN every entry is served once
+    ids = [entry["id"] for page in history(client, "ODD", 1) for entry in page]
+    assert sorted(ids) == ["forged-0", "forged-1", "forged-2", "forged-3"]
+
+
+def test_a_page_stays_under_5_mb_and_next_continues(stack: Stack, client: Client) -> None:
+    # GIVEN a key changed 16 times between two 190 KB values: 380 KB an entry, 5.9 MB in all
+    big = ["a" * 190_000, "b" * 190_000]
+    for number in range(16):
+        stack.put("BIG", value=big[number % 2])
+    audit(client, stack.new_event())
+    # WHEN its history is read 50 entries a page
+    pages, token, sizes = [], None, []
+    for _ in range(10):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            response = client.http.get("/audit/BIG?limit=50" + (f"&next={token}" if token else ""))
+        assert response.status_code == 200
+        sizes.append(len(response.body))
+        body = json.loads(response.body)
+        pages.append([entry["id"] for entry in body["entries"]])
+        if (token := body["next"]) is None:
+            break
+    # THEN no body reaches 5 MB (Lambda answers at most 6 MB), and the pages join into the history
+    assert max(sizes) < 5_000_000 and len(pages) == 2
+    flat = [entry_id for page in pages for entry_id in page]
+    assert len(flat) == len(set(flat)) == 16

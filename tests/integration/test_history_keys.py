@@ -6,6 +6,7 @@ client hands the path over percent-encoded, as API Gateway does.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 import warnings
@@ -81,3 +82,25 @@ def test_no_path_or_query_string_gets_a_500(stack: Stack, client: Client, segmen
     assert status in (200, 400), (path, status, body)
     if status == 400:
         assert body["Message"] and "Traceback" not in body["Message"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5),
+    max_leaves=30,
+)
+tokens = st.one_of(
+    json_values.map(lambda value: base64.urlsafe_b64encode(json.dumps(value).encode()).decode()),
+    st.lists(st.text(max_size=30), min_size=1, max_size=7).map(
+        lambda fields: ".".join(base64.urlsafe_b64encode(f.encode("utf-8", "surrogatepass")).decode() for f in fields)
+    ),
+    st.text(max_size=100),
+)
+
+
+@SHARED
+@given(token=tokens)
+def test_no_next_token_gets_a_500_or_another_keys_entries(stack: Stack, client: Client, token: str) -> None:
+    status, body = get(client, "/audit/K?" + urllib.parse.urlencode({"next": token}))
+    assert status in (200, 400), (token, status, body)
+    assert status == 400 or body["entries"] == []  # K has no history: a token can show nothing else
