@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from chalicelib.actors import Call
-from chalicelib.aws_calls import AwsAdapter, Backoff, CallFailed
-
-BATCH_WRITE_LIMIT = 25
+from chalicelib.audit_repository import BATCH_WRITE_LIMIT
+from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, send_in_groups
+from chalicelib.observability import logger
 
 
 class ActorRepository(Protocol):
@@ -30,21 +30,18 @@ class DynamoDBActorRepository(AwsAdapter):
 
     def record(self, calls: Sequence[Call]) -> list[Call]:
         unique = list({(c.item_key, c.event_key): c for c in calls}.values())  # one put per (key, call)
-        left: list[Call] = []
-        for start in range(0, len(unique), BATCH_WRITE_LIMIT):
-            left += self._backoff.retry(unique[start : start + BATCH_WRITE_LIMIT], self._send)
-        return left
+        sent = send_in_groups(unique, BATCH_WRITE_LIMIT, self._send, self._backoff)
+        for call, why in sent.refused:  # retrying cannot help; the change shows its stamp, or no actor
+            logger.error("AuditActors refused a call", extra={"itemKey": call.item_key, "reason": why})
+        return sent.unsent
 
-    def _send(self, pending: list[Call]) -> list[Call]:
+    def _send(self, pending: list[Call]) -> Reply[Call]:
+        """One BatchWriteItem; the calls DynamoDB left unprocessed are to be sent again."""
         by_key = {(c.item_key, c.event_key): c for c in pending}
         requests = [{"PutRequest": {"Item": _item(c)}} for c in pending]
-        try:
-            response = self._call("batch_write_item", RequestItems={self._table: requests})
-        except CallFailed:
-            return pending
-        unprocessed = response.get("UnprocessedItems", {}).get(self._table, [])
-        return [by_key[(r["PutRequest"]["Item"]["itemKey"]["S"], r["PutRequest"]["Item"]["eventKey"]["S"])]
-                for r in unprocessed]  # fmt: skip
+        response = self._call("batch_write_item", RequestItems={self._table: requests})
+        unprocessed = [r["PutRequest"]["Item"] for r in response.get("UnprocessedItems", {}).get(self._table, [])]
+        return Reply(deferred=[by_key[(item["itemKey"]["S"], item["eventKey"]["S"])] for item in unprocessed])
 
     def calls(self, key: str, first: str, last: str) -> list[Call]:
         query: dict[str, Any] = {

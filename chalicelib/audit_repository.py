@@ -6,13 +6,12 @@ import base64
 import binascii
 import hashlib
 import re
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.aws_calls import AwsAdapter, Backoff, Refused, RetryLater
+from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, send_in_groups
 from chalicelib.changes import Entry
 
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
@@ -161,80 +160,27 @@ class DynamoDBAuditRepository(AwsAdapter):
 
     def save(self, entries: Sequence[Entry]) -> SaveResult:
         """Write entries 25 a call, up to ``write_concurrency`` calls at once, resending
-        UnprocessedItems with backoff; report what is left unwritten.
+        UnprocessedItems with backoff; report what is left unwritten (``send_in_groups``' rules).
 
-        Groups start in entry order. Once a group cannot be written after all its attempts, no
-        further group starts: those and the failed group's leftovers are reported unwritten,
-        while groups already in flight finish. Lambda redelivers from the first record not fully
-        written, and ids are derived, so whatever landed after it is overwritten, not duplicated.
+        Lambda redelivers from the first record not fully written, and ids are derived, so
+        whatever landed after it is overwritten, not duplicated.
         """
-        groups = [entries[start : start + BATCH_WRITE_LIMIT] for start in range(0, len(entries), BATCH_WRITE_LIMIT)]
-        failed = threading.Event()
-
-        def write(group: Sequence[Entry]) -> SaveResult:
-            part = SaveResult()
-            if failed.is_set():  # an earlier group could not be written: this one is not tried
-                part.unwritten.update(_id(entry) for entry in group)
-                return part
-            try:
-                left = self._write_group(group, part)
-            except BaseException:
-                failed.set()
-                raise
-            if left:
-                failed.set()
-                part.unwritten.update(_id(entry) for entry in left)
-            return part
-
-        result = SaveResult()
-        if self._concurrency == 1 or len(groups) < 2:  # one after the other, in this thread
-            for group in groups:
-                result.add(write(group))
-            return result
-        if self._writers is None:
+        if self._concurrency > 1 and self._writers is None and len(entries) > BATCH_WRITE_LIMIT:
             self._writers = ThreadPoolExecutor(self._concurrency, thread_name_prefix="audit-write")
-        error = None
-        for future in [self._writers.submit(write, group) for group in groups]:
-            try:
-                result.add(future.result())
-            except Exception as raised:  # every writer is waited for before the first error is raised
-                error = error or raised
-        if error is not None:
-            raise error
-        return result
+        sent = send_in_groups(entries, BATCH_WRITE_LIMIT, self._send, self._backoff, self._writers)
+        return SaveResult(
+            unwritten={_id(entry) for entry in sent.unsent},
+            refused={_id(entry): f"DynamoDB refused the entry: {why}" for entry, why in sent.refused},
+            write_calls=sent.calls,
+            retried_items=sent.retried,
+        )
 
-    def _write_group(self, group: Sequence[Entry], result: SaveResult) -> list[Entry]:
-        """Write up to 25 entries; return those still unwritten after every attempt."""
-
-        def send(pending: list[Entry]) -> list[Entry]:
-            left = self._send(pending, result)
-            result.retried_items += len(left)
-            return left
-
-        return self._backoff.retry(list(group), send)
-
-    def _send(self, entries: list[Entry], result: SaveResult) -> list[Entry]:
-        """One BatchWriteItem; returns the entries to send again."""
-        result.write_calls += 1
-        try:
-            requests = [{"PutRequest": {"Item": entry}} for entry in entries]
-            response = self._call("batch_write_item", RequestItems={self._table: requests})
-        except Refused as refused:
-            return self._isolate(entries, result, str(refused))
-        except RetryLater:
-            return entries
+    def _send(self, entries: list[Entry]) -> Reply[Entry]:
+        """One BatchWriteItem; the entries DynamoDB left unprocessed are to be sent again."""
+        requests = [{"PutRequest": {"Item": entry}} for entry in entries]
+        response = self._call("batch_write_item", RequestItems={self._table: requests})
         unprocessed = response.get("UnprocessedItems", {}).get(self._table, [])
-        return [request["PutRequest"]["Item"] for request in unprocessed]
-
-    def _isolate(self, entries: list[Entry], result: SaveResult, reason: str) -> list[Entry]:
-        """DynamoDB refused a call for its content: find the entries it refuses on their own."""
-        if len(entries) == 1:
-            result.refused[_id(entries[0])] = f"DynamoDB refused the entry: {reason}"
-            return []
-        retry: list[Entry] = []
-        for entry in entries:
-            retry.extend(self._send([entry], result))
-        return retry
+        return Reply(deferred=[request["PutRequest"]["Item"] for request in unprocessed])
 
 
 class _HistoryReader(AwsAdapter):

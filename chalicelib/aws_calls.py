@@ -13,10 +13,12 @@ A failed call is one of three things:
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
@@ -128,3 +130,112 @@ class Backoff:
             if attempt < self.max_attempts:
                 self.sleep(self.delay(attempt))
         return pending
+
+
+# -- many items, a group a call ---------------------------------------------------------------
+
+
+@dataclass
+class Reply(Generic[T]):
+    """What one grouped call left to do: items the service deferred, and items it refused for good."""
+
+    deferred: list[T] = field(default_factory=list)
+    refused: list[tuple[T, str]] = field(default_factory=list)
+
+
+@dataclass
+class Sent(Generic[T]):
+    """What became of a grouped send."""
+
+    unsent: list[T] = field(default_factory=list)  # still deferred after every attempt, or never tried
+    refused: list[tuple[T, str]] = field(default_factory=list)  # refused for their content, with why
+    calls: int = 0
+    retried: int = 0  # items sent again after the service deferred them
+
+    def add(self, other: Sent[T]) -> None:
+        self.unsent += other.unsent
+        self.refused += other.refused
+        self.calls += other.calls
+        self.retried += other.retried
+
+
+def send_in_groups(
+    items: Sequence[T],
+    size: int,
+    send: Callable[[list[T]], Reply[T]],
+    backoff: Backoff,
+    executor: Executor | None = None,
+) -> Sent[T]:
+    """Send ``items`` ``size`` a call (BatchWriteItem, PublishBatch, SendMessageBatch), one rule for all:
+
+    - what the service defers (UnprocessedItems, a failed entry that is not the sender's fault, a
+      throttled or failed call: ``RetryLater``) is sent again with ``backoff``;
+    - what it refuses for its content (``Refused``, a sender fault) is never sent again: a call
+      refused whole is split, so that only the items refused on their own are set aside;
+    - once a group is still deferred after every attempt, no further group starts: the rest is
+      reported unsent, in order, so that the caller can resume from the first of it.
+
+    ``send`` makes one call and says what it left; ``ConfigurationError`` goes straight through.
+    With an ``executor``, groups start in order and run side by side; those in flight finish.
+    """
+    groups = [list(items[start : start + size]) for start in range(0, len(items), size)]
+    failed = threading.Event()
+
+    def one_group(group: list[T]) -> Sent[T]:
+        outcome: Sent[T] = Sent()
+        if failed.is_set():  # an earlier group could not be sent: this one is not tried
+            outcome.unsent = group
+            return outcome
+        try:
+            outcome.unsent = backoff.retry(group, lambda pending: _attempt(pending, send, outcome))
+        except BaseException:
+            failed.set()
+            raise
+        if outcome.unsent:
+            failed.set()
+        return outcome
+
+    total: Sent[T] = Sent()
+    if executor is None or len(groups) < 2:
+        for group in groups:
+            total.add(one_group(group))
+        return total
+    error = None
+    for future in [executor.submit(one_group, group) for group in groups]:
+        try:
+            total.add(future.result())
+        except Exception as raised:  # every group is waited for before the first error is raised
+            error = error or raised
+    if error is not None:
+        raise error
+    return total
+
+
+def _attempt(pending: list[T], send: Callable[[list[T]], Reply[T]], outcome: Sent[T]) -> list[T]:
+    """One call for ``pending`` (split into one call each where the service refused it whole)."""
+    outcome.calls += 1
+    try:
+        reply = send(pending)
+    except Refused as refused:
+        if len(pending) == 1:
+            outcome.refused.append((pending[0], str(refused)))
+            return []
+        return [left for item in pending for left in _attempt([item], send, outcome)]
+    except RetryLater:
+        reply = Reply(deferred=pending)
+    outcome.refused += reply.refused
+    outcome.retried += len(reply.deferred)
+    return reply.deferred
+
+
+def failed_entries(entries: list[dict[str, Any]], failed: list[dict[str, Any]]) -> Reply[dict[str, Any]]:
+    """The ``Failed`` list of SNS PublishBatch or SQS SendMessageBatch: a sender fault is refused
+    (the message itself is wrong), any other failure deferred."""
+    by_id = {entry["Id"]: entry for entry in entries}
+    reply: Reply[dict[str, Any]] = Reply()
+    for failure in failed:
+        if failure.get("SenderFault"):
+            reply.refused.append((by_id[failure["Id"]], f"{failure.get('Code')}: {failure.get('Message')}"))
+        else:
+            reply.deferred.append(by_id[failure["Id"]])
+    return reply

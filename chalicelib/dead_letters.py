@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from chalicelib.aws_calls import AwsAdapter, Backoff, CallFailed
+from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, failed_entries, send_in_groups
 from chalicelib.changes import Poison
 from chalicelib.observability import logger
 
@@ -57,30 +57,14 @@ class SqsDeadLetters(AwsAdapter):
         self._queue = queue_url
 
     def send(self, poison: Sequence[Poison]) -> list[Poison]:
-        unsent: list[Poison] = []
-        for start in range(0, len(poison), SEND_BATCH_LIMIT):
-            unsent.extend(self._send_group(list(poison[start : start + SEND_BATCH_LIMIT])))
-        return unsent
+        letters = [{"Id": f"p{number}", "MessageBody": message_body(p)} for number, p in enumerate(poison)]
+        sent = send_in_groups(letters, SEND_BATCH_LIMIT, self._send, self._backoff)
+        for letter, why in sent.refused:  # retrying cannot help: the ERROR line is all there is of it
+            logger.error("dead-letter queue refused a poison record; it is logged here only",
+                         extra={"eventID": poison[int(letter["Id"][1:])].event_id, "reason": why})  # fmt: skip
+        return [poison[int(letter["Id"][1:])] for letter in sent.unsent]
 
-    def _send_group(self, group: list[Poison]) -> list[Poison]:
-        return [poison for _, poison in self._backoff.retry(list(enumerate(group)), self._send)]
-
-    def _send(self, pending: list[tuple[int, Poison]]) -> list[tuple[int, Poison]]:
-        """One SendMessageBatch; returns the letters to send again."""
-        entries = [{"Id": f"p{i}", "MessageBody": message_body(r)} for i, r in pending]
-        try:
-            response = self._call("send_message_batch", QueueUrl=self._queue, Entries=entries)
-        except CallFailed:
-            return pending
-        by_index = dict(pending)
-        retry: list[tuple[int, Poison]] = []
-        for failure in response.get("Failed", []):
-            index = int(failure["Id"][1:])
-            if failure.get("SenderFault"):
-                logger.error(
-                    "dead-letter queue refused a poison record; it is logged here only",
-                    extra={"eventID": by_index[index].event_id, "code": failure.get("Code")},
-                )
-            else:
-                retry.append((index, by_index[index]))
-        return retry
+    def _send(self, letters: list[dict[str, Any]]) -> Reply[dict[str, Any]]:
+        """One SendMessageBatch; what SQS failed is sent again, unless it was the sender's fault."""
+        response = self._call("send_message_batch", QueueUrl=self._queue, Entries=letters)
+        return failed_entries(letters, response.get("Failed", []))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.aws_calls import AwsAdapter, Backoff, CallFailed
+from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, failed_entries, send_in_groups
 from chalicelib.changes import Entry, change_kind
 from chalicelib.images import item_json
 from chalicelib.observability import logger
@@ -64,40 +64,19 @@ class SnsNotifier(AwsAdapter):
         self._topic = topic_arn
 
     def publish(self, entries: Sequence[Entry]) -> PublishResult:
-        result = PublishResult()
-        for start in range(0, len(entries), PUBLISH_BATCH_LIMIT):
-            group = [message_for(entry) for entry in entries[start : start + PUBLISH_BATCH_LIMIT]]
-            left = self._publish_group(group, result)
-            if left:
-                result.unpublished.update(message["Id"] for message in left)
-                result.unpublished.update(e["id"]["S"] for e in entries[start + len(group) :])
-                break
-        result.published = len(entries) - len(result.unpublished) - result.dropped
-        return result
+        sent = send_in_groups([message_for(entry) for entry in entries], PUBLISH_BATCH_LIMIT, self._send, self._backoff)
+        for message, why in sent.refused:  # SNS says the message itself is wrong: retrying won't help
+            logger.error("change notification refused by SNS; the audit entry is written",
+                         extra={"entryId": message["Id"], "reason": why})  # fmt: skip
+        unpublished = {message["Id"] for message in sent.unsent}
+        return PublishResult(
+            unpublished=unpublished,
+            publish_calls=sent.calls,
+            dropped=len(sent.refused),
+            published=len(entries) - len(unpublished) - len(sent.refused),
+        )
 
-    def _publish_group(self, group: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:
-        return self._backoff.retry(group, lambda pending: self._send(pending, result))
-
-    def _send(self, messages: list[dict[str, Any]], result: PublishResult) -> list[dict[str, Any]]:
-        """One PublishBatch; returns the messages to send again."""
-        result.publish_calls += 1
-        try:
-            response = self._call("publish_batch", TopicArn=self._topic, PublishBatchRequestEntries=messages)
-        except CallFailed:
-            return messages
-        by_id = {message["Id"]: message for message in messages}
-        retry = []
-        for failure in response.get("Failed", []):
-            if failure.get("SenderFault"):  # SNS says the message itself is wrong: retrying won't help
-                result.dropped += 1
-                logger.error(
-                    "change notification refused by SNS; the audit entry is written",
-                    extra={
-                        "entryId": failure["Id"],
-                        "code": failure.get("Code"),
-                        "reason": failure.get("Message"),
-                    },
-                )
-            else:
-                retry.append(by_id[failure["Id"]])
-        return retry
+    def _send(self, messages: list[dict[str, Any]]) -> Reply[dict[str, Any]]:
+        """One PublishBatch; what SNS failed is sent again, unless it was the sender's fault."""
+        response = self._call("publish_batch", TopicArn=self._topic, PublishBatchRequestEntries=messages)
+        return failed_entries(messages, response.get("Failed", []))

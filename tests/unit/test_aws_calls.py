@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError, ReadTimeoutError
 
-from chalicelib.aws_calls import Backoff, ConfigurationError, Refused, RetryLater, call
+from chalicelib.aws_calls import Backoff, ConfigurationError, Refused, Reply, RetryLater, call, send_in_groups
 
 
 def failing(error: Exception) -> Any:
@@ -84,3 +85,83 @@ def test_retry_stops_as_soon_as_nothing_is_left() -> None:
     outcomes = iter([[3], []])
     left = Backoff(sleep=sleeps.append).retry([1, 2, 3], lambda pending: next(outcomes))
     assert left == [] and len(sleeps) == 1
+
+
+# -- send_in_groups: one rule for every grouped send -----------------------------------------
+
+
+class Service:
+    """A grouped API: ``deferring`` items come back to be sent again ``times`` times, ``refusing``
+    ones are refused for good (inside a call, or the whole call refused), ``down`` fails every call."""
+
+    def __init__(self, deferring: Collection[int] = (), times: int = 1, refusing: Collection[int] = (),
+                 whole_call_refused: bool = False, down: bool = False) -> None:  # fmt: skip
+        self.deferring, self.times, self.refusing = dict.fromkeys(deferring, times), times, set(refusing)
+        self.whole_call_refused, self.down = whole_call_refused, down
+        self.calls: list[list[int]] = []
+        self.kept: list[int] = []
+
+    def send(self, group: list[int]) -> Reply[int]:
+        self.calls.append(list(group))
+        if self.down:
+            raise RetryLater("ServiceUnavailable")
+        if self.whole_call_refused and self.refusing & set(group):
+            raise Refused("ValidationException: one item is too large")
+        reply: Reply[int] = Reply()
+        for item in group:
+            if item in self.refusing:
+                reply.refused.append((item, "SenderFault"))
+            elif self.deferring.get(item, 0) > 0:
+                self.deferring[item] -= 1
+                reply.deferred.append(item)
+            else:
+                self.kept.append(item)
+        return reply
+
+
+def quick(attempts: int = 8) -> Backoff:
+    return Backoff(max_attempts=attempts, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize(("count", "calls"), [(0, 0), (1, 1), (10, 1), (11, 2), (25, 3)])
+def test_items_go_a_group_a_call(count: int, calls: int) -> None:
+    service = Service()
+    sent = send_in_groups(list(range(count)), 10, service.send, quick())
+    assert service.kept == list(range(count)) and sent.calls == len(service.calls) == calls
+
+
+def test_deferred_items_are_sent_again_until_they_land() -> None:
+    service = Service(deferring={3, 4}, times=2)
+    sent = send_in_groups(list(range(10)), 10, service.send, quick())
+    assert sorted(service.kept) == list(range(10)) and sent.unsent == [] and sent.retried == 4
+    assert service.calls[1:] == [[3, 4], [3, 4]]
+
+
+@pytest.mark.parametrize("whole_call_refused", [False, True], ids=["refused inside the call", "call refused whole"])
+def test_refused_items_are_set_aside_never_resent_and_the_rest_lands(whole_call_refused: bool) -> None:
+    service = Service(refusing={5}, whole_call_refused=whole_call_refused)
+    sent = send_in_groups(list(range(20)), 10, service.send, quick())
+    assert [item for item, _ in sent.refused] == [5] and sent.unsent == []
+    assert sorted(service.kept) == [n for n in range(20) if n != 5]
+    assert sum(call.count(5) for call in service.calls) == (2 if whole_call_refused else 1)  # split once, then alone
+
+
+def test_a_group_still_deferred_after_every_attempt_stops_the_send_and_the_rest_is_unsent_in_order() -> None:
+    service = Service(deferring={12}, times=100)
+    sent = send_in_groups(list(range(35)), 10, service.send, quick(attempts=3))
+    assert sent.unsent == [12, *range(20, 35)] and sorted(service.kept) == [n for n in range(20) if n != 12]
+    assert len(service.calls) == 1 + 3  # the first group, then the second's three attempts; no third group
+
+
+def test_a_service_that_is_down_leaves_everything_unsent_after_bounded_attempts() -> None:
+    service = Service(down=True)
+    sent = send_in_groups(list(range(15)), 10, service.send, quick(attempts=4))
+    assert sent.unsent == list(range(15)) and len(service.calls) == 4
+
+
+def test_a_configuration_error_goes_straight_through() -> None:
+    def missing(group: list[int]) -> Reply[int]:
+        raise ConfigurationError("Audit table 'Audit' (AUDIT_TABLE_NAME) does not exist")
+
+    with pytest.raises(ConfigurationError, match="AUDIT_TABLE_NAME"):
+        send_in_groups([1, 2], 10, missing, quick())
