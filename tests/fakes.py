@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.actors import Call
 from chalicelib.audit_repository import (
     BATCH_WRITE_LIMIT,
     HistoryPage,
@@ -131,3 +132,20 @@ class InMemoryDeadLetters:
         unsent = [p for p in poison if p.event_id in self.failing_event_ids]
         self.letters.extend(json.loads(message_body(p)) for p in poison if p not in unsent)
         return unsent
+
+
+class InMemoryActorRepository:
+    """The actor repository port in a dict: one record per (key, CloudTrail event)."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], Call] = {}
+
+    def record(self, calls: Sequence[Call]) -> list[Call]:
+        self.records.update({(call.item_key, call.event_key): call for call in calls})
+        return []
+
+    def calls(self, key: str, first: str, last: str) -> list[Call]:
+        return sorted(
+            (c for (k, _), c in self.records.items() if k == key and first <= c.event_time <= last),
+            key=lambda c: c.event_key,
+        )
