@@ -1,7 +1,9 @@
-"""Peak memory of one batch, measured in a fresh process: python -m bench.memory ENDPOINT RECORDS.
+"""Peak memory of one batch, measured in a fresh process: python -m bench.memory ENDPOINT RECORDS [secrets].
 
 The baseline is the resident set once the interpreter, the app and the event are loaded (Lambda
 holds the event too); the peak is Linux's high-water mark (VmHWM), reset just before the batch.
+The Python allocations are traced from just after the event was built: what handling it adds.
+With ``secrets`` every image holds a password the dev stage redacts.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def status_mb(field: str) -> float:
 
 
 def main() -> None:
-    size = int(sys.argv[2])
+    size, secrets = int(sys.argv[2]), sys.argv[3:] == ["secrets"]
     from chalice.test import Client
 
     from app import app
@@ -34,7 +36,7 @@ def main() -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         client.lambda_.invoke("audit_producer", workload_event(10, seed=1))  # warm: clients built, modules loaded
     before_event = status_mb("VmRSS")
-    event = workload_event(size, wide=False, seed=99)
+    event = workload_event(size, wide=False, seed=99, secrets=secrets)
     baseline = status_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     tracemalloc.start()
@@ -45,6 +47,7 @@ def main() -> None:
     assert response == {"batchItemFailures": []}, response
     print(json.dumps({
         "records": size,
+        "secrets": secrets,
         "event_mb": baseline - before_event,
         "baseline_rss_mb": baseline,
         "rss_delta_mb": status_mb("VmHWM") - baseline,

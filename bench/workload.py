@@ -15,8 +15,10 @@ STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Configuration/stream
 START = 1726045348.0
 
 
-def _image(key: str, value: int, wide: bool) -> dict[str, Any]:
+def _image(key: str, value: int, wide: bool, secrets: bool = False) -> dict[str, Any]:
     image: dict[str, Any] = {"key": {"S": key}, "value": {"N": str(value)}}
+    if secrets:  # an attribute the dev stage redacts (*password*), so every record is copied and digested
+        image["dbPassword"] = {"S": f"hunter2-{key}-{value}"}
     if wide:
         image.update(
             description={"S": f"setting {key}, tuned by the platform team"},
@@ -29,7 +31,9 @@ def _image(key: str, value: int, wide: bool) -> dict[str, Any]:
     return image
 
 
-def records(count: int, *, keys: int = 100, wide: bool = False, seed: int = 7) -> list[dict[str, Any]]:
+def records(
+    count: int, *, keys: int = 100, wide: bool = False, seed: int = 7, secrets: bool = False
+) -> list[dict[str, Any]]:
     """``count`` records: INSERT, MODIFY and REMOVE over ``keys`` keys, sequence numbers rising."""
     rng = random.Random(seed)
     live: dict[str, dict[str, Any]] = {}
@@ -39,11 +43,13 @@ def records(count: int, *, keys: int = 100, wide: bool = False, seed: int = 7) -
         old = live.get(key)
         value = rng.randrange(1, 100_000)
         if old is None:
-            name, new = "INSERT", _image(key, value, wide)
+            name, new = "INSERT", _image(key, value, wide, secrets)
         elif rng.random() < 0.1:
             name, new = "REMOVE", None
         else:
             name, new = "MODIFY", dict(old, value={"N": str(value)})
+            if secrets:
+                new["dbPassword"] = {"S": f"hunter2-{key}-{value}"}
             if wide and rng.random() < 0.5:
                 new["owner"] = {"S": rng.choice(["platform@example.com", "sre@example.com"])}
         body: dict[str, Any] = {

@@ -41,6 +41,9 @@ TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 # sequence number and attribute names; generous, so that only records near the limit are measured.
 ENTRY_OVERHEAD_BYTES = 4096
 LAST_EPOCH_SECOND = 253402300799  # 9999-12-31T23:59:59Z: the format has four digits for the year
+# Records audited at a time: a 10,000-record batch keeps only one chunk's entries alive at once
+# (the figures are in the README); BatchWriteItem sees whole groups of 25 but for the last.
+CHUNK_RECORDS = 1000
 
 
 class EventName(Enum):
@@ -128,13 +131,34 @@ class BatchPlan:
         return min(times, default=None)
 
 
-def plan_batch(event: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE) -> BatchPlan:
+def plan_batch(
+    event: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE, seen: set[str] | None = None
+) -> BatchPlan:
     """A Lambda DynamoDB Streams event -> entries per record, in sequence order; poison set aside.
 
-    ``actor_attribute`` names the stamp attribute (None: no stamp is read).
+    ``actor_attribute`` names the stamp attribute (None: no stamp is read); ``seen`` holds the
+    eventIDs already planned in earlier chunks of the same batch, so a duplicate is found across them.
     """
     with _collector_paused():
-        return _plan_batch(event, actor_attribute)
+        return _plan_batch(event, actor_attribute, set() if seen is None else seen)
+
+
+def in_chunks(event: Any, size: int = CHUNK_RECORDS) -> list[Any]:
+    """The event as events of at most ``size`` records, in sequence-number order.
+
+    A batch is audited a chunk at a time, so that only one chunk's entries are alive at once. A
+    record whose sequence number cannot be read comes first (it is poison, and reported as such);
+    an event without a ``Records`` list is one chunk as it is (it is poison whole).
+    """
+    if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
+        return [event]
+    ordered = sorted(event["Records"], key=_sequence_order)
+    return [{"Records": ordered[start : start + size]} for start in range(0, len(ordered), size)] or [event]
+
+
+def _sequence_order(record: Any) -> int:
+    sequence = _sequence_number(record.get("dynamodb")) if isinstance(record, dict) else None
+    return -1 if sequence is None else int(sequence)
 
 
 @contextmanager
@@ -154,12 +178,11 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _plan_batch(event: Any, actor_attribute: str | None) -> BatchPlan:
+def _plan_batch(event: Any, actor_attribute: str | None, seen: set[str]) -> BatchPlan:
     plan = BatchPlan()
     if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
         plan.poison.append(Poison("event has no 'Records' list", event))
         return plan
-    seen: set[str] = set()
     for record in event["Records"]:
         try:
             changes = changes_for_record(record, actor_attribute)

@@ -24,6 +24,13 @@ class PublishResult:
     dropped: int = 0
     published: int = 0
 
+    def add(self, other: PublishResult) -> None:
+        """Count in the result of another part of the same batch."""
+        self.unpublished |= other.unpublished
+        self.publish_calls += other.publish_calls
+        self.dropped += other.dropped
+        self.published += other.published
+
 
 class Notifier(Protocol):
     def publish(self, entries: Sequence[Entry]) -> PublishResult:

@@ -13,7 +13,15 @@ from typing import Any
 
 from chalicelib.audit_repository import AuditRepository, SaveResult
 from chalicelib.aws_calls import ConfigurationError
-from chalicelib.changes import DEFAULT_ACTOR_ATTRIBUTE, BatchPlan, Entry, Poison, RecordChanges, plan_batch
+from chalicelib.changes import (
+    CHUNK_RECORDS,
+    DEFAULT_ACTOR_ATTRIBUTE,
+    Entry,
+    Poison,
+    RecordChanges,
+    in_chunks,
+    plan_batch,
+)
 from chalicelib.dead_letters import DeadLetters, NoDeadLetters
 from chalicelib.notifications import NoNotifier, Notifier, PublishResult
 from chalicelib.observability import count, invocation, iterator_age_ms, logger
@@ -28,22 +36,26 @@ class BatchNotWritten(RuntimeError):
 
 @dataclass
 class BatchOutcome:
-    """What became of one batch, step by step."""
+    """What became of one batch, counted over its chunks."""
 
-    plan: BatchPlan
-    saved: SaveResult
-    poison: list[Poison]  # found when planning, or refused by DynamoDB when writing
-    not_dead_lettered: list[Poison]
-    dead_lettered: int
-    published: PublishResult
-    announced: list[RecordChanges]  # the leading records whose entries are written and published
-    first_not_done: str | None = field(init=False)  # the sequence number Lambda must resume from
+    records: int = 0
+    entries: int = 0
+    duplicates: int = 0
+    saved: SaveResult = field(default_factory=SaveResult)
+    poison: list[Poison] = field(default_factory=list)  # found when planning, or refused by DynamoDB
+    not_dead_lettered: list[Poison] = field(default_factory=list)
+    dead_lettered: int = 0
+    published: PublishResult = field(default_factory=PublishResult)
+    first_unfinished: str | None = None  # the first record, in sequence order, not written and announced
+    oldest_change: float | None = None
 
-    def __post_init__(self) -> None:
+    @property
+    def first_not_done(self) -> str | None:
+        """The sequence number Lambda must resume from: the lowest of a record not done."""
         not_done = [poison.sequence_number for poison in self.not_dead_lettered if poison.sequence_number]
-        if len(self.announced) < len(self.plan.records):
-            not_done.append(self.plan.records[len(self.announced)].sequence_number)
-        self.first_not_done = min(not_done, key=int, default=None)
+        if self.first_unfinished is not None:
+            not_done.append(self.first_unfinished)
+        return min(not_done, key=int, default=None)
 
 
 @dataclass
@@ -56,6 +68,7 @@ class AuditProducer:
     dead_letters: DeadLetters = field(default_factory=NoDeadLetters)
     redactor: Redactor = NO_REDACTION
     actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE
+    chunk_records: int = CHUNK_RECORDS
 
     def handle(self, event: Any, context: Any = None) -> BatchResponse:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
@@ -70,8 +83,24 @@ class AuditProducer:
             return self._respond(outcome)
 
     def audit(self, event: Any) -> BatchOutcome:
-        """Redact, plan, write, dead-letter, publish: every step of a batch but the response."""
-        plan = plan_batch(self.redactor.event(event), self.actor_attribute)  # no secret in plain from here
+        """Every step of a batch but the response, a chunk of records at a time, in sequence order.
+
+        Only one chunk's entries are alive at once, so memory stays bounded whatever the batch
+        size. Once a chunk is not fully done, the chunks after it are left for Lambda's retry.
+        """
+        outcome = BatchOutcome(records=_record_count(event))
+        seen: set[str] = set()
+        for chunk in in_chunks(event, self.chunk_records):
+            if not self._audit_chunk(chunk, seen, outcome):
+                break
+        return outcome
+
+    def _audit_chunk(self, chunk: Any, seen: set[str], outcome: BatchOutcome) -> bool:
+        """Redact, plan, write, dead-letter, publish one chunk; False once a record of it is not done.
+
+        Its plan lives only in here, so its entries are gone before the next chunk is built.
+        """
+        plan = plan_batch(self.redactor.event(chunk), self.actor_attribute, seen)  # no secret in plain from here
         for event_id in plan.duplicates:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
         saved = self.repository.save(plan.entries)
@@ -82,12 +111,25 @@ class AuditProducer:
                 extra={"eventID": record.event_id, "sequenceNumber": record.sequence_number, "reason": record.reason},
             )
         not_dead_lettered = self.dead_letters.send(poison)
-        dead_lettered = len(poison) - len(not_dead_lettered) if self.dead_letters.enabled else 0
         # only records whose entries are all written are announced; the rest comes round again
         written = _leading_records_without(plan.records, saved.unwritten)
         published = self.notifier.publish(_entries_of(written, excluding=saved.refused.keys()))
         announced = _leading_records_without(written, published.unpublished)
-        return BatchOutcome(plan, saved, poison, not_dead_lettered, dead_lettered, published, announced)
+
+        outcome.entries += sum(len(changes.entries) for changes in plan.records)
+        outcome.duplicates += len(plan.duplicates)
+        outcome.saved.add(saved)
+        outcome.poison += poison
+        outcome.not_dead_lettered += not_dead_lettered
+        outcome.dead_lettered += len(poison) - len(not_dead_lettered) if self.dead_letters.enabled else 0
+        outcome.published.add(published)
+        oldest = plan.oldest_change
+        if oldest is not None:
+            outcome.oldest_change = min(oldest, outcome.oldest_change or oldest)
+        if len(announced) < len(plan.records):
+            outcome.first_unfinished = plan.records[len(announced)].sequence_number
+            return False
+        return True
 
     def _respond(self, outcome: BatchOutcome) -> BatchResponse:
         failed = outcome.first_not_done
@@ -128,12 +170,16 @@ def _entries_of(records: list[RecordChanges], excluding: Container[str]) -> list
     return [entry for changes in records for entry in changes.entries if entry["id"]["S"] not in excluding]
 
 
+def _record_count(event: Any) -> int:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return len(records) if isinstance(records, list) else 1  # an event with no Records list is one poison
+
+
 def _report(outcome: BatchOutcome) -> None:
     """One log line and the CloudWatch metrics of a batch."""
-    plan, saved, published = outcome.plan, outcome.saved, outcome.published
-    records = len(plan.records) + len(plan.poison) + len(plan.duplicates)
-    entries = sum(len(changes.entries) for changes in plan.records)  # counted, not built again
-    age = iterator_age_ms(plan.oldest_change)
+    saved, published = outcome.saved, outcome.published
+    records, entries = outcome.records, outcome.entries
+    age = iterator_age_ms(outcome.oldest_change)
     for name, value in (
         ("Records", records),
         ("Entries", entries),

@@ -29,6 +29,7 @@ def test_bench_smoke_writes_results_plot_and_readme_table(tmp_path: Path) -> Non
     assert {r["contender"] for r in results["end_to_end"]["throughput"]} == {"ours", "naive", "floor"}
     assert all(c["calls"] == c["ceil"] for c in results["end_to_end"]["write_calls"])
     assert results["cold_start"]["network_calls_during_import"] == 0
+    assert {m["secrets"] for m in results["memory"].values()} == {False, True}
     # the build rows carry the bare reference measured in the same runs (it made the same entries)
     assert {(r["shape"], r["batch"]) for r in results["build"]} == {
         (s, n) for s in ("seed-shaped", "wide") for n in (10, 50)

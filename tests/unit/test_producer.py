@@ -3,6 +3,7 @@ what a change is called. No AWS at all."""
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -144,3 +145,62 @@ def test_without_partial_failure_reporting_a_batch_not_done_raises_and_names_the
     repository = InMemoryAuditRepository(unwritable_keys=frozenset({"B"}))
     with pytest.raises(BatchNotWritten, match="first record not fully written has SequenceNumber 200"):
         producer(repository, report=False).handle(batch(created("A", "100"), created("B", "200")))
+
+
+# -- a chunk at a time ------------------------------------------------------------------------
+
+
+def chunked(repository: InMemoryAuditRepository, notifier: InMemoryNotifier, size: int = 3) -> AuditProducer:
+    return AuditProducer(repository, report_batch_item_failures=True, notifier=notifier, chunk_records=size)
+
+
+def test_a_batch_is_audited_a_chunk_at_a_time_in_sequence_order() -> None:
+    # GIVEN ten records delivered out of order, audited three at a time
+    records = [created(f"K{n}", str(100 + n)) for n in range(10)]
+    repository, notifier = InMemoryAuditRepository(), InMemoryNotifier()
+    response = chunked(repository, notifier).handle(batch(*reversed(records)))
+    # THEN every entry is written and announced, in sequence order
+    assert reported(response) == []
+    assert [m["MessageAttributes"]["itemKey"]["StringValue"] for m in notifier.messages] == [f"K{n}" for n in range(10)]
+
+
+def test_a_failure_in_a_later_chunk_reports_its_record_and_leaves_the_rest_for_the_retry() -> None:
+    # GIVEN the record at 107 (the third chunk) cannot be written
+    records = [created(f"K{n}", str(100 + n)) for n in range(12)]
+    repository, notifier = InMemoryAuditRepository(unwritable_keys=frozenset({"K7"})), InMemoryNotifier()
+    # WHEN the batch is handled three records at a time
+    response = chunked(repository, notifier).handle(batch(*records))
+    # THEN Lambda resumes from 107; what came before is written and announced, nothing after is announced
+    assert reported(response) == ["107"]
+    assert notifier.announced_ids() == {entry_id(f"K{n}-{100 + n}") for n in range(7)}
+    assert entry_id("K11-111") not in repository.entries  # its chunk was never started
+
+
+def test_a_record_delivered_twice_across_chunks_is_audited_once() -> None:
+    twice = created("K2", "102")
+    records = [created("K0", "100"), created("K1", "101"), twice, dict(twice), created("K3", "103")]
+    notifier = InMemoryNotifier()
+    response = chunked(InMemoryAuditRepository(), notifier).handle(batch(*records))
+    assert reported(response) == [] and len(notifier.messages) == 4
+
+
+def test_memory_stays_bounded_by_a_chunk_whatever_the_batch_size() -> None:
+    # GIVEN batches of 1,000 and 4,000 records (one chunk, and four), entries kept nowhere
+    from bench.workload import event as workload_event
+
+    class Sink(InMemoryAuditRepository):
+        def save(self, entries: Any) -> Any:
+            return super().save([])
+
+    def peak(records: int) -> int:
+        event = workload_event(records, seed=3)
+        producer = AuditProducer(Sink(), chunk_records=1000)
+        tracemalloc.start()
+        try:
+            producer.handle(event)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    # THEN four times the records take far less than four times the memory: one chunk is alive at once
+    assert peak(4000) < 1.5 * peak(1000)
