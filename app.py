@@ -11,6 +11,7 @@ from chalicelib.actors import WRITE_CALLS
 from chalicelib.audit_repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
 from chalicelib.history import with_actors
+from chalicelib.observability import misconfiguration_logged
 from chalicelib.rendering import fitting, page_json
 from chalicelib.settings import Settings, stream_arn_for_registration
 
@@ -30,8 +31,9 @@ BUSY = {"Code": "ServiceUnavailable", "Message": "the Audit table is busy; try a
 )
 def audit_producer(event: Any) -> dict[str, Any]:
     """Write the audit entries of one batch of Configuration stream records."""
-    producer = wiring.producer_for(Settings.from_environ())
-    return producer.handle(event.to_dict(), event.context)
+    with misconfiguration_logged():
+        producer = wiring.producer_for(Settings.from_environ())
+        return producer.handle(event.to_dict(), event.context)
 
 
 @app.route("/audit/{key}", methods=["GET"], authorizer=IAMAuthorizer())
@@ -60,4 +62,5 @@ def audit_history(key: str) -> Response:
 )
 def actor_recorder(event: Any) -> dict[str, int]:
     """Keep who called each write on the Configuration table, from CloudTrail's data events."""
-    return wiring.recorder_for(Settings.from_environ()).handle(event.to_dict())
+    with misconfiguration_logged():
+        return wiring.recorder_for(Settings.from_environ()).handle(event.to_dict())

@@ -10,6 +10,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.aws_calls import ConfigurationError
+
 SERVICE = "config-audit"
 NAMESPACE = "ConfigAudit"
 
@@ -36,6 +38,17 @@ def invocation(context: Any) -> Iterator[None]:
         yield
     finally:
         metrics.flush_metrics(raise_on_empty_metrics=False)
+
+
+@contextmanager
+def misconfiguration_logged() -> Iterator[None]:
+    """A ConfigurationError (a missing variable, table, queue or permission) is one ERROR line that
+    names it, then raised: Lambda's own report follows with the same message."""
+    try:
+        yield
+    except ConfigurationError as error:
+        logger.error(f"misconfigured: {error}", extra={"reason": str(error)})
+        raise
 
 
 def count(name: str, value: float) -> None:

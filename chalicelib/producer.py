@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.audit_repository import AuditRepository, SaveResult
-from chalicelib.aws_calls import ConfigurationError
 from chalicelib.changes import (
     CHUNK_RECORDS,
     DEFAULT_ACTOR_ATTRIBUTE,
@@ -73,12 +72,7 @@ class AuditProducer:
     def handle(self, event: Any, context: Any = None) -> BatchResponse:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
         with invocation(context):
-            try:
-                outcome = self.audit(event)
-            except ConfigurationError as error:
-                # one line that says what is missing; Lambda's own report follows with the same message
-                logger.error(f"misconfigured: {error}", extra={"reason": str(error)})
-                raise
+            outcome = self.audit(event)
             _report(outcome)
             return self._respond(outcome)
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib.aws_calls import ConfigurationError
+
 # A syntactically valid ARN that can never exist: importing app.py with no stream configured
 # (unit tests, `chalice local`) must work, and a deploy made with it fails on a name that says why.
 UNSET_STREAM_ARN = (
@@ -20,7 +22,7 @@ _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
 
 
-class SettingsError(RuntimeError):
+class SettingsError(ConfigurationError):
     """The stage's environment is missing a variable or holds a value that cannot be used."""
 
 

@@ -16,9 +16,11 @@ from boto3.dynamodb.types import Binary
 from chalice.test import Client
 
 from chalicelib import wiring
+from chalicelib.aws_calls import ConfigurationError
 from chalicelib.changes import entry_id
 from tests.conftest import AUDIT, ROOT, Stack, plain, project_with, seed_event
 from tests.faults import WriteFaults, always, every, unless_all_in
+from tests.unit.test_actors import cloudtrail
 
 
 def invoke(client: Client, event: dict[str, Any]) -> Any:
@@ -235,10 +237,23 @@ def test_missing_audit_table_is_one_clear_error(stack: Stack, client: Client, lo
     assert line["message"].startswith("misconfigured: Audit table 'Audit' (AUDIT_TABLE_NAME) does not exist")
 
 
-def test_missing_variable_is_named(stack: Stack, tmp_path: Path) -> None:
+def test_missing_variable_is_named_and_logged_like_a_missing_table(stack: Stack, tmp_path: Path, logs: Any) -> None:
     broken = Client(_app(), stage_name="dev", project_dir=project_with(tmp_path, AUDIT_TABLE_NAME=None))
-    with pytest.raises(Exception, match="AUDIT_TABLE_NAME is not set"):
+    with pytest.raises(Exception, match="AUDIT_TABLE_NAME is not set") as error:
         invoke(broken, seed_event())
+    assert isinstance(error.value, ConfigurationError)  # one family for every "the stage is set up wrong"
+    [line] = [line for line in logs() if line["level"] == "ERROR"]
+    assert line["message"].startswith("misconfigured: ") and "AUDIT_TABLE_NAME is not set" in line["message"]
+
+
+def test_actor_recorder_names_a_missing_variable_in_one_error_line(stack: Stack, tmp_path: Path, logs: Any) -> None:
+    broken = Client(_app(), stage_name="dev", project_dir=project_with(tmp_path, CONFIGURATION_TABLE_NAME=None))
+    with pytest.raises(ConfigurationError, match="CONFIGURATION_TABLE_NAME is not set"):
+        broken.lambda_.invoke(
+            "actor_recorder", cloudtrail("PutItem", {"tableName": "Configuration", "key": {"key": "K"}})
+        )
+    [line] = [line for line in logs() if line["level"] == "ERROR"]
+    assert line["message"].startswith("misconfigured: ")
 
 
 def _app() -> Any:
