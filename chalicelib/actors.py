@@ -15,15 +15,11 @@ Two halves:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-WRITE_CALLS = frozenset(
-    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "ExecuteStatement",
-     "BatchExecuteStatement"}
-)  # fmt: skip
 MAX_WRITES_PER_CALL = 100  # TransactWriteItems' limit, the largest of the write calls
 MATCH_SECONDS = 2  # CloudTrail's eventTime is to the second; the stream's time is approximate
 TTL_ACTOR = {"arn": "dynamodb.amazonaws.com", "type": "Service", "source": "ttl"}
@@ -69,7 +65,7 @@ def calls_in(event: Any, table_name: str, key_attribute: str = "key") -> list[Ca
     parameters = detail.get("requestParameters")
     if not isinstance(parameters, dict):
         raise Unattributable("the event has no requestParameters")
-    targets = list(_targets(name, parameters, key_attribute))
+    targets = list(_TARGETS[name](parameters, key_attribute))
     if len(targets) > MAX_WRITES_PER_CALL:
         raise Unattributable(f"{len(targets)} writes in one call, more than DynamoDB allows ({MAX_WRITES_PER_CALL})")
     keys = sorted({key for table, key in targets if _table_name(table) == table_name})
@@ -103,35 +99,57 @@ def _caller(identity: Any) -> tuple[str, str]:
     return arn, kind
 
 
-def _targets(name: str, parameters: dict[str, Any], key_attribute: str) -> Iterable[tuple[Any, str]]:
-    """(table, key) of every write a call's requestParameters name."""
-    if name in ("PutItem", "UpdateItem", "DeleteItem"):
-        yield parameters.get("tableName"), _key(parameters, key_attribute)
-    elif name == "BatchWriteItem":
-        yield from _batch_write_targets(parameters.get("requestItems"), key_attribute)
-    elif name == "TransactWriteItems":
-        items = _either(parameters, "requestItems", "transactItems")
-        if not isinstance(items, list):
-            raise Unattributable("TransactWriteItems has no requestItems list")
-        for item in items:
-            if not isinstance(item, dict):
-                raise Unattributable("a TransactWriteItems item is not an object")
-            if _either(item, "operation", "Operation") == "ConditionCheck":
-                continue  # checks, writes nothing
-            yield _either(item, "tableName", "TableName"), _key(item, key_attribute)
-    elif name == "ExecuteStatement":
-        yield _statement_target(parameters, key_attribute)
-    else:  # BatchExecuteStatement
-        items = parameters.get("requestItems")
-        if not isinstance(items, list):
-            raise Unattributable("BatchExecuteStatement has no requestItems list")
-        for item in items:
-            if not isinstance(item, dict):
-                raise Unattributable("a BatchExecuteStatement item is not an object")
-            try:
-                yield _statement_target(item, key_attribute)
-            except Unattributable:
-                continue  # a redacted INSERT beside readable statements: keep what can be read
+Targets = Iterable[tuple[Any, str]]  # (table, key) of each write a call names
+
+
+def _single_write(parameters: dict[str, Any], key_attribute: str) -> Targets:
+    yield parameters.get("tableName"), _key(parameters, key_attribute)
+
+
+def _transaction(parameters: dict[str, Any], key_attribute: str) -> Targets:
+    items = _either(parameters, "requestItems", "transactItems")
+    if not isinstance(items, list):
+        raise Unattributable("TransactWriteItems has no requestItems list")
+    for item in items:
+        if not isinstance(item, dict):
+            raise Unattributable("a TransactWriteItems item is not an object")
+        if _either(item, "operation", "Operation") == "ConditionCheck":
+            continue  # checks, writes nothing
+        yield _either(item, "tableName", "TableName"), _key(item, key_attribute)
+
+
+def _statement(parameters: dict[str, Any], key_attribute: str) -> Targets:
+    yield _statement_target(parameters, key_attribute)
+
+
+def _statements(parameters: dict[str, Any], key_attribute: str) -> Targets:
+    items = parameters.get("requestItems")
+    if not isinstance(items, list):
+        raise Unattributable("BatchExecuteStatement has no requestItems list")
+    for item in items:
+        if not isinstance(item, dict):
+            raise Unattributable("a BatchExecuteStatement item is not an object")
+        try:
+            yield _statement_target(item, key_attribute)
+        except Unattributable:
+            continue  # a redacted INSERT beside readable statements: keep what can be read
+
+
+def _batch_write(parameters: dict[str, Any], key_attribute: str) -> Targets:
+    return _batch_write_targets(parameters.get("requestItems"), key_attribute)
+
+
+# How each write call's requestParameters name the items it writes.
+_TARGETS: dict[str, Callable[[dict[str, Any], str], Targets]] = {
+    "PutItem": _single_write,
+    "UpdateItem": _single_write,
+    "DeleteItem": _single_write,
+    "BatchWriteItem": _batch_write,
+    "TransactWriteItems": _transaction,
+    "ExecuteStatement": _statement,
+    "BatchExecuteStatement": _statements,
+}
+WRITE_CALLS = frozenset(_TARGETS)
 
 
 def _batch_write_targets(items: Any, key_attribute: str) -> Iterable[tuple[Any, str]]:
