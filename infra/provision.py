@@ -5,9 +5,10 @@ policy that denies changing or deleting entries to everyone, and writing them to
 stage's function role. The redaction key is created in SSM where the stage redacts and it is missing.
 
 Idempotent: tables that exist are kept; the stage's CONFIGURATION_STREAM_ARN in
-.chalice/config.json is set to the table's current stream, and the stage's least-privilege policy
-file is derived again. Talks to whatever endpoint boto3 is pointed at (AWS_ENDPOINT_URL, region and
-credentials from the usual places), which is how the deploy rehearsal tests it against moto.
+.chalice/config.json is set to the table's current stream, each function is pointed at its own
+policy file, and the files are derived again. Talks to whatever endpoint boto3 is pointed at
+(AWS_ENDPOINT_URL, region and credentials from the usual places), which is how the deploy rehearsal
+tests it against moto.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.policy import APP_NAME, append_only_table_policy, arn_parts, policy_for, render
+from infra.policy import APP_NAME, append_only_table_policy, arn_parts, assign_policy_files, write_policies
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables, protect_tables
 
@@ -34,35 +35,34 @@ def provision(stage: str, project: Path = ROOT) -> str:
     config = json.loads(config_path.read_text())
     stages = config.setdefault("stages", {})
     if stage not in stages:
-        template = json.loads(json.dumps(stages[TEMPLATE_STAGE]))
-        template["iam_policy_file"] = f"policy-{stage}.json"
-        stages[stage] = template
+        stages[stage] = json.loads(json.dumps(stages[TEMPLATE_STAGE]))
+    assign_policy_files(stage, stages[stage])
     variables = stages[stage].setdefault("environment_variables", {})
     client = boto3.client("dynamodb")
+    configuration = variables["CONFIGURATION_TABLE_NAME"]
+    audit = variables["AUDIT_TABLE_NAME"]
     actors = variables.get("ACTORS_TABLE_NAME")
-    arn = create_tables(client, variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"], actors)
+    arn = create_tables(client, configuration, audit, actors)
     partition, region, account = arn_parts(arn)
 
-    # `chalice deploy` names each function's role <app>-<stage>-<function> (the rehearsal checks it)
+    # `chalice deploy` gives each function its own role, <app>-<stage>-<function> (the rehearsal checks it)
     def role(function: str) -> str:
         return f"arn:{partition}:iam::{account}:role/{APP_NAME}-{stage}-{function}"
 
     def table(name: str) -> str:
         return f"arn:{partition}:dynamodb:{region}:{account}:table/{name}"
 
-    audit = variables["AUDIT_TABLE_NAME"]
     append_only = {audit: append_only_table_policy(table(audit), role("audit_producer"))}
     if actors:
         append_only[actors] = append_only_table_policy(table(actors), role("actor_recorder"))
-    protect_tables(client, [variables["CONFIGURATION_TABLE_NAME"], *append_only], append_only)
+    protect_tables(client, [configuration, *append_only], append_only)
     if variables.get("REDACT_ATTRIBUTES") and variables.get("REDACTION_KEY_PARAMETER"):
         ensure_redaction_key(
             boto3.client("ssm"), variables["REDACTION_KEY_PARAMETER"], variables.get("REDACTION_KMS_KEY_ARN") or None
         )
     variables["CONFIGURATION_STREAM_ARN"] = arn
     config_path.write_text(json.dumps(config, indent=2) + "\n")
-    policy_file = project / ".chalice" / stages[stage].get("iam_policy_file", f"policy-{stage}.json")
-    policy_file.write_text(render(policy_for(stage, {**config.get("environment_variables", {}), **variables})))
+    write_policies(stage, {**config.get("environment_variables", {}), **variables}, project / ".chalice")
     return arn
 
 
