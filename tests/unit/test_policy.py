@@ -214,3 +214,9 @@ def test_the_check_fails_where_functions_fall_back_to_one_shared_file(
     assert out == "" and err.count("\n") == 1
     for function in FUNCTIONS:
         assert f"{function} of stage 'dev' does not have iam_policy_file 'policy-dev-{function}.json'" in err
+
+
+def test_a_stage_without_its_stream_gets_no_policy_but_an_error_naming_the_variable() -> None:
+    env = {k: v for k, v in stage_environment("dev").items() if k != "CONFIGURATION_STREAM_ARN"}
+    with pytest.raises(ValueError, match=r"^CONFIGURATION_STREAM_ARN not set in the stage's environment_variables$"):
+        policies_for("dev", env)
