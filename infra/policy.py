@@ -1,7 +1,9 @@
-"""The least-privilege IAM policy of a stage, derived from its environment variables.
+"""Each function's least-privilege IAM policy for a stage, derived from the stage's variables.
 
-``python -m infra.policy --stage dev`` writes ``.chalice/policy-dev.json``; a test fails when the
-committed file differs from what this derives, so the policy can neither drift nor widen.
+``python -m infra.policy --stage dev`` writes ``.chalice/policy-dev-<function>.json`` for each of
+the app's functions (Chalice gives each its own role when ``autogen_policy`` is off, and reads its
+file from ``stages.<stage>.lambda_functions.<function>.iam_policy_file``); ``--check`` fails when a
+committed file differs or a function has no file of its own, so no policy can drift or widen.
 """
 
 from __future__ import annotations
@@ -82,12 +84,12 @@ def history_statements(logs: Arn, history_index: Arn, actors_table: Arn | None =
     return statements
 
 
-def recorder_statements(logs: Arn, actors_table: Arn) -> list[dict[str, Any]]:
-    """What actor_recorder calls: its logs and BatchWriteItem on AuditActors."""
-    return [
-        _allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs),
-        _allow("WriteActors", ["dynamodb:BatchWriteItem"], actors_table),
-    ]
+def recorder_statements(logs: Arn, actors_table: Arn | None) -> list[dict[str, Any]]:
+    """What actor_recorder calls: its logs and BatchWriteItem on AuditActors (when the stage has one)."""
+    statements = [_allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs)]
+    if actors_table is not None:
+        statements.append(_allow("WriteActors", ["dynamodb:BatchWriteItem"], actors_table))
+    return statements
 
 
 # An entry, once written, is never changed or removed; new ones come from one function only.
@@ -117,24 +119,72 @@ def _allow(sid: str, actions: list[str], resource: Arn) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
 
 
-def policy_for(stage: str, env: dict[str, str]) -> dict[str, Any]:
-    """The stage's policy file: both functions share Chalice's one role per stage, so it is the
-    union of what each calls, on exactly the stage's ARNs."""
+# The app's functions as Chalice names them; the REST API's function is always "api_handler".
+FUNCTIONS = ("audit_producer", "api_handler", "actor_recorder")
+
+
+def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each function's policy document: exactly what it calls, on exactly the stage's ARNs."""
+    missing = [name for name in ("CONFIGURATION_STREAM_ARN", "AUDIT_TABLE_NAME") if not env.get(name)]
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} not set in the stage's environment_variables")
     stream = env["CONFIGURATION_STREAM_ARN"]
     partition, region, account = arn_parts(stream)
-    audit = f"arn:{partition}:dynamodb:{region}:{account}:table/{env['AUDIT_TABLE_NAME']}"
+
+    def table(name: str) -> str:
+        return f"arn:{partition}:dynamodb:{region}:{account}:table/{name}"
+
+    audit = table(env["AUDIT_TABLE_NAME"])
+    actors = table(env["ACTORS_TABLE_NAME"]) if env.get("ACTORS_TABLE_NAME") else None
     logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{APP_NAME}-{stage}*"
     queue = queue_arn(env["DEAD_LETTER_QUEUE_URL"]) if env.get("DEAD_LETTER_QUEUE_URL") else None
-    statements = producer_statements(logs, stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
-    statements.insert(3, history_statements(logs, f"{audit}/index/{HISTORY_INDEX}")[1])
-    if env.get("ACTORS_TABLE_NAME"):
-        actors = f"arn:{partition}:dynamodb:{region}:{account}:table/{env['ACTORS_TABLE_NAME']}"
-        statements += [history_statements(logs, "", actors)[2], recorder_statements(logs, actors)[1]]
+    producer = producer_statements(logs, stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
+    # only the producer digests secrets: a reader holding the key could guess low-entropy ones offline
     if env.get("REDACT_ATTRIBUTES", "").strip() and env.get("REDACTION_KEY_PARAMETER", "").strip():
         parameter = parameter_arn(partition, region, account, env["REDACTION_KEY_PARAMETER"].strip())
         kms_key = env.get("REDACTION_KMS_KEY_ARN") or None
-        statements += redaction_statements(parameter, kms_key, f"ssm.{region}.amazonaws.com")
-    return {"Version": "2012-10-17", "Statement": statements}
+        producer += redaction_statements(parameter, kms_key, f"ssm.{region}.amazonaws.com")
+    statements = {
+        "audit_producer": producer,
+        "api_handler": history_statements(logs, f"{audit}/index/{HISTORY_INDEX}", actors),
+        "actor_recorder": recorder_statements(logs, actors),
+    }
+    return {function: {"Version": "2012-10-17", "Statement": statements[function]} for function in FUNCTIONS}
+
+
+def policy_file(stage: str, function: str) -> str:
+    """The name, under .chalice/, of one function's policy file for a stage."""
+    return f"policy-{stage}-{function}.json"
+
+
+def assign_policy_files(stage: str, stage_config: dict[str, Any]) -> None:
+    """Point each function of a stage's config at its own policy file, and drop a shared one."""
+    # a stage-wide iam_policy_file is what Chalice falls back to for a function without its own
+    stage_config.pop("iam_policy_file", None)
+    functions = stage_config.setdefault("lambda_functions", {})
+    for function in FUNCTIONS:
+        functions.setdefault(function, {})["iam_policy_file"] = policy_file(stage, function)
+
+
+def unassigned_functions(stage: str, config: dict[str, Any]) -> list[str]:
+    """The functions whose policy file in a Chalice config is not their own for the stage."""
+    stage_config = config.get("stages", {}).get(stage, {})
+    return [
+        function
+        for function in FUNCTIONS
+        if stage_config.get("lambda_functions", {}).get(function, {}).get("iam_policy_file")
+        != policy_file(stage, function)
+    ]
+
+
+def write_policies(stage: str, env: dict[str, str], directory: Path) -> list[Path]:
+    """Write each function's policy file of a stage into ``directory`` (a project's .chalice)."""
+    written = []
+    for function, policy in policies_for(stage, env).items():
+        path = directory / policy_file(stage, function)
+        path.write_text(render(policy))
+        written.append(path)
+    return written
 
 
 def stage_environment(stage: str, config_path: Path = ROOT / ".chalice" / "config.json") -> dict[str, str]:
@@ -154,19 +204,34 @@ def render(policy: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="dev")
-    parser.add_argument("--check", action="store_true", help="fail if the committed file differs")
+    parser.add_argument("--check", action="store_true", help="fail if a committed file differs")
     args = parser.parse_args(argv)
-    path = ROOT / ".chalice" / f"policy-{args.stage}.json"
-    text = render(policy_for(args.stage, stage_environment(args.stage)))
-    if args.check:
-        if not path.exists() or path.read_text() != text:
-            print(f"{path} is not the policy derived for stage {args.stage!r}", file=sys.stderr)
-            return 1
+    directory = ROOT / ".chalice"
+    try:
+        env = stage_environment(args.stage, directory / "config.json")
+        policies = policies_for(args.stage, env)
+    except (KeyError, ValueError) as error:
+        print(f"no policy for stage {args.stage!r}: {error.args[0]}", file=sys.stderr)
+        return 1
+    if not args.check:
+        for path in write_policies(args.stage, env, directory):
+            print(f"wrote {path}")
         return 0
-    path.write_text(text)
-    print(f"wrote {path}")
+    config = json.loads((directory / "config.json").read_text())
+    problems = [
+        f"{directory / 'config.json'}: {function} of stage {args.stage!r} does not have "
+        f"iam_policy_file {policy_file(args.stage, function)!r} of its own"
+        for function in unassigned_functions(args.stage, config)
+    ]
+    for function, policy in policies.items():
+        path = directory / policy_file(args.stage, function)
+        if not path.exists() or path.read_text() != render(policy):
+            problems.append(f"{path} is not the policy derived for {function} of stage {args.stage!r}")
+    if problems:
+        print("; ".join(problems) + " (run python -m infra.policy --stage " + args.stage + ")", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,8 +5,11 @@ policy that denies changing or deleting entries to everyone, and writing them to
 stage's function role. The redaction key is created in SSM where the stage redacts and it is missing.
 
 Idempotent: tables that exist are kept; the stage's CONFIGURATION_STREAM_ARN in
-.chalice/config.json is set to the table's current stream, and the stage's least-privilege policy
-file is derived again. Talks to whatever endpoint boto3 is pointed at (AWS_ENDPOINT_URL, region and
+.chalice/config.json is set to the table's current stream, each function is pointed at its own
+policy file, and the files are derived again. An existing Configuration table is refused (exit
+status 1, one line naming the table and the fix, nothing created or written) unless its key is one
+string hash key `key` and its stream carries NEW_AND_OLD_IMAGES; --enable-stream turns the stream
+on where it has none. Talks to whatever endpoint boto3 is pointed at (AWS_ENDPOINT_URL, region and
 credentials from the usual places), which is how the deploy rehearsal tests it against moto.
 """
 
@@ -20,49 +23,48 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.policy import APP_NAME, append_only_table_policy, arn_parts, policy_for, render
+from infra.policy import APP_NAME, append_only_table_policy, arn_parts, assign_policy_files, write_policies
 from infra.redaction_key import ensure_redaction_key
-from infra.tables import create_tables, protect_tables
+from infra.tables import UnusableTable, create_tables, protect_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_STAGE = "dev"
 
 
-def provision(stage: str, project: Path = ROOT) -> str:
+def provision(stage: str, project: Path = ROOT, enable_stream: bool = False) -> str:
     """Create the tables of ``stage`` (a new stage starts from dev's settings); return the stream ARN."""
     config_path = project / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
     stages = config.setdefault("stages", {})
     if stage not in stages:
-        template = json.loads(json.dumps(stages[TEMPLATE_STAGE]))
-        template["iam_policy_file"] = f"policy-{stage}.json"
-        stages[stage] = template
+        stages[stage] = json.loads(json.dumps(stages[TEMPLATE_STAGE]))
+    assign_policy_files(stage, stages[stage])
     variables = stages[stage].setdefault("environment_variables", {})
     client = boto3.client("dynamodb")
+    configuration = variables["CONFIGURATION_TABLE_NAME"]
+    audit = variables["AUDIT_TABLE_NAME"]
     actors = variables.get("ACTORS_TABLE_NAME")
-    arn = create_tables(client, variables["CONFIGURATION_TABLE_NAME"], variables["AUDIT_TABLE_NAME"], actors)
+    arn = create_tables(client, configuration, audit, actors, enable_stream=enable_stream)
     partition, region, account = arn_parts(arn)
 
-    # `chalice deploy` names each function's role <app>-<stage>-<function> (the rehearsal checks it)
+    # `chalice deploy` gives each function its own role, <app>-<stage>-<function> (the rehearsal checks it)
     def role(function: str) -> str:
         return f"arn:{partition}:iam::{account}:role/{APP_NAME}-{stage}-{function}"
 
     def table(name: str) -> str:
         return f"arn:{partition}:dynamodb:{region}:{account}:table/{name}"
 
-    audit = variables["AUDIT_TABLE_NAME"]
     append_only = {audit: append_only_table_policy(table(audit), role("audit_producer"))}
     if actors:
         append_only[actors] = append_only_table_policy(table(actors), role("actor_recorder"))
-    protect_tables(client, [variables["CONFIGURATION_TABLE_NAME"], *append_only], append_only)
+    protect_tables(client, [configuration, *append_only], append_only)
     if variables.get("REDACT_ATTRIBUTES") and variables.get("REDACTION_KEY_PARAMETER"):
         ensure_redaction_key(
             boto3.client("ssm"), variables["REDACTION_KEY_PARAMETER"], variables.get("REDACTION_KMS_KEY_ARN") or None
         )
     variables["CONFIGURATION_STREAM_ARN"] = arn
     config_path.write_text(json.dumps(config, indent=2) + "\n")
-    policy_file = project / ".chalice" / stages[stage].get("iam_policy_file", f"policy-{stage}.json")
-    policy_file.write_text(render(policy_for(stage, {**config.get("environment_variables", {}), **variables})))
+    write_policies(stage, {**config.get("environment_variables", {}), **variables}, project / ".chalice")
     return arn
 
 
@@ -70,9 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--project", type=Path, default=ROOT, help="the Chalice project (default: this one)")
+    parser.add_argument(
+        "--enable-stream",
+        action="store_true",
+        help="turn on the stream (NEW_AND_OLD_IMAGES) of an existing Configuration table that has none",
+    )
     args = parser.parse_args(argv)
     try:
-        arn = provision(args.stage, args.project)
+        arn = provision(args.stage, args.project, args.enable_stream)
+    except UnusableTable as error:
+        print(f"stage {args.stage!r} not provisioned: {error}", file=sys.stderr)
+        return 1
     except (ClientError, BotoCoreError) as error:
         print(f"provisioning stage {args.stage!r} failed: {error}", file=sys.stderr)
         return 1

@@ -11,6 +11,8 @@ from typing import Any
 
 from chalicelib.audit_repository import HISTORY_INDEX
 
+AUDITED_VIEW_TYPE = "NEW_AND_OLD_IMAGES"  # an entry needs the item before and after the change
+
 
 def configuration_table(name: str) -> dict[str, Any]:
     """CreateTable arguments for the audited table: hash key ``key``, stream with both images."""
@@ -19,7 +21,7 @@ def configuration_table(name: str) -> dict[str, Any]:
         "AttributeDefinitions": [{"AttributeName": "key", "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": "key", "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST",
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE},
     }
 
 
@@ -63,11 +65,82 @@ def actors_table(name: str) -> dict[str, Any]:
     }
 
 
-def create_tables(client: Any, configuration_name: str, audit_name: str, actors_name: str | None = None) -> str:
-    """Create the tables where missing (idempotent); return the Configuration stream ARN."""
+class UnusableTable(Exception):
+    """An existing table provisioning must not call ready: its message names the table and the fix."""
+
+
+def key_schema_problem(table: dict[str, Any]) -> str | None:
+    """Why a described table's key cannot be audited yet, or None: today it must be one string hash key ``key``."""
+    # The one place that knows which key schemas the producer can audit; widen it here.
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+    keys = [(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])]
+    if keys == [("key", "HASH")] and types.get("key") == "S":
+        return None
+    found = ", ".join(f"{name} ({types.get(name, '?')}, {kind.lower()})" for name, kind in keys)
+    return (
+        f"its key is {found}, and only a table whose key is one string hash key named 'key' can be audited: "
+        "point CONFIGURATION_TABLE_NAME at such a table"
+    )
+
+
+def stream_problem(table: dict[str, Any]) -> str | None:
+    """Why a described table's stream cannot feed the producer, or None: it must be on, with both images."""
+    view = _stream_view(table)
+    if view is None:
+        return f"it has no stream: run provisioning again with --enable-stream to turn one on with {AUDITED_VIEW_TYPE}"
+    if view != AUDITED_VIEW_TYPE:
+        # DynamoDB cannot change a stream's view type in place, and turning the stream off ends it
+        # for every other reader of it, so that step is the table owner's call, not provisioning's
+        return (
+            f"its stream carries {view}, not {AUDITED_VIEW_TYPE}, and a view type cannot be changed in place: "
+            f"turn the stream off (aws dynamodb update-table --table-name {table['TableName']} "
+            "--stream-specification StreamEnabled=false), then run provisioning again with --enable-stream"
+        )
+    return None
+
+
+def _stream_view(table: dict[str, Any]) -> str | None:
+    """The view type of a described table's stream, None where it has none."""
+    # LatestStreamArn outlives a disabled stream: only StreamSpecification says a stream is on
+    stream = table.get("StreamSpecification") or {}
+    return str(stream.get("StreamViewType")) if stream.get("StreamEnabled") else None
+
+
+def adopt_table(client: Any, name: str, enable_stream: bool = False) -> None:
+    """Check an existing audited table, turning its stream on when asked and it has none; else UnusableTable."""
+    waiter = client.get_waiter("table_exists")
+    waiter.wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    table = client.describe_table(TableName=name)["Table"]
+    problem = key_schema_problem(table)
+    if problem is None and enable_stream and _stream_view(table) is None:
+        client.update_table(
+            TableName=name, StreamSpecification={"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE}
+        )
+        waiter.wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        table = client.describe_table(TableName=name)["Table"]
+    problem = problem or stream_problem(table)
+    if problem:
+        raise UnusableTable(f"table {name!r} cannot be audited: {problem}")
+
+
+def create_tables(
+    client: Any,
+    configuration_name: str,
+    audit_name: str,
+    actors_name: str | None = None,
+    *,
+    enable_stream: bool = False,
+) -> str:
+    """Create the tables where missing (idempotent); return the Configuration stream ARN.
+
+    An existing Configuration table is checked first and nothing is created if it cannot be audited
+    (UnusableTable); ``enable_stream`` turns on NEW_AND_OLD_IMAGES where it has no stream.
+    """
     existing = set()
     for page in client.get_paginator("list_tables").paginate():
         existing.update(page["TableNames"])
+    if configuration_name in existing:
+        adopt_table(client, configuration_name, enable_stream)
     definitions = [configuration_table(configuration_name), audit_table(audit_name)]
     if actors_name:
         definitions.append(actors_table(actors_name))
@@ -77,11 +150,7 @@ def create_tables(client: Any, configuration_name: str, audit_name: str, actors_
         client.get_waiter("table_exists").wait(
             TableName=definition["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
-    description = client.describe_table(TableName=configuration_name)["Table"]
-    arn = description.get("LatestStreamArn")
-    if not arn:
-        raise RuntimeError(f"table {configuration_name!r} exists but has no stream; enable NEW_AND_OLD_IMAGES")
-    return str(arn)
+    return str(client.describe_table(TableName=configuration_name)["Table"]["LatestStreamArn"])
 
 
 def protect_tables(client: Any, names: list[str], append_only: dict[str, dict[str, Any]]) -> None:

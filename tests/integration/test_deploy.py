@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from chalicelib.audit_repository import HISTORY_INDEX
+from infra.policy import FUNCTIONS
 from infra.tables import audit_table, configuration_table
 from local.moto_process import moto_server
 from tests.conftest import ROOT
@@ -43,8 +44,8 @@ def project(tmp_path: Path) -> Path:
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target / name)
     (target / ".chalice").mkdir()
-    for name in ("config.json", "policy-dev.json"):
-        shutil.copy(ROOT / ".chalice" / name, target / ".chalice" / name)
+    for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
+        shutil.copy(path, target / ".chalice" / path.name)
     if (ROOT / ".chalice" / "deployments").exists():  # reuse the dependency build if there is one
         shutil.copytree(ROOT / ".chalice" / "deployments", target / ".chalice" / "deployments")
     return target
@@ -73,7 +74,11 @@ def test_provision_creates_the_tables_once_and_records_the_stream(endpoint: str,
     assert described["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     audit = dynamodb.describe_table(TableName="Audit")["Table"]
     assert [i["IndexName"] for i in audit["GlobalSecondaryIndexes"]] == [HISTORY_INDEX]
-    policy = json.loads((project / ".chalice" / f"policy-{REHEARSAL}.json").read_text())
+    # AND each function has its own policy file, named in the stage's config; only the producer's reads the stream
+    for function in FUNCTIONS:
+        assert second["lambda_functions"][function]["iam_policy_file"] == f"policy-{REHEARSAL}-{function}.json"
+    assert "iam_policy_file" not in second  # no stage-wide file for a function to fall back to
+    policy = json.loads((project / ".chalice" / f"policy-{REHEARSAL}-audit_producer.json").read_text())
     stream_statement = next(s for s in policy["Statement"] if s["Sid"] == "ReadConfigurationStream")
     assert stream_statement["Resource"] == arn
     # AND every table is protected from deletion and recoverable to any point in time
@@ -120,19 +125,42 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
     actors_arn = boto3.client("dynamodb").describe_table(TableName="AuditActors")["Table"]["TableArn"]
     actors_policy = json.loads(boto3.client("dynamodb").get_resource_policy(ResourceArn=actors_arn)["Policy"])
     assert actors_policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == recorder["Role"]
-    # AND its role holds exactly the least-privilege policy of the stage
-    role = configuration["Role"].rsplit("/", 1)[-1]
+    # AND each of the three functions runs under a role of its own, holding exactly its own policy file
     iam = boto3.client("iam")
-    [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
-    granted = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
-    if isinstance(granted, str):
-        granted = json.loads(granted)
-    assert granted == json.loads((project / ".chalice" / f"policy-{REHEARSAL}.json").read_text())
-    # WHEN `chalice delete` runs, THEN the function, its mapping and its role are gone
+    functions = {
+        "audit_producer": configuration,
+        "api_handler": lambda_.get_function(FunctionName=f"config-audit-{REHEARSAL}")["Configuration"],
+        "actor_recorder": recorder,
+    }
+    roles = {}
+    for function, deployed in functions.items():
+        role = deployed["Role"].rsplit("/", 1)[-1]
+        assert role == f"config-audit-{REHEARSAL}-{function}"
+        [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        granted = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+        if isinstance(granted, str):
+            granted = json.loads(granted)
+        assert granted == json.loads((project / ".chalice" / f"policy-{REHEARSAL}-{function}.json").read_text())
+        roles[function] = {action for s in granted["Statement"] for action in s["Action"]}
+    assert len({deployed["Role"] for deployed in functions.values()}) == 3
+    # AND neither the history route nor actor_recorder may read the redaction key or write Audit
+    assert "ssm:GetParameter" in roles["audit_producer"]
+    for function in ("api_handler", "actor_recorder"):
+        assert not any(action.startswith(("ssm:", "kms:")) for action in roles[function])
+    assert roles["api_handler"] == {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:Query",
+    }
+    assert "dynamodb:BatchWriteItem" not in roles["api_handler"]
+    # WHEN `chalice delete` runs, THEN the functions, the mapping and the three roles are gone
     run(CHALICE, "--project-dir", str(project), "delete", "--stage", REHEARSAL)
-    assert name not in [f["FunctionName"] for f in lambda_.list_functions()["Functions"]]
+    remaining = [f["FunctionName"] for f in lambda_.list_functions()["Functions"]]
+    assert not any(deployed["FunctionName"] in remaining for deployed in functions.values())
     assert lambda_.list_event_source_mappings()["EventSourceMappings"] == []
-    assert role not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    left = [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    assert not any(f"config-audit-{REHEARSAL}-{function}" in left for function in FUNCTIONS)
 
 
 @pytest.fixture(scope="module")

@@ -1,68 +1,130 @@
-"""Least privilege: the stage's policy is derived, committed, and fails a test if it widens."""
+"""Least privilege: each function's policy is derived, committed, and fails a test if it widens."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.policy import ROOT, policy_for, queue_arn, render, stage_environment
+import app
+import infra.policy
+from infra.policy import (
+    FUNCTIONS,
+    ROOT,
+    main,
+    policies_for,
+    policy_file,
+    queue_arn,
+    render,
+    stage_environment,
+    unassigned_functions,
+)
 
+LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+STREAM = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 EXPECTED_ACTIONS = {
-    "logs:CreateLogGroup",
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "dynamodb:DescribeStream",
-    "dynamodb:GetRecords",
-    "dynamodb:GetShardIterator",
-    "dynamodb:ListStreams",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:Query",
-    "ssm:GetParameter",
+    "audit_producer": LOGS | STREAM | {"dynamodb:BatchWriteItem", "ssm:GetParameter"},
+    "api_handler": LOGS | {"dynamodb:Query"},
+    "actor_recorder": LOGS | {"dynamodb:BatchWriteItem"},
 }
 
 
-def committed(stage: str = "dev") -> dict[str, Any]:
-    policy: dict[str, Any] = json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+def committed(function: str, stage: str = "dev") -> dict[str, Any]:
+    policy: dict[str, Any] = json.loads((ROOT / ".chalice" / policy_file(stage, function)).read_text())
     return policy
 
 
-def test_committed_policy_is_the_derived_one() -> None:
-    text = (ROOT / ".chalice" / "policy-dev.json").read_text()
-    assert text == render(policy_for("dev", stage_environment("dev")))
+def grants(policy: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every (action, resource) pair a policy allows."""
+    return {(action, s["Resource"]) for s in policy["Statement"] for action in s["Action"]}
 
 
-def test_policy_grants_exactly_the_actions_used() -> None:
-    actions = {action for s in committed()["Statement"] for action in s["Action"]}
-    assert actions == EXPECTED_ACTIONS
+def test_every_function_of_the_app_has_a_policy_of_its_own() -> None:
+    # a function added to app.py without its own policy would deploy with Chalice's fallback file
+    deployed = {source.name for source in app.app.event_sources} | {f.name for f in app.app.pure_lambda_functions}
+    assert deployed | ({"api_handler"} if app.app.routes else set()) == set(FUNCTIONS)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert unassigned_functions("dev", config) == []
+    assert "iam_policy_file" not in config["stages"]["dev"] and "iam_policy_file" not in config
+    for function in FUNCTIONS:
+        file = config["stages"]["dev"]["lambda_functions"][function]["iam_policy_file"]
+        assert file == f"policy-dev-{function}.json"
+
+
+def test_committed_policies_are_the_derived_ones() -> None:
+    derived = policies_for("dev", stage_environment("dev"))
+    for function in FUNCTIONS:
+        assert (ROOT / ".chalice" / policy_file("dev", function)).read_text() == render(derived[function])
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_is_granted_exactly_the_actions_it_uses(function: str) -> None:
+    actions = {action for s in committed(function)["Statement"] for action in s["Action"]}
+    assert actions == EXPECTED_ACTIONS[function]
+
+
+@pytest.mark.parametrize("function", ["api_handler", "actor_recorder"])
+def test_the_history_route_and_actor_recorder_can_neither_read_the_redaction_key_nor_write_audit(
+    function: str,
+) -> None:
+    env = stage_environment("dev")
+    audit = f"arn:aws:dynamodb:us-east-1:123456789012:table/{env['AUDIT_TABLE_NAME']}"
+    granted = grants(committed(function))
+    assert not any(action.startswith(("ssm:", "kms:")) for action, _ in granted)
+    assert not any(resource == audit and action != "dynamodb:Query" for action, resource in granted)
+    assert not any(resource == audit for _, resource in granted)  # only the history index is queried
+    # even where the stage decrypts the key with its own KMS key, only the producer may
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    widened = policies_for("dev", {**env, "REDACTION_KMS_KEY_ARN": key})[function]
+    assert not any(action.startswith(("ssm:", "kms:")) for action, _ in grants(widened))
+
+
+def test_only_the_producer_writes_audit_and_only_the_recorder_writes_actors() -> None:
+    env = stage_environment("dev")
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/"
+    writers = {
+        function: {r for a, r in grants(committed(function)) if a == "dynamodb:BatchWriteItem"}
+        for function in FUNCTIONS
+    }
+    assert writers == {
+        "audit_producer": {table + env["AUDIT_TABLE_NAME"]},
+        "api_handler": set(),
+        "actor_recorder": {table + env["ACTORS_TABLE_NAME"]},
+    }
 
 
 def test_no_statement_is_wider_than_its_resource() -> None:
     env = stage_environment("dev")
-    for statement in committed()["Statement"]:
-        resource = statement["Resource"]
-        assert isinstance(resource, str) and resource != "*"
-        assert "*" not in resource or resource.startswith("arn:aws:logs:")
-        if statement["Sid"] == "ReadConfigurationStream":
-            assert resource == env["CONFIGURATION_STREAM_ARN"]
-        if statement["Sid"] == "WriteAuditEntries":
-            assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}")
-        if statement["Sid"] == "ReadAuditHistory":
-            assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}/index/itemKey-modificationTime-index")
-        if statement["Sid"] == "ReadRedactionKey":
-            assert resource.endswith(f":parameter/{env['REDACTION_KEY_PARAMETER'].lstrip('/')}")
+    for function in FUNCTIONS:
+        for statement in committed(function)["Statement"]:
+            resource = statement["Resource"]
+            assert isinstance(resource, str) and resource != "*"
+            assert "*" not in resource or resource.startswith("arn:aws:logs:")
+            if statement["Sid"] == "ReadConfigurationStream":
+                assert resource == env["CONFIGURATION_STREAM_ARN"]
+            if statement["Sid"] == "WriteAuditEntries":
+                assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}")
+            if statement["Sid"] == "ReadAuditHistory":
+                assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}/index/itemKey-modificationTime-index")
+            if statement["Sid"] == "ReadRedactionKey":
+                assert resource.endswith(f":parameter/{env['REDACTION_KEY_PARAMETER'].lstrip('/')}")
 
 
-def test_optional_topic_and_queue_add_one_scoped_statement_each() -> None:
+def test_optional_topic_and_queue_add_one_scoped_statement_each_to_the_producer_only() -> None:
     env = {
         **stage_environment("dev"),
         "CHANGE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:config-changes",
         "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/config-audit-dlq",
     }
-    extra = {s["Sid"]: s for s in policy_for("dev", env)["Statement"]}
+    policies = policies_for("dev", env)
+    extra = {s["Sid"]: s for s in policies["audit_producer"]["Statement"]}
     assert extra["PublishChanges"]["Resource"] == env["CHANGE_TOPIC_ARN"]
     assert extra["SendPoisonRecords"]["Resource"] == "arn:aws:sqs:us-east-1:123456789012:config-audit-dlq"
+    for function in ("api_handler", "actor_recorder"):
+        assert policies[function] == policies_for("dev", stage_environment("dev"))[function]
 
 
 def test_queue_arn_from_url() -> None:
@@ -71,14 +133,13 @@ def test_queue_arn_from_url() -> None:
 
 def test_policy_refuses_a_stream_arn_that_is_not_one() -> None:
     with pytest.raises(ValueError, match="CONFIGURATION_STREAM_ARN is not a DynamoDB stream ARN"):
-        policy_for("dev", {"CONFIGURATION_STREAM_ARN": "nope", "AUDIT_TABLE_NAME": "Audit"})
+        policies_for("dev", {"CONFIGURATION_STREAM_ARN": "nope", "AUDIT_TABLE_NAME": "Audit"})
 
 
 def test_a_customer_managed_key_is_decryptable_through_ssm_only() -> None:
     key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    statements = {
-        s["Sid"]: s for s in policy_for("dev", {**stage_environment("dev"), "REDACTION_KMS_KEY_ARN": key})["Statement"]
-    }
+    policy = policies_for("dev", {**stage_environment("dev"), "REDACTION_KMS_KEY_ARN": key})["audit_producer"]
+    statements = {s["Sid"]: s for s in policy["Statement"]}
     assert statements["DecryptRedactionKey"]["Resource"] == key
     assert statements["DecryptRedactionKey"]["Condition"] == {
         "StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}
@@ -87,4 +148,75 @@ def test_a_customer_managed_key_is_decryptable_through_ssm_only() -> None:
 
 def test_without_redaction_no_parameter_is_readable() -> None:
     env = {k: v for k, v in stage_environment("dev").items() if k != "REDACT_ATTRIBUTES"}
-    assert not any(s["Sid"].endswith("RedactionKey") for s in policy_for("dev", env)["Statement"])
+    for policy in policies_for("dev", env).values():
+        assert not any(s["Sid"].endswith("RedactionKey") for s in policy["Statement"])
+
+
+def test_without_an_actors_table_the_recorder_may_only_write_its_logs() -> None:
+    env = {k: v for k, v in stage_environment("dev").items() if k != "ACTORS_TABLE_NAME"}
+    policies = policies_for("dev", env)
+    assert [s["Sid"] for s in policies["actor_recorder"]["Statement"]] == ["WriteOwnLogs"]
+    assert [s["Sid"] for s in policies["api_handler"]["Statement"]] == ["WriteOwnLogs", "ReadAuditHistory"]
+
+
+def test_the_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--check", "--stage", "dev"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_the_check_names_a_function_that_shares_a_policy_file() -> None:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config["stages"]["dev"]["lambda_functions"]["api_handler"]["iam_policy_file"] = "policy-dev-audit_producer.json"
+    assert unassigned_functions("dev", config) == ["api_handler"]
+    del config["stages"]["dev"]["lambda_functions"]
+    config["stages"]["dev"]["iam_policy_file"] = "policy-dev.json"  # the one shared file of before
+    assert unassigned_functions("dev", config) == list(FUNCTIONS)
+
+
+def test_the_check_of_an_unknown_stage_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--check", "--stage", "nope"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "stage 'nope' is not in" in err
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of .chalice that infra.policy reads and writes instead of the repository's."""
+    shutil.copytree(ROOT / ".chalice", tmp_path / ".chalice", ignore=shutil.ignore_patterns("deploy*"))
+    monkeypatch.setattr(infra.policy, "ROOT", tmp_path)
+    return tmp_path / ".chalice"
+
+
+def test_the_check_fails_on_a_widened_committed_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = project / "policy-dev-api_handler.json"
+    widened = json.loads(path.read_text())
+    widened["Statement"].append({"Sid": "ReadRedactionKey", "Effect": "Allow", "Action": ["ssm:GetParameter"],
+                                 "Resource": "arn:aws:ssm:us-east-1:123456789012:parameter/config-audit/dev/redaction-key"})  # fmt: skip
+    path.write_text(render(widened))
+    assert main(["--check", "--stage", "dev"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"{path} is not the policy derived for api_handler of stage 'dev'" in err
+    # AND writing derives it again, after which the check passes
+    assert main(["--stage", "dev"]) == 0
+    assert main(["--check", "--stage", "dev"]) == 0
+
+
+def test_the_check_fails_where_functions_fall_back_to_one_shared_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = json.loads((project / "config.json").read_text())
+    del config["stages"]["dev"]["lambda_functions"]
+    config["stages"]["dev"]["iam_policy_file"] = "policy-dev.json"
+    (project / "config.json").write_text(json.dumps(config))
+    assert main(["--check", "--stage", "dev"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    for function in FUNCTIONS:
+        assert f"{function} of stage 'dev' does not have iam_policy_file 'policy-dev-{function}.json'" in err
+
+
+def test_a_stage_without_its_stream_gets_no_policy_but_an_error_naming_the_variable() -> None:
+    env = {k: v for k, v in stage_environment("dev").items() if k != "CONFIGURATION_STREAM_ARN"}
+    with pytest.raises(ValueError, match=r"^CONFIGURATION_STREAM_ARN not set in the stage's environment_variables$"):
+        policies_for("dev", env)

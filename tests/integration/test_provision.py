@@ -1,0 +1,182 @@
+"""Provisioning an existing audited table: adopted when every change can be audited, refused when
+none could (one line naming the table and the fix, exit status 1), its stream turned on when asked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.provision import main
+from infra.tables import configuration_table, create_tables
+from tests.conftest import ROOT
+
+CONFIGURATION = "Configuration"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's .chalice, so provisioning leaves the repository alone."""
+    shutil.copytree(ROOT / ".chalice", tmp_path / ".chalice", ignore=shutil.ignore_patterns("deploy*"))
+    return tmp_path
+
+
+def existing_table(dynamodb: Any, keys: list[tuple[str, str, str]], view: str | None) -> None:
+    """A Configuration table made by someone else: (name, type, HASH|RANGE) keys, a stream view or none."""
+    options: dict[str, Any] = {}
+    if view is not None:
+        options["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
+    dynamodb.create_table(
+        TableName=CONFIGURATION,
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": kind} for name, kind, _ in keys],
+        KeySchema=[{"AttributeName": name, "KeyType": role} for name, _, role in keys],
+        BillingMode="PAY_PER_REQUEST",
+        **options,
+    )
+
+
+def provision(project: Path, *flags: str) -> int:
+    return main(["--stage", "dev", "--project", str(project), *flags])
+
+
+def stream_view(dynamodb: Any) -> str | None:
+    stream = dynamodb.describe_table(TableName=CONFIGURATION)["Table"].get("StreamSpecification") or {}
+    return stream.get("StreamViewType") if stream.get("StreamEnabled") else None
+
+
+KEY = [("key", "S", "HASH")]
+REFUSED = {
+    "a pk/sk key": (
+        [("pk", "S", "HASH"), ("sk", "S", "RANGE")],
+        "NEW_AND_OLD_IMAGES",
+        "its key is pk (S, hash), sk (S, range), and only a table whose key is one string hash key named 'key' "
+        "can be audited: point CONFIGURATION_TABLE_NAME at such a table",
+    ),
+    "a numeric key": (
+        [("key", "N", "HASH")],
+        "NEW_AND_OLD_IMAGES",
+        "its key is key (N, hash), and only a table whose key is one string hash key named 'key'",
+    ),
+    "a string hash key of another name": ([("id", "S", "HASH")], "NEW_AND_OLD_IMAGES", "its key is id (S, hash)"),
+    "a KEYS_ONLY stream": (
+        KEY,
+        "KEYS_ONLY",
+        "its stream carries KEYS_ONLY, not NEW_AND_OLD_IMAGES, and a view type cannot be changed in place: "
+        "turn the stream off (aws dynamodb update-table --table-name Configuration "
+        "--stream-specification StreamEnabled=false), then run provisioning again with --enable-stream",
+    ),
+    "a NEW_IMAGE stream": (KEY, "NEW_IMAGE", "its stream carries NEW_IMAGE, not NEW_AND_OLD_IMAGES"),
+    "no stream": (
+        KEY,
+        None,
+        "it has no stream: run provisioning again with --enable-stream to turn one on with NEW_AND_OLD_IMAGES",
+    ),
+}
+
+
+@pytest.mark.parametrize(("keys", "view", "fix"), REFUSED.values(), ids=REFUSED.keys())
+def test_a_table_whose_changes_would_all_be_poison_is_refused_in_one_line(
+    dynamodb: Any,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    keys: list[tuple[str, str, str]],
+    view: str | None,
+    fix: str,
+) -> None:
+    # GIVEN an existing Configuration table no entry could be made from
+    existing_table(dynamodb, keys, view)
+    config_before = (project / ".chalice" / "config.json").read_text()
+    # WHEN the stage is provisioned
+    status = provision(project)
+    # THEN it exits 1 with one line naming the table and the fix, and nothing on stdout
+    out, err = capsys.readouterr()
+    assert (status, out) == (1, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("stage 'dev' not provisioned: table 'Configuration' cannot be audited: ")
+    assert fix in err
+    # AND nothing was created or recorded: the stage is not half-provisioned
+    assert dynamodb.list_tables()["TableNames"] == [CONFIGURATION]
+    assert (project / ".chalice" / "config.json").read_text() == config_before
+    assert stream_view(dynamodb) == view
+
+
+def test_a_table_whose_stream_was_turned_off_is_refused_not_given_its_old_stream(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a table whose stream was on once: DynamoDB still reports that stream's ARN
+    existing_table(dynamodb, KEY, "NEW_AND_OLD_IMAGES")
+    dynamodb.update_table(TableName=CONFIGURATION, StreamSpecification={"StreamEnabled": False})
+    assert dynamodb.describe_table(TableName=CONFIGURATION)["Table"]["LatestStreamArn"]
+    # WHEN the stage is provisioned, THEN it is refused: that stream carries no new change
+    assert provision(project) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert (
+        "table 'Configuration' cannot be audited: it has no stream: run provisioning again with --enable-stream" in err
+    )
+
+
+def test_enable_stream_turns_on_both_images_on_a_table_without_a_stream(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an existing Configuration table with the right key and no stream, holding a setting
+    existing_table(dynamodb, KEY, None)
+    dynamodb.put_item(TableName=CONFIGURATION, Item={"key": {"S": "max_connections"}, "value": {"N": "100"}})
+    # WHEN the stage is provisioned with --enable-stream
+    assert provision(project, "--enable-stream") == 0
+    # THEN the table streams both images, and the stage records that stream
+    described = dynamodb.describe_table(TableName=CONFIGURATION)["Table"]
+    assert stream_view(dynamodb) == "NEW_AND_OLD_IMAGES"
+    stage = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert stage["environment_variables"]["CONFIGURATION_STREAM_ARN"] == described["LatestStreamArn"]
+    out, err = capsys.readouterr()
+    assert err == "" and f"tables ready; CONFIGURATION_STREAM_ARN = {described['LatestStreamArn']}" in out
+    # AND the setting is still there: the table was adopted, not replaced
+    assert dynamodb.get_item(TableName=CONFIGURATION, Key={"key": {"S": "max_connections"}})["Item"]["value"] == {
+        "N": "100"
+    }
+
+
+@pytest.mark.parametrize(
+    ("keys", "view"),
+    [(KEY, "KEYS_ONLY"), ([("pk", "S", "HASH"), ("sk", "S", "RANGE")], None)],
+    ids=["a stream of another view type", "a key that cannot be audited"],
+)
+def test_enable_stream_leaves_a_table_it_cannot_fix_as_it_was(
+    dynamodb: Any,
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    keys: list[tuple[str, str, str]],
+    view: str | None,
+) -> None:
+    existing_table(dynamodb, keys, view)
+    assert provision(project, "--enable-stream") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "table 'Configuration' cannot be audited" in err
+    # another reader's stream is not ended, and a table that cannot be audited gets no stream
+    assert stream_view(dynamodb) == view
+
+
+def test_a_good_existing_table_is_adopted_as_it_is(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the Configuration table exists already, shaped as the SPEC says
+    dynamodb.create_table(**configuration_table(CONFIGURATION))
+    arn = dynamodb.describe_table(TableName=CONFIGURATION)["Table"]["LatestStreamArn"]
+    # WHEN the stage is provisioned, THEN its stream is the stage's and the other tables are made
+    assert provision(project) == 0
+    stage = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert stage["environment_variables"]["CONFIGURATION_STREAM_ARN"] == arn
+    assert sorted(dynamodb.list_tables()["TableNames"]) == ["Audit", "AuditActors", CONFIGURATION]
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines()[0] == f"stage dev: tables ready; CONFIGURATION_STREAM_ARN = {arn}"
+
+
+def test_create_tables_keeps_its_positional_signature_for_the_local_stack(dynamodb: Any) -> None:
+    # local/stack.py, tests/conftest.py and bench/ call it with names only
+    arn = create_tables(dynamodb, CONFIGURATION, "Audit")
+    assert arn == dynamodb.describe_table(TableName=CONFIGURATION)["Table"]["LatestStreamArn"]
+    assert create_tables(dynamodb, CONFIGURATION, "Audit", None) == arn  # and again: idempotent
