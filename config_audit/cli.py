@@ -8,7 +8,8 @@
     config-audit delete KEY
 
 Against AWS with the default credentials and the tables of ``--stage`` in .chalice/config.json,
-or against the local stack (``--local``: the one `make run` started, or ``--endpoint URL``).
+or against the local stack (``--local``: the one `make run` started, or ``--endpoint URL``);
+these options go before or after the command.
 Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
 A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
 still what its history says it is now; otherwise it refuses and says why.
@@ -24,14 +25,22 @@ import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 from boto3.dynamodb.types import TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from chalicelib.actor_repository import DynamoDBActorRepository
 from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.aws_calls import CallFailed, ConfigurationError
 from chalicelib.changes import KEY_ATTRIBUTE, change_kind
 from chalicelib.history import with_actors
 from chalicelib.images import deserialize_image, same_value
@@ -158,7 +167,10 @@ def parse_time(text: str, now: dt.datetime | None = None) -> str:
         raise Refused(f"time {text!r} is not ISO 8601, such as 2024-09-11T09:03:00Z") from None
     if moment.tzinfo is None:
         raise Refused(f"time {text!r} has no zone: add Z for UTC, or an offset such as +02:00")
-    moment = moment.astimezone(dt.UTC)
+    try:
+        moment = moment.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:00-05:00 in 10000
+        raise Refused(f"time {text!r} is outside the times the history holds (years 0001 to 9999 in UTC)") from None
     if moment > (now or dt.datetime.now(dt.UTC)):
         raise Refused(f"time {text!r} is in the future")
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -278,32 +290,63 @@ def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
     CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), REGION).attach(client)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _connection_options(suppress: bool) -> _Parser:
+    """--stage, --local and --endpoint. After the command they default to nothing, so that they
+    never overwrite what was given before it."""
+    options = _Parser(add_help=False)
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    stage = "the stage in .chalice/config.json whose tables to use"
+    options.add_argument("--stage", default=default("dev"), help=stage)
+    options.add_argument("--local", action="store_true", default=default(False), help="the stack `make run` started")
+    endpoint = "a moto server's URL (implies the local stack's fake credentials)"
+    options.add_argument("--endpoint", default=default(None), help=endpoint)
+    return options
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="config-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = _Parser(
+        prog="config-audit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_connection_options(suppress=False)],
     )
-    p.add_argument("--stage", default="dev", help="the stage in .chalice/config.json whose tables to use")
-    p.add_argument("--local", action="store_true", help="the local stack `make run` started")
-    p.add_argument("--endpoint", help="a moto server's URL (implies the local stack's fake credentials)")
+    after = [_connection_options(suppress=True)]
     commands = p.add_subparsers(dest="command", required=True)
-    commands.add_parser("history", help="every change of a key, with who made it").add_argument("key")
-    at = commands.add_parser("at", help="what a key held at a time")
+    commands.add_parser("history", parents=after, help="every change of a key, with who made it").add_argument("key")
+    at = commands.add_parser("at", parents=after, help="what a key held at a time")
     at.add_argument("key")
     at.add_argument("time")
-    diff = commands.add_parser("diff", help="what changed between two times")
+    diff = commands.add_parser("diff", parents=after, help="what changed between two times")
     diff.add_argument("key")
     diff.add_argument("start", metavar="FROM")
     diff.add_argument("end", metavar="TO")
-    rollback = commands.add_parser("rollback", help="write a key back to what it held at a time")
+    rollback = commands.add_parser("rollback", parents=after, help="write a key back to what it held at a time")
     rollback.add_argument("key")
     rollback.add_argument("--to", required=True, dest="time")
     rollback.add_argument("--yes", action="store_true", help="do not ask")
-    put = commands.add_parser("put", help="create or replace a setting")
+    put = commands.add_parser("put", parents=after, help="create or replace a setting")
     put.add_argument("key")
     put.add_argument("value")
     put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute")
-    commands.add_parser("delete", help="delete a setting").add_argument("key")
+    commands.add_parser("delete", parents=after, help="delete a setting").add_argument("key")
     return p
+
+
+def _confirmed(ask: Callable[[str], str], question: str) -> bool:
+    try:
+        return ask(question).strip().lower() in ("y", "yes")
+    except EOFError:  # no terminal to answer (a pipe, a job): not confirmed
+        return False
 
 
 def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
@@ -330,7 +373,7 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
         if not lines:
             return f"{args.key!r} already holds what it held at {time}: nothing to do"
         print("\n".join(lines))
-        if not args.yes and ask(f"roll {args.key!r} back to {time}? [y/N] ").strip().lower() not in ("y", "yes"):
+        if not args.yes and not _confirmed(ask, f"roll {args.key!r} back to {time}? [y/N] "):
             raise Refused("not confirmed: nothing written")
         operator = boto3.client("sts", **session).get_caller_identity()["Arn"]
         return write_back(trail, args.key, current, target, operator)
@@ -346,17 +389,51 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
     return f"deleted {args.key!r}"
 
 
+def _cause(error: BaseException) -> BaseException:
+    """The botocore error behind a repository's CallFailed (it keeps it as its cause)."""
+    while isinstance(error, CallFailed) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def failure(error: Exception, args: argparse.Namespace) -> str:
+    """What went wrong calling AWS (or the local stack), as one line an operator can act on."""
+    error = _cause(error)  # type: ignore[assignment]
+    if isinstance(error, EndpointConnectionError | ConnectionError):
+        if args.endpoint:
+            return f"nothing answers at {args.endpoint}: is the moto server running there?"
+        if args.local:
+            return (
+                f"the local stack in {ENDPOINT_FILE} does not answer (`make run` stopped without removing it?): "
+                "start `make run`"
+            )
+        return f"cannot reach AWS: {error}"
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials found: configure them (aws configure, AWS_PROFILE), or use --local"
+    if isinstance(error, NoRegionError):
+        return "no AWS region: set AWS_REGION or a region in ~/.aws/config, or use --local"
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"AWS said: {details.get('Code', 'error')}: {details.get('Message', error)}"
+    return f"AWS said: {error}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         print(run(args))
     except Refused as refused:
-        print(f"config-audit: {refused}", file=sys.stderr)
-        return 1
-    except (ClientError, BotoCoreError) as error:
-        print(f"config-audit: AWS said: {error}", file=sys.stderr)
-        return 1
-    return 0
+        message = str(refused)
+    except ConfigurationError as error:  # the stage names a table that is missing or out of reach
+        message = str(error)
+    except (CallFailed, ClientError, BotoCoreError) as error:
+        message = failure(error, args)
+    except KeyboardInterrupt:
+        message = "interrupted: nothing more written"
+    else:
+        return 0
+    print(f"config-audit: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -171,3 +174,97 @@ def test_the_local_cloudtrail_delivers_each_successful_write_as_cloudtrail_would
     assert {e["detail"]["userIdentity"]["arn"] for e in delivered} == {
         boto3.client("sts", region_name=REGION).get_caller_identity()["Arn"]
     }
+
+
+# -- issue #16: what an operator found trying it ------------------------------------------------
+
+
+def fails_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """main() fails: exit status 1, nothing on stdout, one line on stderr (no traceback); the line."""
+    capsys.readouterr()  # what the function printed while auditing the set-up is not the CLI's
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("config-audit: ") and "Traceback" not in line
+    return line
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_server_that_does_not_answer_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    line = fails_with_one_line(capsys, ["--endpoint", endpoint, "history", "K"])
+    assert line == f"config-audit: nothing answers at {endpoint}: is the moto server running there?"
+
+
+def test_a_stale_local_endpoint_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN .local/endpoint left behind by a `make run` that is gone
+    stale = tmp_path / "endpoint"
+    stale.write_text(f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(cli, "ENDPOINT_FILE", stale)
+    line = fails_with_one_line(capsys, ["--local", "put", "K", "1"])
+    assert f"the local stack in {stale} does not answer" in line and "start `make run`" in line
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"])
+def test_a_time_outside_the_format_range_is_one_line(aws: None, time: str, capsys: pytest.CaptureFixture[str]) -> None:
+    line = fails_with_one_line(capsys, ["at", "K", time])
+    assert f"time {time!r} is outside the times the history holds" in line
+
+
+@pytest.fixture
+def no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's shell with no AWS_* variables and an empty home: no credentials, no region."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # not on EC2: no need to wait for IMDS to say so
+
+
+def test_missing_region_against_aws_is_one_line(no_aws_configuration: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "no AWS region" in fails_with_one_line(capsys, ["history", "K"])
+
+
+def test_missing_credentials_against_aws_is_one_line(
+    no_aws_configuration: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    assert "no AWS credentials found" in fails_with_one_line(capsys, ["history", "K"])
+
+
+def test_a_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["history"])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert (
+        out == ""
+        and err == "config-audit history: the following arguments are required: key (see config-audit history --help)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--local", "--stage", "prod", "history", "S"],
+        ["history", "S", "--local", "--stage", "prod"],
+        ["--stage", "prod", "history", "--local", "S"],
+    ],
+)
+def test_the_connection_options_go_before_or_after_the_command(argv: list[str]) -> None:
+    args = cli.parser().parse_args(argv)
+    assert (args.command, args.key, args.local, args.stage, args.endpoint) == ("history", "S", True, "prod", None)
+
+
+def test_the_connection_options_keep_their_defaults_when_not_given() -> None:
+    args = cli.parser().parse_args(["history", "S", "--endpoint", "http://127.0.0.1:1"])
+    assert (args.local, args.stage, args.endpoint) == (False, "dev", "http://127.0.0.1:1")
