@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import decimal
 import json
 import os
 import sys
@@ -43,7 +44,7 @@ from chalicelib.audit_repository import DynamoDBAuditRepository
 from chalicelib.aws_calls import CallFailed, ConfigurationError
 from chalicelib.changes import KEY_ATTRIBUTE, change_kind
 from chalicelib.history import with_actors
-from chalicelib.images import deserialize_image, same_value
+from chalicelib.images import AttributeValue, deserialize_image, same_value
 from chalicelib.redaction import PREFIX as REDACTED
 from chalicelib.replay import Item, replay, whole_history
 from infra.policy import stage_environment
@@ -249,11 +250,51 @@ def write_back(trail: Trail, key: str, current: Item | None, target: Item | None
 # -- the command line -------------------------------------------------------------------------
 
 
+def _no_constant(text: str) -> NoReturn:
+    raise ValueError(f"{text} is no number DynamoDB holds")
+
+
 def parse_value(text: str) -> Any:
+    """A JSON value (numbers exact), or else the text itself as a string."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_int=Decimal)
-    except json.JSONDecodeError:
+        return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
+    except ValueError:
         return text
+
+
+def checked_key(key: str) -> str:
+    """The KEY argument, refused when empty (the table's key cannot be empty)."""
+    if not key:
+        raise Refused("KEY is empty: name a configuration key")
+    return key
+
+
+def new_item(args: argparse.Namespace) -> Item:
+    """The item ``put`` writes, from KEY, VALUE and each ``--set NAME=VALUE``; Refused when malformed."""
+    item: dict[str, Any] = {KEY_ATTRIBUTE: args.key, "value": parse_value(args.value)}
+    for assignment in args.set:
+        name, equals, value = assignment.partition("=")
+        if not equals:
+            raise Refused(f"--set {assignment!r} has no '=': write --set NAME=VALUE")
+        if not name:
+            raise Refused(f"--set {assignment!r} has no attribute name before '='")
+        if name == KEY_ATTRIBUTE:
+            raise Refused(f"--set cannot change {KEY_ATTRIBUTE!r}, the item's key: give it as KEY")
+        if name in item:
+            raise Refused(f"attribute {name!r} is given twice")
+        item[name] = parse_value(value)
+    return {name: _serialized(name, value) for name, value in item.items()}
+
+
+def _serialized(name: str, value: Any) -> AttributeValue:
+    try:
+        serialized: AttributeValue = TypeSerializer().serialize(value)
+    except (TypeError, ValueError, decimal.DecimalException):  # boto3 traps what DynamoDB would round
+        raise Refused(
+            f"attribute {name!r} holds a number DynamoDB cannot store exactly "
+            "(at most 38 significant digits, between 1E-130 and 1E+126)"
+        ) from None
+    return serialized
 
 
 def stage_variables(stage: str) -> dict[str, str]:
@@ -350,43 +391,40 @@ def _confirmed(ask: Callable[[str], str], question: str) -> bool:
 
 
 def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
+    key = checked_key(args.key)
+    item = new_item(args) if args.command == "put" else None  # checked before anything is written
     session = connection(args)
     trail = Trail(stage_variables(args.stage), session)
     if "endpoint_url" in session and args.command in ("rollback", "put", "delete"):
         play_cloudtrail(trail.dynamodb, session, args.stage)
     if args.command == "history":
-        entries = [deserialize_image(entry) for entry in reversed(trail.known_entries(args.key))]
+        entries = [deserialize_image(entry) for entry in reversed(trail.known_entries(key))]
         return render_table(entries)
     if args.command == "at":
         time = parse_time(args.time)
-        held = state_at(trail.known_entries(args.key), args.key, time)
-        return show(deserialize_image(held)) if held is not None else f"{args.key!r} did not exist at {time}"
+        held = state_at(trail.known_entries(key), key, time)
+        return show(deserialize_image(held)) if held is not None else f"{key!r} did not exist at {time}"
     if args.command == "diff":
         start, end = parse_time(args.start), parse_time(args.end)
-        entries = trail.known_entries(args.key)
-        lines = differences(state_at(entries, args.key, start), state_at(entries, args.key, end))
-        return "\n".join(lines) if lines else f"{args.key!r} was the same at {start} and {end}"
+        entries = trail.known_entries(key)
+        lines = differences(state_at(entries, key, start), state_at(entries, key, end))
+        return "\n".join(lines) if lines else f"{key!r} was the same at {start} and {end}"
     if args.command == "rollback":
         time = parse_time(args.time)
-        current, target = plan_rollback(trail, args.key, time)
+        current, target = plan_rollback(trail, key, time)
         lines = differences(current, target)
         if not lines:
-            return f"{args.key!r} already holds what it held at {time}: nothing to do"
+            return f"{key!r} already holds what it held at {time}: nothing to do"
         print("\n".join(lines))
-        if not args.yes and not _confirmed(ask, f"roll {args.key!r} back to {time}? [y/N] "):
+        if not args.yes and not _confirmed(ask, f"roll {key!r} back to {time}? [y/N] "):
             raise Refused("not confirmed: nothing written")
         operator = boto3.client("sts", **session).get_caller_identity()["Arn"]
-        return write_back(trail, args.key, current, target, operator)
+        return write_back(trail, key, current, target, operator)
     if args.command == "put":
-        item = {"key": args.key, "value": parse_value(args.value)}
-        for assignment in args.set:
-            name, _, value = assignment.partition("=")
-            item[name] = parse_value(value)
-        serialize = TypeSerializer().serialize
-        trail.dynamodb.put_item(TableName=trail.table, Item={n: serialize(v) for n, v in item.items()})
-        return f"put {args.key!r}"
-    trail.dynamodb.delete_item(TableName=trail.table, Key={KEY_ATTRIBUTE: {"S": args.key}})
-    return f"deleted {args.key!r}"
+        trail.dynamodb.put_item(TableName=trail.table, Item=item)
+        return f"put {key!r}"
+    trail.dynamodb.delete_item(TableName=trail.table, Key={KEY_ATTRIBUTE: {"S": key}})
+    return f"deleted {key!r}"
 
 
 def _cause(error: BaseException) -> BaseException:

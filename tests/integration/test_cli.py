@@ -268,3 +268,26 @@ def test_the_connection_options_go_before_or_after_the_command(argv: list[str]) 
 def test_the_connection_options_keep_their_defaults_when_not_given() -> None:
     args = cli.parser().parse_args(["history", "S", "--endpoint", "http://127.0.0.1:1"])
     assert (args.local, args.stage, args.endpoint) == (False, "dev", "http://127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["put", "K", "1", "--set", "=5"], "--set '=5' has no attribute name before '='"),
+        (["put", "K", "1", "--set", "noequals"], "--set 'noequals' has no '='"),
+        (["put", "K", "1", "--set", "key=other"], "--set cannot change 'key', the item's key"),
+        (["put", "K", "1", "--set", "value=2"], "attribute 'value' is given twice"),
+        (["put", "K", "1e400"], "attribute 'value' holds a number DynamoDB cannot store exactly"),
+        (["put", "", "1"], "KEY is empty"),
+        (["delete", ""], "KEY is empty"),
+        (["history", ""], "KEY is empty"),
+        (["at", "", "2024-09-11T09:03:00Z"], "KEY is empty"),
+        (["diff", "", "2024-09-11T09:03:00Z", "2024-09-11T09:04:00Z"], "KEY is empty"),
+        (["rollback", "", "--to", "2024-09-11T09:03:00Z", "--yes"], "KEY is empty"),
+    ],
+)
+def test_a_malformed_put_or_an_empty_key_is_refused_and_nothing_is_written(
+    stack: Stack, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in fails_with_one_line(capsys, argv)
+    assert stack.dynamodb.scan(TableName="Configuration")["Items"] == []
