@@ -406,6 +406,8 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
         return show(deserialize_image(held)) if held is not None else f"{key!r} did not exist at {time}"
     if args.command == "diff":
         start, end = parse_time(args.start), parse_time(args.end)
+        if start > end:  # both in the entries' fixed-width UTC form, so text order is time order
+            raise Refused(f"FROM {start} is after TO {end}: give the earlier time first")
         entries = trail.known_entries(key)
         lines = differences(state_at(entries, key, start), state_at(entries, key, end))
         return "\n".join(lines) if lines else f"{key!r} was the same at {start} and {end}"

@@ -140,6 +140,10 @@ def test_a_write_in_between_makes_the_rollback_refuse_and_write_nothing(stack: S
         (["at", "CACHE_TTL_SEC", "2999-01-01T00:00:00Z"], "is in the future"),
         (["rollback", "NEVER_SET", "--to", "2024-09-11T09:03:00Z", "--yes"], "no history for 'NEVER_SET'"),
         (["--stage", "nowhere", "history", "K"], "stage 'nowhere' is not in .chalice/config.json"),
+        (
+            ["diff", "CACHE_TTL_SEC", "2024-09-11T10:00:00Z", "2024-09-11T09:00:00Z"],
+            "FROM 2024-09-11T10:00:00.000Z is after TO",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line_and_a_non_zero_exit(
