@@ -13,6 +13,8 @@ these options go before or after the command.
 Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
 A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
 still what its history says it is now; otherwise it refuses and says why.
+Stored text (keys, values, times, ARNs) is printed escaped as JSON escapes it: it never reaches
+the terminal as a control character.
 """
 
 from __future__ import annotations
@@ -92,10 +94,32 @@ def state_at(entries: Sequence[dict[str, Any]], key: str, time: str | None) -> I
     return replay(entries, until=time).get(key)
 
 
-# -- rendering --------------------------------------------------------------------------------
+# -- rendering: stored text never reaches the terminal as a control character -----------------
+
+
+def _json_escape(character: str) -> str:
+    code = ord(character)
+    if code > 0xFFFF:  # JSON spells a character beyond the BMP as its UTF-16 surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would not print as itself JSON-escaped (\\uXXXX)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _json_escape(c) for c in text)
+
+
+def escaped(text: str) -> str:
+    """Stored text as it stands inside a JSON string: quotes, backslashes and controls escaped."""
+    return printable(json.dumps(text, ensure_ascii=False)[1:-1])
 
 
 def show(value: Any) -> str:
+    """A plain value as JSON, with no control character in it (JSON's escapes, and \\uXXXX)."""
+
     def default(o: Any) -> Any:
         if isinstance(o, Decimal):
             return int(o) if o == o.to_integral_value() else float(o)
@@ -103,15 +127,16 @@ def show(value: Any) -> str:
             return sorted(o, key=str)
         return str(o)
 
-    return json.dumps(value, default=default, sort_keys=True, ensure_ascii=False)
+    # outside strings json.dumps writes printable ASCII only, so escaping the whole text keeps it JSON
+    return printable(json.dumps(value, default=default, sort_keys=True, ensure_ascii=False))
 
 
 def who(entry: dict[str, Any]) -> str:
     if "actor" in entry:
         actor = entry["actor"]
-        return f"{actor['arn']} ({actor['source']})"
+        return f"{escaped(str(actor['arn']))} ({escaped(str(actor['source']))})"
     if "actorCandidates" in entry:
-        return "one of " + ", ".join(candidate["arn"] for candidate in entry["actorCandidates"])
+        return "one of " + ", ".join(escaped(str(candidate["arn"])) for candidate in entry["actorCandidates"])
     return "-"
 
 
@@ -120,10 +145,11 @@ def render_table(entries: Sequence[dict[str, Any]]) -> str:
     rows = [("time", "key", "change", "who", "old -> new")]
     for entry in entries:
         kind = change_kind(entry).value
-        change = f"{kind} {entry['updatedAttribute']}" if "updatedAttribute" in entry else kind
+        change = f"{kind} {escaped(str(entry['updatedAttribute']))}" if "updatedAttribute" in entry else kind
         old = show(entry["oldValue"]) if "oldValue" in entry else "-"
         new = show(entry["newValue"]) if "newValue" in entry else "-"
-        rows.append((entry["modificationTime"], entry["itemKey"], change, who(entry), f"{old} -> {new}"))
+        time, key = escaped(str(entry["modificationTime"])), escaped(str(entry["itemKey"]))
+        rows.append((time, key, change, who(entry), f"{old} -> {new}"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
              for row in rows]  # fmt: skip
@@ -145,11 +171,11 @@ def differences(before: Item | None, after: Item | None) -> list[str]:
         if old is not None and new is not None and same_value(old, new):
             continue
         if old is None:
-            lines.append(f"+ {name}: {show(_plain(new))}")
+            lines.append(f"+ {escaped(name)}: {show(_plain(new))}")
         elif new is None:
-            lines.append(f"- {name}: {show(_plain(old))}")
+            lines.append(f"- {escaped(name)}: {show(_plain(old))}")
         else:
-            lines.append(f"~ {name}: {show(_plain(old))} -> {show(_plain(new))}")
+            lines.append(f"~ {escaped(name)}: {show(_plain(old))} -> {show(_plain(new))}")
     return lines
 
 
@@ -188,8 +214,9 @@ def plan_rollback(trail: Trail, key: str, time: str) -> tuple[Item | None, Item 
     ignored = {trail.actor_attribute} if trail.actor_attribute else set()
     stale = [name for name in _changed(recorded_now, current, ignored) if not _redacted(recorded_now, name)]
     if stale or (recorded_now is None) != (current is None):
+        differing = ", ".join(repr(name) for name in stale) or "existence"
         raise Refused(
-            f"{key!r} is not what its history says it is now (differs in: {', '.join(stale) or 'existence'}); "
+            f"{key!r} is not what its history says it is now (differs in: {differing}); "
             "a change may not have reached the audit trail yet, or was made around it: nothing written"
         )
     if target is None or current is None:
@@ -335,7 +362,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr like every other failure."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: {printable(message)} (see {self.prog} --help)\n")
 
 
 def _connection_options(suppress: bool) -> _Parser:
@@ -472,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         message = "interrupted: nothing more written"
     else:
         return 0
-    print(f"config-audit: {message}", file=sys.stderr)
+    # one line, whatever the message quotes: no newline or control character reaches the terminal
+    print(f"config-audit: {printable(message)}", file=sys.stderr)
     return 1
 
 

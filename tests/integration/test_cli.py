@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,50 @@ def test_a_malformed_put_or_an_empty_key_is_refused_and_nothing_is_written(
 ) -> None:
     assert message in fails_with_one_line(capsys, argv)
     assert stack.dynamodb.scan(TableName="Configuration")["Items"] == []
+
+
+def has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(character) == "Cc" for character in text)
+
+
+def test_stored_text_never_reaches_the_terminal_as_control_characters(
+    stack: Stack, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a key, a value, an attribute name and a stamped actor, each with a newline and a colour
+    red = "\n\x1b[31m"
+    key = f"K{red}"
+    stack.put(key, value=f"v{red}", modifiedBy=f"bot{red}")
+    stack.put(key, value=f"w{red}", modifiedBy=f"bot{red}", **{f"note{red}": 1})
+    audit(stack, client)
+    first, second = times(stack)[0], times(stack)[-1]
+    capsys.readouterr()  # the function's own output while auditing
+    # WHEN the operator reads its history, an item and a diff
+    assert cli.main(["history", key]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert cli.main(["at", key, first]) == 0
+    assert cli.main(["diff", key, first, second]) == 0
+    rest = capsys.readouterr().out.splitlines()
+    # THEN every line is one line of plain text: header, rule, and one row per change
+    assert len(history) == 2 + 3  # created, updated value, updated note
+    assert not any(has_control_characters(line) for line in history + rest)
+    assert all("K\\n\\u001b[31m" in row and "bot\\n\\u001b[31m (declared)" in row for row in history[2:])
+    assert '"w\\n\\u001b[31m"' in history[-1] or '"w\\n\\u001b[31m"' in history[-2]
+    assert rest[0] == '{"key": "K\\n\\u001b[31m", "modifiedBy": "bot\\n\\u001b[31m", "value": "v\\n\\u001b[31m"}'
+    assert "+ note\\n\\u001b[31m: 1" in rest
+
+
+def test_messages_never_pass_control_characters(
+    stack: Stack, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    red = "\n\x1b[31m"
+    key = f"K{red}"
+    stack.put(key, value=1)
+    audit(stack, client)
+    first = times(stack)[0]
+    capsys.readouterr()
+    assert cli.main(["at", key, "2000-01-01T00:00:00Z"]) == 0
+    [said] = capsys.readouterr().out.splitlines()
+    assert said == "'K\\n\\x1b[31m' did not exist at 2000-01-01T00:00:00.000Z"
+    stack.put(key, value=1, **{f"x{red}": 2})  # written around the trail: the rollback refuses, naming it
+    line = fails_with_one_line(capsys, ["rollback", key, "--to", first, "--yes"])
+    assert not has_control_characters(line) and "differs in: 'x\\n\\x1b[31m'" in line
