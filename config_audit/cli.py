@@ -20,12 +20,14 @@ the terminal as a control character.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import decimal
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -342,6 +344,25 @@ def connection(args: argparse.Namespace) -> dict[str, Any]:
     return client_arguments(endpoint) if endpoint else {}
 
 
+@contextlib.contextmanager
+def _function_logs_on_stderr() -> Iterator[None]:
+    """The function's log lines are for CloudWatch: here only warnings and errors, and on stderr."""
+    from chalicelib.observability import logger
+
+    handler, level = logger.registered_handler, logger.log_level
+    if not isinstance(handler, logging.StreamHandler):  # not the stdout handler Powertools sets up
+        yield
+        return
+    stream = handler.setStream(sys.stderr)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if stream is not None:
+            handler.setStream(stream)
+
+
 def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
     """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it."""
     os.environ.update(environment(session["endpoint_url"]))
@@ -353,7 +374,8 @@ def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
     recorder = Client(app, stage_name=stage, project_dir=str(ROOT))
 
     def deliver(event: dict[str, Any]) -> Any:  # EventBridge's part: the event reaches actor_recorder
-        return recorder.lambda_.invoke("actor_recorder", event)
+        with _function_logs_on_stderr():  # an operator's stdout holds only the answer
+            return recorder.lambda_.invoke("actor_recorder", event)
 
     CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), REGION).attach(client)
 
