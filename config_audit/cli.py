@@ -26,6 +26,7 @@ import decimal
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
@@ -208,41 +209,124 @@ def parse_time(text: str, now: dt.datetime | None = None) -> str:
 # -- rollback ---------------------------------------------------------------------------------
 
 
+AttributePath = tuple[str | int, ...]  # map member names and list indices, from the top-level attribute down
+
+
 def plan_rollback(trail: Trail, key: str, time: str) -> tuple[Item | None, Item | None]:
-    """(the item now, the item to write back; None deletes it), or Refused saying why not."""
+    """(the item now, the item to write back; None deletes it), or Refused saying why not.
+
+    A redacted digest is never part of the item to write back, at any depth: where the history
+    says the secret is unchanged since ``time``, the table's own value at that path is kept;
+    otherwise the rollback is refused.
+    """
     entries = trail.known_entries(key)
     recorded_now, target = state_at(entries, key, None), state_at(entries, key, time)
     current = trail.current(key)
     ignored = {trail.actor_attribute} if trail.actor_attribute else set()
-    stale = [name for name in _changed(recorded_now, current, ignored) if not _redacted(recorded_now, name)]
+    stale = _changed(recorded_now, current, ignored)
     if stale or (recorded_now is None) != (current is None):
         differing = ", ".join(repr(name) for name in stale) or "existence"
         raise Refused(
             f"{key!r} is not what its history says it is now (differs in: {differing}); "
             "a change may not have reached the audit trail yet, or was made around it: nothing written"
         )
-    if target is None or current is None:
-        return current, target
-    restored = dict(target)
-    for name, value in target.items():
-        if not _redacted(target, name):
-            continue
-        if recorded_now is not None and name in recorded_now and same_value(recorded_now[name], value):
-            restored[name] = current[name]  # unchanged since TIME: keep the value the table holds
-        else:
-            raise Refused(f"{name!r} held a secret at that time, redacted in the history: it cannot be restored")
+    if target is None:
+        return current, None
+    restored = target
+    for path in [path for name, value in target.items() for path in _digest_paths(value, (name,))]:
+        digest, recorded, kept = _at(target, path), _at(recorded_now, path), _at(current, path)
+        if recorded is None or kept is None or digest is None or not same_value(recorded, digest):
+            raise Refused(
+                f"'{_spelled(path)}' held a secret at that time, redacted in the history, and the table no "
+                "longer holds that secret: it cannot be restored; nothing written"
+            )
+        restored = _replaced(restored, path, kept)  # unchanged since TIME: the table's own value
     return current, restored
 
 
-def _changed(left: Item | None, right: Item | None, ignored: set[str]) -> list[str]:
-    left, right = left or {}, right or {}
-    names = sorted((left.keys() | right.keys()) - ignored)
-    return [n for n in names if not (n in left and n in right and same_value(left[n], right[n]))]
-
-
-def _redacted(item: Item | None, name: str) -> bool:
-    value = (item or {}).get(name, {})
+def _is_digest(value: AttributeValue) -> bool:
     return isinstance(value.get("S"), str) and value["S"].startswith(REDACTED)
+
+
+def _digest_paths(value: AttributeValue, path: AttributePath) -> Iterator[AttributePath]:
+    """Where a redacted digest stands in ``value``: the value itself, or inside its maps and lists."""
+    if _is_digest(value):
+        yield path
+    elif isinstance(value.get("M"), dict):
+        for name, member in value["M"].items():
+            yield from _digest_paths(member, (*path, name))
+    elif isinstance(value.get("L"), list):
+        for index, element in enumerate(value["L"]):
+            yield from _digest_paths(element, (*path, index))
+
+
+def _at(item: Item | None, path: AttributePath) -> AttributeValue | None:
+    """The value at ``path`` in ``item``, or None where the item or a step of the path is missing."""
+    value: AttributeValue | None = {"M": item} if item is not None else None
+    for step in path:
+        if value is None:
+            return None
+        if isinstance(step, str):
+            members = value.get("M")
+            value = members.get(step) if isinstance(members, dict) else None
+        else:
+            elements = value.get("L")
+            value = elements[step] if isinstance(elements, list) and step < len(elements) else None
+    return value
+
+
+def _replaced(item: Item, path: AttributePath, new: AttributeValue) -> Item:
+    """A copy of ``item`` with the value at ``path`` (which exists) replaced by ``new``."""
+
+    def replace(value: AttributeValue, steps: AttributePath) -> AttributeValue:
+        if not steps:
+            return new
+        step, rest = steps[0], steps[1:]
+        if isinstance(step, str):
+            return {"M": {**value["M"], step: replace(value["M"][step], rest)}}
+        elements = list(value["L"])
+        elements[step] = replace(elements[step], rest)
+        return {"L": elements}
+
+    replaced: Item = replace({"M": item}, path)["M"]
+    return replaced
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _spelled(path: AttributePath) -> str:
+    """An attribute path as an operator reads it: config.password, servers[0].password, a["b.c"]."""
+    spelled = ""
+    for step in path:
+        if isinstance(step, int):
+            spelled += f"[{step}]"
+        elif _PLAIN_NAME.fullmatch(step):
+            spelled += f".{step}" if spelled else step
+        else:
+            spelled += f'["{escaped(step)}"]'
+    return spelled
+
+
+def _agrees(recorded: AttributeValue, actual: AttributeValue) -> bool:
+    """Whether the table's value is what the history records; a digest stands for any value."""
+    if _is_digest(recorded):
+        return True
+    if isinstance(recorded.get("M"), dict) and isinstance(actual.get("M"), dict):
+        members, held = recorded["M"], actual["M"]
+        return members.keys() == held.keys() and all(_agrees(members[n], held[n]) for n in members)
+    if isinstance(recorded.get("L"), list) and isinstance(actual.get("L"), list):
+        elements, held_elements = recorded["L"], actual["L"]
+        return len(elements) == len(held_elements) and all(
+            _agrees(r, a) for r, a in zip(elements, held_elements, strict=True)
+        )
+    return same_value(recorded, actual)
+
+
+def _changed(recorded: Item | None, actual: Item | None, ignored: set[str]) -> list[str]:
+    recorded, actual = recorded or {}, actual or {}
+    names = sorted((recorded.keys() | actual.keys()) - ignored)
+    return [n for n in names if not (n in recorded and n in actual and _agrees(recorded[n], actual[n]))]
 
 
 def write_back(trail: Trail, key: str, current: Item | None, target: Item | None, operator: str | None) -> str:

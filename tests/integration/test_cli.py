@@ -343,3 +343,72 @@ def test_messages_never_pass_control_characters(
     stack.put(key, value=1, **{f"x{red}": 2})  # written around the trail: the rollback refuses, naming it
     line = fails_with_one_line(capsys, ["rollback", key, "--to", first, "--yes"])
     assert not has_control_characters(line) and "differs in: 'x\\n\\x1b[31m'" in line
+
+
+def configuration_item(key: str) -> dict[str, Any] | None:
+    """The item the Configuration table holds for ``key`` now, as Python values."""
+    item: dict[str, Any] | None = (
+        boto3.resource("dynamodb", region_name=REGION).Table("Configuration").get_item(Key={"key": key}).get("Item")
+    )
+    return item
+
+
+SECRET_SHAPES = {  # (the attribute at TIME, where its secret sits, the attribute now with the same secret)
+    "map": ({"host": "a", "password": "p1"}, "config.password", {"host": "b", "password": "p1"}),
+    "list of maps": ([{"host": "a", "password": "p1"}], "config[0].password", [{"host": "b", "password": "p1"}]),
+    "deep": (
+        {"db": {"replicas": [{"apiKey": "k1"}]}},
+        "config.db.replicas[0].apiKey",
+        {"db": {"replicas": [{"apiKey": "k1"}], "pool": 5}},
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SECRET_SHAPES)
+def test_a_rollback_never_writes_a_digest_back_inside_a_map_or_a_list_of_maps(
+    stack: Stack, client: Client, shape: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a secret nested in an attribute at TIME, and the attribute gone since
+    then, path, _ = SECRET_SHAPES[shape]
+    stack.put("DB", value=1, config=then)
+    audit(stack, client)
+    first = times(stack)[0]
+    stack.put("DB", value=2)
+    audit(stack, client)
+    # WHEN the operator rolls back to TIME
+    line = fails_with_one_line(capsys, ["rollback", "DB", "--to", first, "--yes"])
+    # THEN it refuses, naming where the secret sits, and writes nothing (no digest in the table)
+    assert f"'{path}' held a secret at that time, redacted in the history" in line
+    assert configuration_item("DB") == {"key": "DB", "value": 2}
+
+
+@pytest.mark.parametrize("shape", SECRET_SHAPES)
+def test_a_nested_secret_unchanged_since_the_time_is_kept_from_the_table(
+    stack: Stack, client: Client, shape: str
+) -> None:
+    then, _, now = SECRET_SHAPES[shape]
+    stack.put("DB", value=1, config=then)
+    audit(stack, client)
+    first = times(stack)[0]
+    stack.put("DB", value=2, config=now)  # the secret is the same, what is around it changed
+    audit(stack, client)
+    assert run("rollback", "DB", "--to", first, "--yes") == "rolled 'DB' back"
+    item = configuration_item("DB")
+    assert item is not None and (item["value"], item["config"]) == (1, then)  # the table's plain secret
+
+
+@pytest.mark.parametrize(
+    ("attributes", "path"),
+    [({"dbPassword": "s1"}, "dbPassword"), ({"config": {"host": "a", "password": "p1"}}, "config.password")],
+)
+def test_a_rollback_to_before_a_deletion_refuses_to_restore_a_redacted_secret(
+    stack: Stack, client: Client, attributes: dict[str, Any], path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.put("DB", value=1, **attributes)
+    audit(stack, client)
+    first = times(stack)[0]
+    stack.delete("DB")
+    audit(stack, client)
+    line = fails_with_one_line(capsys, ["rollback", "DB", "--to", first, "--yes"])
+    assert f"'{path}' held a secret at that time, redacted in the history" in line
+    assert configuration_item("DB") is None
