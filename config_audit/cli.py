@@ -62,6 +62,10 @@ class Refused(Exception):
     """What the operator asked cannot be done; the message says why. Exit status 1."""
 
 
+class Incomplete(Exception):
+    """Written, but the table is not exactly what was asked; the message says how. Exit status 1."""
+
+
 # -- reading the history ----------------------------------------------------------------------
 
 
@@ -208,7 +212,6 @@ def parse_time(text: str, now: dt.datetime | None = None) -> str:
 
 # -- rollback ---------------------------------------------------------------------------------
 
-
 AttributePath = tuple[str | int, ...]  # map member names and list indices, from the top-level attribute down
 
 
@@ -329,35 +332,108 @@ def _changed(recorded: Item | None, actual: Item | None, ignored: set[str]) -> l
     return [n for n in names if not (n in recorded and n in actual and _agrees(recorded[n], actual[n]))]
 
 
+class _Expression:
+    """Placeholders of one DynamoDB expression: ``#nN`` for names, ``:vN`` for values."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, AttributeValue] = {}
+
+    def name(self, name: str) -> str:
+        for placeholder, known in self.names.items():
+            if known == name:
+                return placeholder
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = name
+        return placeholder
+
+    def value(self, value: AttributeValue) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def parameters(self) -> dict[str, Any]:
+        parameters: dict[str, Any] = {"ExpressionAttributeNames": self.names}
+        if self.values:
+            parameters["ExpressionAttributeValues"] = self.values
+        return parameters
+
+
 def write_back(trail: Trail, key: str, current: Item | None, target: Item | None, operator: str | None) -> str:
-    """Write ``target`` (or delete) only if the item is still ``current``; say what was done."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
+    """Write ``target`` (None: delete) only if the item is still ``current``; say what was done.
+
+    An update sets and removes only what differs, under a condition that every attribute read is
+    unchanged and every attribute it adds is still absent: an attribute another writer adds
+    meanwhile survives. The old item comes back (ALL_OLD), so such a write is reported: Incomplete.
+    A change of what it read makes it refuse with nothing written: Refused.
+    """
+    table_key = {KEY_ATTRIBUTE: {"S": key}}
+    item = dict(target) if target is not None else None
+    if item is not None and trail.actor_attribute and operator:
+        item[trail.actor_attribute] = {"S": operator}  # the rollback declares who made it
+    expression = _Expression()
     if current is None:
-        names["#k"] = KEY_ATTRIBUTE
-        condition = "attribute_not_exists(#k)"
+        condition = f"attribute_not_exists({expression.name(KEY_ATTRIBUTE)})"
     else:
-        clauses = []
-        for number, (name, value) in enumerate(sorted(current.items())):
-            names[f"#a{number}"], values[f":v{number}"] = name, value
-            clauses.append(f"#a{number} = :v{number}")
-        condition = " AND ".join(clauses)
-    guard: dict[str, Any] = {"ConditionExpression": condition, "ExpressionAttributeNames": names}
-    if values:
-        guard["ExpressionAttributeValues"] = values
+        condition = " AND ".join(
+            f"{expression.name(name)} = {expression.value(value)}" for name, value in sorted(current.items())
+        )
     try:
-        if target is None:
-            trail.dynamodb.delete_item(TableName=trail.table, Key={KEY_ATTRIBUTE: {"S": key}}, **guard)
+        if item is None:
+            response = trail.dynamodb.delete_item(
+                TableName=trail.table, Key=table_key, ConditionExpression=condition, ReturnValues="ALL_OLD",
+                **expression.parameters(),
+            )  # fmt: skip
+            added = _added(current, response.get("Attributes"))
+            if added:
+                raise Incomplete(
+                    f"deleted {key!r}, but a write in between added {added}, which the deletion removed "
+                    "with the item (the deletion's audit entry holds its value)"
+                )
             return f"deleted {key!r}: it did not exist at that time"
-        item = dict(target)
-        if trail.actor_attribute and operator:
-            item[trail.actor_attribute] = {"S": operator}  # the rollback declares who made it
-        trail.dynamodb.put_item(TableName=trail.table, Item=item, **guard)
+        if current is None:
+            trail.dynamodb.put_item(
+                TableName=trail.table, Item=item, ConditionExpression=condition, **expression.parameters()
+            )
+            return f"rolled {key!r} back"
+        updates = _update_expression(expression, current, item)
+        if not updates:  # only the stamp differed, and it already names this operator
+            return f"{key!r} already holds that: nothing written"
+        unread = [f"attribute_not_exists({expression.name(name)})" for name in item if name not in current]
+        response = trail.dynamodb.update_item(
+            TableName=trail.table, Key=table_key, UpdateExpression=updates, ReturnValues="ALL_OLD",
+            ConditionExpression=" AND ".join([condition, *unread]), **expression.parameters(),
+        )  # fmt: skip
+        added = _added(current, response.get("Attributes"))
+        if added:
+            raise Incomplete(
+                f"rolled {key!r} back, but a write in between added {added}, which is kept: "
+                f"{key!r} is not exactly what it held at that time"
+            )
         return f"rolled {key!r} back"
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             raise Refused(f"{key!r} changed while rolling back: nothing written") from error
         raise
+
+
+def _update_expression(expression: _Expression, current: Item, item: Item) -> str:
+    """SET what ``item`` holds differently from ``current``, REMOVE what it no longer holds ("": nothing)."""
+    sets = [
+        f"{expression.name(name)} = {expression.value(value)}"
+        for name, value in sorted(item.items())
+        if name != KEY_ATTRIBUTE and not (name in current and same_value(current[name], value))
+    ]
+    removes = [expression.name(name) for name in sorted(current) if name not in item]
+    clauses = [f"SET {', '.join(sets)}"] if sets else []
+    if removes:
+        clauses.append(f"REMOVE {', '.join(removes)}")
+    return " ".join(clauses)
+
+
+def _added(read: Item | None, old: Item | None) -> str:
+    """The attributes the item held when written that were not there when read, quoted and listed."""
+    return ", ".join(repr(name) for name in sorted((old or {}).keys() - (read or {}).keys()))
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -595,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         print(run(args))
-    except Refused as refused:
+    except (Refused, Incomplete) as refused:
         message = str(refused)
     except ConfigurationError as error:  # the stage names a table that is missing or out of reach
         message = str(error)

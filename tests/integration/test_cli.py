@@ -412,3 +412,66 @@ def test_a_rollback_to_before_a_deletion_refuses_to_restore_a_redacted_secret(
     line = fails_with_one_line(capsys, ["rollback", "DB", "--to", first, "--yes"])
     assert f"'{path}' held a secret at that time, redacted in the history" in line
     assert configuration_item("DB") is None
+
+
+def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
+    stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN another writer adds an attribute after the rollback read the item, before it writes
+    read = cli.Trail.current
+
+    def read_then_someone_writes(trail: cli.Trail, key: str) -> Any:
+        item = read(trail, key)
+        stack.configuration.update_item(
+            Key={"key": key}, UpdateExpression="SET extra = :x", ExpressionAttributeValues={":x": "theirs"}
+        )
+        return item
+
+    monkeypatch.setattr(cli.Trail, "current", read_then_someone_writes)
+    capsys.readouterr()
+    # WHEN the rollback writes
+    assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], "--yes"]) == 1
+    # THEN their attribute survives, the rollback is done, and it says so with exit status 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "rolled 'CACHE_TTL_SEC' back, but a write in between added 'extra', which is kept" in line
+    item = configuration_item("CACHE_TTL_SEC")
+    assert item is not None and (item["value"], item["extra"]) == (3600, "theirs") and "description" not in item
+
+
+def test_a_deletion_that_removes_an_attribute_added_meanwhile_says_so(
+    stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    read = cli.Trail.current
+
+    def read_then_someone_writes(trail: cli.Trail, key: str) -> Any:
+        item = read(trail, key)
+        stack.configuration.update_item(
+            Key={"key": key}, UpdateExpression="SET extra = :x", ExpressionAttributeValues={":x": "theirs"}
+        )
+        return item
+
+    monkeypatch.setattr(cli.Trail, "current", read_then_someone_writes)
+    assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", "2000-01-01T00:00:00Z", "--yes"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "deleted 'CACHE_TTL_SEC', but a write in between added 'extra', which the deletion removed" in line
+
+
+def test_a_write_of_an_attribute_the_rollback_adds_back_makes_it_refuse(
+    stack: Stack, client: Client, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the description (there at the third entry) removed since, and audited
+    stack.put("CACHE_TTL_SEC", value=1800, modifiedBy="deploy-bot")
+    audit(stack, client)
+    trail = cli.Trail(STAGE["environment_variables"], {"region_name": REGION})
+    current, target = cli.plan_rollback(trail, "CACHE_TTL_SEC", lifecycle[2])
+    # WHEN someone writes a description of their own before the rollback writes the old one back
+    stack.configuration.update_item(
+        Key={"key": "CACHE_TTL_SEC"},
+        UpdateExpression="SET description = :d",
+        ExpressionAttributeValues={":d": "theirs"},
+    )
+    with pytest.raises(cli.Refused, match="changed while rolling back: nothing written"):
+        cli.write_back(trail, "CACHE_TTL_SEC", current, target, operator=None)
+    # THEN theirs stands
+    item = configuration_item("CACHE_TTL_SEC")
+    assert item is not None and item["description"] == "theirs"
