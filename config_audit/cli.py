@@ -38,11 +38,10 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError,
-    EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
 )
+from botocore.exceptions import ConnectionError as CannotConnect  # not the builtin of that name
 
 from chalicelib.actor_repository import DynamoDBActorRepository
 from chalicelib.audit_repository import DynamoDBAuditRepository
@@ -647,8 +646,8 @@ def _cause(error: BaseException) -> BaseException:
 
 def failure(error: Exception, args: argparse.Namespace) -> str:
     """What went wrong calling AWS (or the local stack), as one line an operator can act on."""
-    error = _cause(error)  # type: ignore[assignment]
-    if isinstance(error, EndpointConnectionError | ConnectionError):
+    cause = _cause(error)
+    if isinstance(cause, CannotConnect):  # refused, timed out, or closed, before any answer
         if args.endpoint:
             return f"nothing answers at {args.endpoint}: is the moto server running there?"
         if args.local:
@@ -656,15 +655,15 @@ def failure(error: Exception, args: argparse.Namespace) -> str:
                 f"the local stack in {ENDPOINT_FILE} does not answer (`make run` stopped without removing it?): "
                 "start `make run`"
             )
-        return f"cannot reach AWS: {error}"
-    if isinstance(error, NoCredentialsError):
+        return f"cannot reach AWS: {cause}"
+    if isinstance(cause, NoCredentialsError):
         return "no AWS credentials found: configure them (aws configure, AWS_PROFILE), or use --local"
-    if isinstance(error, NoRegionError):
+    if isinstance(cause, NoRegionError):
         return "no AWS region: set AWS_REGION or a region in ~/.aws/config, or use --local"
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        return f"AWS said: {details.get('Code', 'error')}: {details.get('Message', error)}"
-    return f"AWS said: {error}"
+    if isinstance(cause, ClientError):
+        details = cause.response.get("Error", {})
+        return f"AWS said: {details.get('Code', 'error')}: {details.get('Message', cause)}"
+    return f"AWS said: {cause}"
 
 
 def main(argv: list[str] | None = None) -> int:
