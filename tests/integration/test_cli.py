@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import unicodedata
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -137,6 +141,10 @@ def test_a_write_in_between_makes_the_rollback_refuse_and_write_nothing(stack: S
         (["at", "CACHE_TTL_SEC", "2999-01-01T00:00:00Z"], "is in the future"),
         (["rollback", "NEVER_SET", "--to", "2024-09-11T09:03:00Z", "--yes"], "no history for 'NEVER_SET'"),
         (["--stage", "nowhere", "history", "K"], "stage 'nowhere' is not in .chalice/config.json"),
+        (
+            ["diff", "CACHE_TTL_SEC", "2024-09-11T10:00:00Z", "2024-09-11T09:00:00Z"],
+            "FROM 2024-09-11T10:00:00.000Z is after TO",
+        ),
     ],
 )
 def test_bad_arguments_get_one_line_and_a_non_zero_exit(
@@ -171,3 +179,299 @@ def test_the_local_cloudtrail_delivers_each_successful_write_as_cloudtrail_would
     assert {e["detail"]["userIdentity"]["arn"] for e in delivered} == {
         boto3.client("sts", region_name=REGION).get_caller_identity()["Arn"]
     }
+
+
+# -- issue #16: what an operator found trying it ------------------------------------------------
+
+
+def fails_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """main() fails: exit status 1, nothing on stdout, one line on stderr (no traceback); the line."""
+    capsys.readouterr()  # what the function printed while auditing the set-up is not the CLI's
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("config-audit: ") and "Traceback" not in line
+    return line
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_server_that_does_not_answer_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    line = fails_with_one_line(capsys, ["--endpoint", endpoint, "history", "K"])
+    assert line == f"config-audit: nothing answers at {endpoint}: is the moto server running there?"
+
+
+def test_a_stale_local_endpoint_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN .local/endpoint left behind by a `make run` that is gone
+    stale = tmp_path / "endpoint"
+    stale.write_text(f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(cli, "ENDPOINT_FILE", stale)
+    line = fails_with_one_line(capsys, ["--local", "put", "K", "1"])
+    assert f"the local stack in {stale} does not answer" in line and "start `make run`" in line
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"])
+def test_a_time_outside_the_format_range_is_one_line(aws: None, time: str, capsys: pytest.CaptureFixture[str]) -> None:
+    line = fails_with_one_line(capsys, ["at", "K", time])
+    assert f"time {time!r} is outside the times the history holds" in line
+
+
+@pytest.fixture
+def no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's shell with no AWS_* variables and an empty home: no credentials, no region."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # not on EC2: no need to wait for IMDS to say so
+
+
+def test_missing_region_against_aws_is_one_line(no_aws_configuration: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "no AWS region" in fails_with_one_line(capsys, ["history", "K"])
+
+
+def test_missing_credentials_against_aws_is_one_line(
+    no_aws_configuration: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    assert "no AWS credentials found" in fails_with_one_line(capsys, ["history", "K"])
+
+
+def test_a_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["history"])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert (
+        out == ""
+        and err == "config-audit history: the following arguments are required: key (see config-audit history --help)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--local", "--stage", "prod", "history", "S"],
+        ["history", "S", "--local", "--stage", "prod"],
+        ["--stage", "prod", "history", "--local", "S"],
+    ],
+)
+def test_the_connection_options_go_before_or_after_the_command(argv: list[str]) -> None:
+    args = cli.parser().parse_args(argv)
+    assert (args.command, args.key, args.local, args.stage, args.endpoint) == ("history", "S", True, "prod", None)
+
+
+def test_the_connection_options_keep_their_defaults_when_not_given() -> None:
+    args = cli.parser().parse_args(["history", "S", "--endpoint", "http://127.0.0.1:1"])
+    assert (args.local, args.stage, args.endpoint) == (False, "dev", "http://127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["put", "K", "1", "--set", "=5"], "--set '=5' has no attribute name before '='"),
+        (["put", "K", "1", "--set", "noequals"], "--set 'noequals' has no '='"),
+        (["put", "K", "1", "--set", "key=other"], "--set cannot change 'key', the item's key"),
+        (["put", "K", "1", "--set", "value=2"], "attribute 'value' is given twice"),
+        (["put", "K", "1e400"], "attribute 'value' holds a number DynamoDB cannot store exactly"),
+        (["put", "", "1"], "KEY is empty"),
+        (["delete", ""], "KEY is empty"),
+        (["history", ""], "KEY is empty"),
+        (["at", "", "2024-09-11T09:03:00Z"], "KEY is empty"),
+        (["diff", "", "2024-09-11T09:03:00Z", "2024-09-11T09:04:00Z"], "KEY is empty"),
+        (["rollback", "", "--to", "2024-09-11T09:03:00Z", "--yes"], "KEY is empty"),
+    ],
+)
+def test_a_malformed_put_or_an_empty_key_is_refused_and_nothing_is_written(
+    stack: Stack, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in fails_with_one_line(capsys, argv)
+    assert stack.dynamodb.scan(TableName="Configuration")["Items"] == []
+
+
+def has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(character) == "Cc" for character in text)
+
+
+def test_stored_text_never_reaches_the_terminal_as_control_characters(
+    stack: Stack, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a key, a value, an attribute name and a stamped actor, each with a newline and a colour
+    red = "\n\x1b[31m"
+    key = f"K{red}"
+    stack.put(key, value=f"v{red}", modifiedBy=f"bot{red}")
+    stack.put(key, value=f"w{red}", modifiedBy=f"bot{red}", **{f"note{red}": 1})
+    audit(stack, client)
+    first, second = times(stack)[0], times(stack)[-1]
+    capsys.readouterr()  # the function's own output while auditing
+    # WHEN the operator reads its history, an item and a diff
+    assert cli.main(["history", key]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert cli.main(["at", key, first]) == 0
+    assert cli.main(["diff", key, first, second]) == 0
+    rest = capsys.readouterr().out.splitlines()
+    # THEN every line is one line of plain text: header, rule, and one row per change
+    assert len(history) == 2 + 3  # created, updated value, updated note
+    assert not any(has_control_characters(line) for line in history + rest)
+    assert all("K\\n\\u001b[31m" in row and "bot\\n\\u001b[31m (declared)" in row for row in history[2:])
+    assert '"w\\n\\u001b[31m"' in history[-1] or '"w\\n\\u001b[31m"' in history[-2]
+    assert rest[0] == '{"key": "K\\n\\u001b[31m", "modifiedBy": "bot\\n\\u001b[31m", "value": "v\\n\\u001b[31m"}'
+    assert "+ note\\n\\u001b[31m: 1" in rest
+
+
+def test_messages_never_pass_control_characters(
+    stack: Stack, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    red = "\n\x1b[31m"
+    key = f"K{red}"
+    stack.put(key, value=1)
+    audit(stack, client)
+    first = times(stack)[0]
+    capsys.readouterr()
+    assert cli.main(["at", key, "2000-01-01T00:00:00Z"]) == 0
+    [said] = capsys.readouterr().out.splitlines()
+    assert said == "'K\\n\\x1b[31m' did not exist at 2000-01-01T00:00:00.000Z"
+    stack.put(key, value=1, **{f"x{red}": 2})  # written around the trail: the rollback refuses, naming it
+    line = fails_with_one_line(capsys, ["rollback", key, "--to", first, "--yes"])
+    assert not has_control_characters(line) and "differs in: 'x\\n\\x1b[31m'" in line
+
+
+def configuration_item(key: str) -> dict[str, Any] | None:
+    """The item the Configuration table holds for ``key`` now, as Python values."""
+    item: dict[str, Any] | None = (
+        boto3.resource("dynamodb", region_name=REGION).Table("Configuration").get_item(Key={"key": key}).get("Item")
+    )
+    return item
+
+
+SECRET_SHAPES = {  # (the attribute at TIME, where its secret sits, the attribute now with the same secret)
+    "map": ({"host": "a", "password": "p1"}, "config.password", {"host": "b", "password": "p1"}),
+    "list of maps": ([{"host": "a", "password": "p1"}], "config[0].password", [{"host": "b", "password": "p1"}]),
+    "deep": (
+        {"db": {"replicas": [{"apiKey": "k1"}]}},
+        "config.db.replicas[0].apiKey",
+        {"db": {"replicas": [{"apiKey": "k1"}], "pool": 5}},
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SECRET_SHAPES)
+def test_a_rollback_never_writes_a_digest_back_inside_a_map_or_a_list_of_maps(
+    stack: Stack, client: Client, shape: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a secret nested in an attribute at TIME, and the attribute gone since
+    then, path, _ = SECRET_SHAPES[shape]
+    stack.put("DB", value=1, config=then)
+    audit(stack, client)
+    first = times(stack)[0]
+    stack.put("DB", value=2)
+    audit(stack, client)
+    # WHEN the operator rolls back to TIME
+    line = fails_with_one_line(capsys, ["rollback", "DB", "--to", first, "--yes"])
+    # THEN it refuses, naming where the secret sits, and writes nothing (no digest in the table)
+    assert f"'{path}' held a secret at that time, redacted in the history" in line
+    assert configuration_item("DB") == {"key": "DB", "value": 2}
+
+
+@pytest.mark.parametrize("shape", SECRET_SHAPES)
+def test_a_nested_secret_unchanged_since_the_time_is_kept_from_the_table(
+    stack: Stack, client: Client, shape: str
+) -> None:
+    then, _, now = SECRET_SHAPES[shape]
+    stack.put("DB", value=1, config=then)
+    audit(stack, client)
+    first = times(stack)[0]
+    stack.put("DB", value=2, config=now)  # the secret is the same, what is around it changed
+    audit(stack, client)
+    assert run("rollback", "DB", "--to", first, "--yes") == "rolled 'DB' back"
+    item = configuration_item("DB")
+    assert item is not None and (item["value"], item["config"]) == (1, then)  # the table's plain secret
+
+
+@pytest.mark.parametrize(
+    ("attributes", "path"),
+    [({"dbPassword": "s1"}, "dbPassword"), ({"config": {"host": "a", "password": "p1"}}, "config.password")],
+)
+def test_a_rollback_to_before_a_deletion_refuses_to_restore_a_redacted_secret(
+    stack: Stack, client: Client, attributes: dict[str, Any], path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.put("DB", value=1, **attributes)
+    audit(stack, client)
+    first = times(stack)[0]
+    stack.delete("DB")
+    audit(stack, client)
+    line = fails_with_one_line(capsys, ["rollback", "DB", "--to", first, "--yes"])
+    assert f"'{path}' held a secret at that time, redacted in the history" in line
+    assert configuration_item("DB") is None
+
+
+def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
+    stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN another writer adds an attribute after the rollback read the item, before it writes
+    read = cli.Trail.current
+
+    def read_then_someone_writes(trail: cli.Trail, key: str) -> Any:
+        item = read(trail, key)
+        stack.configuration.update_item(
+            Key={"key": key}, UpdateExpression="SET extra = :x", ExpressionAttributeValues={":x": "theirs"}
+        )
+        return item
+
+    monkeypatch.setattr(cli.Trail, "current", read_then_someone_writes)
+    capsys.readouterr()
+    # WHEN the rollback writes
+    assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], "--yes"]) == 1
+    # THEN their attribute survives, the rollback is done, and it says so with exit status 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "rolled 'CACHE_TTL_SEC' back, but a write in between added 'extra', which is kept" in line
+    item = configuration_item("CACHE_TTL_SEC")
+    assert item is not None and (item["value"], item["extra"]) == (3600, "theirs") and "description" not in item
+
+
+def test_a_deletion_that_removes_an_attribute_added_meanwhile_says_so(
+    stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    read = cli.Trail.current
+
+    def read_then_someone_writes(trail: cli.Trail, key: str) -> Any:
+        item = read(trail, key)
+        stack.configuration.update_item(
+            Key={"key": key}, UpdateExpression="SET extra = :x", ExpressionAttributeValues={":x": "theirs"}
+        )
+        return item
+
+    monkeypatch.setattr(cli.Trail, "current", read_then_someone_writes)
+    assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", "2000-01-01T00:00:00Z", "--yes"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "deleted 'CACHE_TTL_SEC', but a write in between added 'extra', which the deletion removed" in line
+
+
+def test_a_write_of_an_attribute_the_rollback_adds_back_makes_it_refuse(
+    stack: Stack, client: Client, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the description (there at the third entry) removed since, and audited
+    stack.put("CACHE_TTL_SEC", value=1800, modifiedBy="deploy-bot")
+    audit(stack, client)
+    trail = cli.Trail(STAGE["environment_variables"], {"region_name": REGION})
+    current, target = cli.plan_rollback(trail, "CACHE_TTL_SEC", lifecycle[2])
+    # WHEN someone writes a description of their own before the rollback writes the old one back
+    stack.configuration.update_item(
+        Key={"key": "CACHE_TTL_SEC"},
+        UpdateExpression="SET description = :d",
+        ExpressionAttributeValues={":d": "theirs"},
+    )
+    with pytest.raises(cli.Refused, match="changed while rolling back: nothing written"):
+        cli.write_back(trail, "CACHE_TTL_SEC", current, target, operator=None)
+    # THEN theirs stands
+    item = configuration_item("CACHE_TTL_SEC")
+    assert item is not None and item["description"] == "theirs"
