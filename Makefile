@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 STAGE  ?= dev
+# e.g. PROVISION_FLAGS=--enable-stream: turn on the stream of an existing table that has none
+PROVISION_FLAGS ?=
 
 .PHONY: venv test lint demo run bench provision package terraform clean
 
@@ -38,7 +40,7 @@ bench: venv
 	$(PY) -m bench.run
 
 provision: venv
-	$(PY) -m infra.provision --stage $(STAGE)
+	$(PY) -m infra.provision --stage $(STAGE) $(PROVISION_FLAGS)
 
 package: venv
 	rm -rf dist/cloudformation

@@ -136,9 +136,13 @@ def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
 
     audit = table(env["AUDIT_TABLE_NAME"])
     actors = table(env["ACTORS_TABLE_NAME"]) if env.get("ACTORS_TABLE_NAME") else None
-    logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{APP_NAME}-{stage}*"
+
+    def logs(function: str) -> list[str]:  # its own log group, and the streams in it
+        group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function_name(stage, function)}"
+        return [group, f"{group}:*"]
+
     queue = queue_arn(env["DEAD_LETTER_QUEUE_URL"]) if env.get("DEAD_LETTER_QUEUE_URL") else None
-    producer = producer_statements(logs, stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
+    producer = producer_statements(logs("audit_producer"), stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
     # only the producer digests secrets: a reader holding the key could guess low-entropy ones offline
     if env.get("REDACT_ATTRIBUTES", "").strip() and env.get("REDACTION_KEY_PARAMETER", "").strip():
         parameter = parameter_arn(partition, region, account, env["REDACTION_KEY_PARAMETER"].strip())
@@ -146,10 +150,15 @@ def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         producer += redaction_statements(parameter, kms_key, f"ssm.{region}.amazonaws.com")
     statements = {
         "audit_producer": producer,
-        "api_handler": history_statements(logs, f"{audit}/index/{HISTORY_INDEX}", actors),
-        "actor_recorder": recorder_statements(logs, actors),
+        "api_handler": history_statements(logs("api_handler"), f"{audit}/index/{HISTORY_INDEX}", actors),
+        "actor_recorder": recorder_statements(logs("actor_recorder"), actors),
     }
     return {function: {"Version": "2012-10-17", "Statement": statements[function]} for function in FUNCTIONS}
+
+
+def function_name(stage: str, function: str) -> str:
+    """The Lambda function `chalice deploy` makes: the REST API's carries no suffix of its own."""
+    return f"{APP_NAME}-{stage}" if function == "api_handler" else f"{APP_NAME}-{stage}-{function}"
 
 
 def policy_file(stage: str, function: str) -> str:

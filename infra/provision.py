@@ -31,15 +31,24 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_STAGE = "dev"
 
 
+class NotProvisioned(Exception):
+    """The stage's settings name no tables to provision; the message says which are missing."""
+
+
 def provision(stage: str, project: Path = ROOT, enable_stream: bool = False) -> str:
     """Create the tables of ``stage`` (a new stage starts from dev's settings); return the stream ARN."""
     config_path = project / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
     stages = config.setdefault("stages", {})
     if stage not in stages:
+        if TEMPLATE_STAGE not in stages:
+            raise NotProvisioned(f"{config_path} has no stage {stage!r}, nor {TEMPLATE_STAGE!r} to start it from")
         stages[stage] = json.loads(json.dumps(stages[TEMPLATE_STAGE]))
     assign_policy_files(stage, stages[stage])
     variables = stages[stage].setdefault("environment_variables", {})
+    missing = [name for name in ("CONFIGURATION_TABLE_NAME", "AUDIT_TABLE_NAME") if not variables.get(name)]
+    if missing:
+        raise NotProvisioned(f"{' and '.join(missing)} not set in the stage's environment_variables in {config_path}")
     client = boto3.client("dynamodb")
     configuration = variables["CONFIGURATION_TABLE_NAME"]
     audit = variables["AUDIT_TABLE_NAME"]
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         arn = provision(args.stage, args.project, args.enable_stream)
-    except UnusableTable as error:
+    except (UnusableTable, NotProvisioned) as error:
         print(f"stage {args.stage!r} not provisioned: {error}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as error:

@@ -42,10 +42,16 @@ ACTORS_ARN = "${aws_dynamodb_table.actors.arn}"
 TRAIL = "${var.record_actors ? 1 : 0}"  # count: the trail and its bucket exist only where asked for
 BUCKET_ARN = "${aws_s3_bucket.trail[0].arn}"
 QUEUE_ARN = "${aws_sqs_queue.dead_letters.arn}"
-LOGS = (
-    "arn:${data.aws_partition.chalice.partition}:logs:${data.aws_region.chalice.name}:"
-    "${data.aws_caller_identity.chalice.account_id}:log-group:/aws/lambda/config-audit-${var.stage}-*"
-)
+
+
+def logs(function: str) -> list[str]:
+    """A function's own log group and its streams, by the name Chalice gave the function."""
+    group = (
+        "arn:${data.aws_partition.chalice.partition}:logs:${data.aws_region.chalice.name}:"
+        "${data.aws_caller_identity.chalice.account_id}:log-group:/aws/lambda/"
+        f"${{aws_lambda_function.{function}.function_name}}"
+    )
+    return [group, f"{group}:*"]
 
 
 def _table(name: str, definition: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +92,7 @@ def _statement(s: dict[str, Any]) -> dict[str, Any]:
         "sid": s["Sid"],
         "effect": s["Effect"],
         "actions": s["Action"],
-        "resources": [s["Resource"]],
+        "resources": s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]],
     }
     if s.get("Principal") == "*":
         block["principals"] = [{"type": "*", "identifiers": ["*"]}]
@@ -155,10 +161,10 @@ def _trail() -> dict[str, Any]:
 
 
 def audit_tf() -> dict[str, Any]:
-    producer = _document(producer_statements(LOGS, STREAM, AUDIT_ARN, None, QUEUE_ARN))
-    [publish] = _document(producer_statements(LOGS, STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None))[
-        "statement"
-    ][-1:]
+    producer = _document(producer_statements(logs("audit_producer"), STREAM, AUDIT_ARN, None, QUEUE_ARN))
+    [publish] = _document(
+        producer_statements(logs("audit_producer"), STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None)
+    )["statement"][-1:]
     parameter = (
         "arn:${data.aws_partition.chalice.partition}:ssm:${data.aws_region.chalice.name}:"
         "${data.aws_caller_identity.chalice.account_id}:parameter${var.redaction_key_parameter}"
@@ -175,8 +181,8 @@ def audit_tf() -> dict[str, Any]:
         ]
     }
     append_only = _document(append_only_table_policy(AUDIT_ARN, "${aws_iam_role.audit_producer_role.arn}")["Statement"])
-    history = _document(history_statements(LOGS, f"{AUDIT_ARN}/index/{HISTORY_INDEX}", ACTORS_ARN))
-    recorder = _document(recorder_statements(LOGS, ACTORS_ARN))
+    history = _document(history_statements(logs("api_handler"), f"{AUDIT_ARN}/index/{HISTORY_INDEX}", ACTORS_ARN))
+    recorder = _document(recorder_statements(logs("actor_recorder"), ACTORS_ARN))
     actors_append_only = _document(
         append_only_table_policy(ACTORS_ARN, "${aws_iam_role.actor_recorder_role.arn}")["Statement"]
     )

@@ -420,3 +420,14 @@ def test_workflows_parse_and_call_makefile_targets_that_exist() -> None:
     assert deploy["permissions"]["id-token"] == "write"
     credentials = next(s for s in deploy["jobs"]["deploy"]["steps"] if "configure-aws-credentials" in s.get("uses", ""))
     assert "role-to-assume" in credentials["with"] and "aws-access-key-id" not in credentials["with"]
+
+
+def test_terraform_lets_each_function_write_only_its_own_log_group(terraform: Path) -> None:
+    chalice = json.loads((terraform / "chalice.tf.json").read_text())["resource"]["aws_lambda_function"]
+    documents = json.loads((terraform / "audit.tf.json").read_text())["data"]["aws_iam_policy_document"]
+    for function in ("audit_producer", "api_handler", "actor_recorder"):
+        assert function in chalice  # the function the reference names is Chalice's own
+        [logs] = [s for s in documents[function]["statement"] if s["sid"] == "WriteOwnLogs"]
+        group = logs["resources"][0]
+        assert group.endswith(f":log-group:/aws/lambda/${{aws_lambda_function.{function}.function_name}}")
+        assert logs["resources"] == [group, f"{group}:*"]

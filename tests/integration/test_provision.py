@@ -180,3 +180,26 @@ def test_create_tables_keeps_its_positional_signature_for_the_local_stack(dynamo
     arn = create_tables(dynamodb, CONFIGURATION, "Audit")
     assert arn == dynamodb.describe_table(TableName=CONFIGURATION)["Table"]["LatestStreamArn"]
     assert create_tables(dynamodb, CONFIGURATION, "Audit", None) == arn  # and again: idempotent
+
+
+@pytest.mark.parametrize(
+    ("stage", "removed", "message"),
+    [
+        ("dev", "AUDIT_TABLE_NAME", "AUDIT_TABLE_NAME not set in the stage's environment_variables"),
+        ("prod", "stages.dev", "has no stage 'prod', nor 'dev' to start it from"),
+    ],
+)
+def test_a_stage_that_names_no_tables_is_one_line_not_a_traceback(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str], stage: str, removed: str, message: str
+) -> None:
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    if removed == "stages.dev":
+        del config["stages"]["dev"]
+    else:
+        del config["stages"]["dev"]["environment_variables"][removed]
+    path.write_text(json.dumps(config))
+    status = main(["--stage", stage, "--project", str(project)])
+    out, err = capsys.readouterr()
+    assert (status, out) == (1, "") and err.count("\n") == 1 and message in err
+    assert dynamodb.list_tables()["TableNames"] == []
