@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.stream import shard_ids, to_lambda_record
+from local.stream import get_records, shard_ids, to_lambda_record
 
 log = logging.getLogger("local.poller")
 
@@ -135,7 +135,7 @@ class StreamPoller:
         iterator = self._iterator(shard_id)
         if iterator is None:  # closed shard, fully read
             return
-        page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+        page = get_records(self.streams, iterator)
         self._iterators[shard_id] = page.get("NextShardIterator")
         if page["Records"]:
             buffer = self._buffers.setdefault(shard_id, [])
