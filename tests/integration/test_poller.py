@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,29 @@ def test_a_record_the_table_holds_never_wedges_the_poller_and_later_changes_are_
     audited = {entry["itemKey"]: entry["newValue"] for entry in stack.audit_entries()}
     assert audited == {"BLOB": {"key": "BLOB", "value": b"\xff\x00\xfe"}, "AFTER": {"key": "AFTER", "value": 1}}
     assert subject.stats.gave_up == []
+
+
+class Unreachable:
+    """A streams client whose every call fails, as when the moto server is gone."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def describe_stream(self, **_: Any) -> Any:
+        self.calls += 1
+        raise ConnectionError("Could not connect to the endpoint URL\n(moto is gone)")
+
+
+def test_a_poll_that_fails_is_one_log_line_and_failing_polls_back_off(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a stream the poller cannot reach, WHEN it polls for two seconds
+    streams = Unreachable()
+    subject = StreamPoller(streams, "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/S", Recorder())
+    thread = subject.start()
+    time.sleep(2.0)
+    subject.stop()
+    thread.join(10)
+    # THEN each failed poll is one line naming the error, and they come less and less often
+    lines = caplog.text.splitlines()
+    assert lines and all("poll failed (ConnectionError: Could not connect" in line for line in lines), caplog.text
+    assert "(moto is gone)); retrying" in lines[0]
+    assert len(lines) == streams.calls <= 6  # 0.2, 0.4, 0.8, 1.6 s apart, not every 0.1 s
