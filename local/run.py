@@ -4,15 +4,18 @@ API on 127.0.0.1:8000 (``CHALICE_LOCAL_PORT``), each a thread of this one proces
 One process on purpose: whatever ends it (Ctrl-C, a crash, a kill -9) ends every part with it,
 so no `chalice local` is left serving 503s against a dead moto. The history API is the server
 `chalice local` runs (``chalice.local``), with the stage's variables applied as it applies them.
+The operator's stdout holds the banner and the last word; everything else goes to stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 from local.connection import ENDPOINT_FILE
@@ -74,7 +77,7 @@ def watch(parts: Mapping[str, threading.Thread], stopping: threading.Event) -> s
 def banner(stack: LocalStack, port: int) -> str:
     return f"""
 moto (DynamoDB, Streams, SNS, SQS)  {stack.endpoint}
-history API (as chalice local)      http://{HOST}:{port}
+history API (as chalice local)      http://{HOST}:{port}  (IAM authorization is not checked locally)
 poller                              feeding audit_producer from {stack.stream_arn}
 
 Make a change and look at its history:
@@ -108,6 +111,27 @@ def serve(port: int, stopping: threading.Event, answer: TextIO, failures: Mappin
         raise CannotRun(f"{dead} stopped{f' ({why})' if why else ''}; everything else has been stopped")
 
 
+@contextlib.contextmanager
+def answers_only_on_stdout() -> Iterator[TextIO]:
+    """Yield the real stdout; meanwhile whatever else writes to stdout reaches stderr.
+
+    At the file descriptor: Powertools' logger holds sys.stdout from import time, its metrics and
+    chalice print there, and none of that is the operator's answer.
+    """
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    answer = open(real, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - closed below, after the last flush
+    try:
+        yield answer
+    finally:
+        answer.flush()
+        sys.stdout.flush()
+        os.dup2(real, 1)
+        answer.close()
+        os.close(real)
+
+
 def main() -> int:
     try:
         port = api_port(os.environ)
@@ -125,9 +149,11 @@ def main() -> int:
     threading.excepthook = record  # a part that dies is reported in one line, not a traceback
     for sig in previous_handlers:
         signal.signal(sig, lambda *_: stopping.set())
-    quiet_logs()
+    warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")  # in the banner
     try:
-        serve(port, stopping, sys.stdout, failures)
+        with answers_only_on_stdout() as answer:
+            quiet_logs()  # its lines go to stdout, which is stderr here
+            serve(port, stopping, answer, failures)
     except CannotRun as error:
         print(f"make run: {error}", file=sys.stderr)
         return 1

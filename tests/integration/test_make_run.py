@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -137,6 +138,31 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
     assert not (run.state / "endpoint").exists()
 
 
+def test_make_run_prints_only_its_banner_on_stdout_and_its_logs_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a developer who asked for the function's metrics
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    with make_run(tmp_path, free_port()) as run:
+        wait_until(run.serving)
+        # WHEN a change is audited and its history served over HTTP
+        assert run.cli("put", "NOISE", "1").returncode == 0
+        wait_until(lambda: '"NOISE"' in run.cli("history", "NOISE").stdout)
+        assert answers(f"http://127.0.0.1:{run.port}/audit/NOISE")
+        run.process.send_signal(signal.SIGINT)
+        assert run.process.wait(60) == 0
+    # THEN stdout holds the banner and the last word, and nothing else
+    out = run.stdout.read_text()
+    banner, rest = out.split("Ctrl-C stops everything.\n")
+    assert rest == "stopped\n"
+    banner_line = re.compile(r"|(moto |history API |poller |Make a change|  \.venv/bin/config-audit |  curl ).*")
+    assert all(banner_line.fullmatch(line) for line in banner.splitlines()), banner
+    assert "{" not in out and "Warning" not in out and "Serving on" not in out
+    # and what was logged went to stderr: the poller's line and the function's metrics (EMF)
+    err = run.stderr.read_text()
+    assert "local.poller: batch of 1 records" in err and '{"_aws":' in err
+
+
 def test_a_kill_9_of_make_run_leaves_nothing_of_it_running(tmp_path: Path) -> None:
     port = free_port()
     with make_run(tmp_path, port) as run:
@@ -219,4 +245,5 @@ def test_when_a_part_of_make_run_dies_the_rest_stops_with_one_line_and_a_failure
     assert "Traceback" not in done.stderr
     last = done.stderr.splitlines()[-1]
     assert last == f"make run: {part} stopped (OSError: lost its socket); everything else has been stopped"
+    assert done.stdout.endswith("Ctrl-C stops everything.\n")  # the banner, and no "stopped"
     assert not (tmp_path / "endpoint").exists()
