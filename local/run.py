@@ -30,6 +30,11 @@ class CannotRun(Exception):
     """`make run` cannot start or go on; the message is the one line the operator sees."""
 
 
+def one_line(text: object) -> str:
+    """``text`` on one line (an error's message may hold newlines, an HTML page even)."""
+    return " ".join(str(text).split())
+
+
 def api_port(environ: Mapping[str, str]) -> int:
     """The history API's port, from ``CHALICE_LOCAL_PORT`` (8000 where unset)."""
     text = environ.get(PORT_VARIABLE, "8000")
@@ -144,7 +149,7 @@ def main() -> int:
     previous_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def record(args: Any) -> None:
-        failures[getattr(args.thread, "name", "")] = f"{args.exc_type.__name__}: {args.exc_value}"
+        failures[getattr(args.thread, "name", "")] = f"{args.exc_type.__name__}: {one_line(args.exc_value)}"
 
     threading.excepthook = record  # a part that dies is reported in one line, not a traceback
     for sig in previous_handlers:
@@ -155,10 +160,10 @@ def main() -> int:
             quiet_logs()  # its lines go to stdout, which is stderr here
             serve(port, stopping, answer, failures)
     except CannotRun as error:
-        print(f"make run: {error}", file=sys.stderr)
+        print(f"make run: {one_line(error)}", file=sys.stderr)
         return 1
     except Exception as error:  # the operator gets one line, not a traceback
-        print(f"make run: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"make run: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return 1
     finally:
         threading.excepthook = previous_hook

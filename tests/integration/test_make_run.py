@@ -215,7 +215,7 @@ from local.poller import StreamPoller
 
 def fail(*_):
     if run.ENDPOINT_FILE.exists():
-        raise OSError("lost its socket")
+        raise OSError("lost its\\nsocket")  # a message over two lines, said in one
 
 def poller_fails(self):
     deadline = time.monotonic() + 60
