@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.stream import shard_ids, to_lambda_record
+from local.stream import get_records, shard_ids, to_lambda_record
 
 log = logging.getLogger("local.poller")
 
 Invoke = Callable[[dict[str, Any]], Any]
+MAX_POLL_WAIT = 5.0  # seconds between polls that keep failing (moto gone, say)
 
 
 class Checkpoint:
@@ -90,15 +91,18 @@ class StreamPoller:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Poll until ``stop()``; every error is logged and the loop goes on, as Lambda's does."""
+        """Poll until ``stop()``; a failed poll is logged in one line and retried, as Lambda's is."""
+        failed = 0  # polls failed in a row: the wait between them doubles, up to MAX_POLL_WAIT
         while not self.stop_event.is_set():
             try:
                 busy = self.poll_once()
-            except Exception:  # the poller must outlive a bad poll; the next one retries
-                log.exception("poll failed; retrying")
+                failed = 0
+            except Exception as error:  # the poller must outlive a bad poll; the next one retries
+                failed += 1
+                log.warning("poll failed (%s: %.300s); retrying", type(error).__name__, " ".join(str(error).split()))
                 busy = False
             if not busy:
-                self.stop_event.wait(self.poll_interval)
+                self.stop_event.wait(min(self.poll_interval * 2 ** min(failed, 10), MAX_POLL_WAIT))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -135,7 +139,7 @@ class StreamPoller:
         iterator = self._iterator(shard_id)
         if iterator is None:  # closed shard, fully read
             return
-        page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+        page = get_records(self.streams, iterator)
         self._iterators[shard_id] = page.get("NextShardIterator")
         if page["Records"]:
             buffer = self._buffers.setdefault(shard_id, [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -54,7 +55,7 @@ class LocalStack:
         self._checkpoint = checkpoint
         self._saved_env: dict[str, str | None] = {}
         self.poller: StreamPoller | None = None
-        self._thread: Any = None
+        self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -100,6 +101,17 @@ class LocalStack:
             else:
                 os.environ[name] = value
 
+    def use_stage_environment(self) -> None:
+        """The stage's variables in os.environ until the stack stops, as `chalice local` sets them."""
+        self._set_env(self.variables)
+
+    def threads(self) -> dict[str, threading.Thread]:
+        """The threads that serve: the moto server's, and the poller's once started."""
+        serving = {"the moto server": self._server._thread}
+        if self._thread is not None:
+            serving["the poller"] = self._thread
+        return {name: thread for name, thread in serving.items() if thread is not None}
+
     def _set_env(self, values: dict[str, str]) -> None:
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
@@ -131,10 +143,10 @@ class LocalStack:
         return self.poller
 
     def stop_poller(self, timeout: float = 30.0) -> None:
-        if self.poller is not None:
+        if self.poller is not None and self._thread is not None:
             self.poller.stop()
             self._thread.join(timeout)
-            self.poller = None
+            self.poller = self._thread = None
 
     def play_cloudtrail(self, client: Any) -> None:
         """Each write ``client`` makes reaches actor_recorder as CloudTrail would deliver it."""

@@ -1,31 +1,43 @@
-"""Reading a DynamoDB stream with boto3 and shaping its records as Lambda delivers them."""
+"""Reading a DynamoDB stream with boto3 and handing its records on as Lambda delivers them.
+
+Records are taken from GetRecords' JSON as it came over the wire, not from what boto3 parses out
+of it: the wire form is what Lambda forwards (binary as base64 text, ``ApproximateCreationDateTime``
+in epoch seconds), and boto3's parser fails a whole page on one record it cannot parse (moto
+sends an item with an empty attribute name as a bare ``"N": "5"``), which would stop the stream
+for good. A record the function cannot make sense of reaches it as it is, and it sets it aside.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
-from chalicelib.images import stream_image
+_BEFORE_PARSE = "before-parse.dynamodb-streams.GetRecords"
 
 
 def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A record from GetRecords (as boto3 parses it) -> the record Lambda puts in its event.
+    """A record as GetRecords sent it -> the record Lambda puts in its event: the same, plus ``eventSourceARN``."""
+    return {**record, "eventSourceARN": stream_arn}
 
-    Lambda adds ``eventSourceARN``, sends ``ApproximateCreationDateTime`` as epoch seconds (boto3
-    parses it into a datetime) and binary values as base64 text (boto3 decodes them to bytes).
-    """
-    body = dict(record["dynamodb"])
-    created = body.get("ApproximateCreationDateTime")
-    if isinstance(created, dt.datetime):
-        body["ApproximateCreationDateTime"] = created.timestamp()
-    for name in ("Keys", "NewImage", "OldImage"):
-        if name in body:
-            body[name] = stream_image(body[name])
-    shaped = {key: value for key, value in record.items() if key != "dynamodb"}
-    shaped["dynamodb"] = body
-    shaped["eventSourceARN"] = stream_arn
-    return shaped
+
+def get_records(streams: Any, iterator: str, limit: int = 1000) -> dict[str, Any]:
+    """GetRecords through a boto3 client, its ``Records`` exactly as they were sent (JSON, unparsed)."""
+    streams.meta.events.register(_BEFORE_PARSE, _records_as_sent)
+    try:
+        page: dict[str, Any] = streams.get_records(ShardIterator=iterator, Limit=limit)
+    finally:
+        streams.meta.events.unregister(_BEFORE_PARSE, _records_as_sent)
+    return page
+
+
+def _records_as_sent(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """Take ``Records`` out of a GetRecords response before boto3 parses the rest."""
+    if response_dict.get("status_code") != 200:
+        return  # an error: boto3 reports it as usual
+    body = json.loads(response_dict["body"])
+    customized_response_dict["Records"] = body.pop("Records", [])  # boto3 adds these to what it parsed
+    response_dict["body"] = json.dumps(body).encode()
 
 
 def shard_ids(streams: Any, stream_arn: str) -> list[str]:
@@ -51,7 +63,7 @@ def read_all(streams: Any, stream_arn: str, max_calls: int = 1000) -> Iterator[d
         for _ in range(max_calls):
             if not iterator:
                 break
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            page = get_records(streams, iterator)
             if not page["Records"]:
                 break
             for record in page["Records"]:

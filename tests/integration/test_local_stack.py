@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,58 +85,3 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     assert re.search(rf"created\s+{moto_user}\s+- -> .*\"value\": 1800", last)
     assert "everything started has been stopped" in out
     assert "_aws" not in out and '"level"' not in out  # progress lines, not the function's JSON
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_path: Any) -> None:
-    import os
-    import signal
-
-    env = {**os.environ, "LOCAL_STATE_DIR": str(tmp_path), "CHALICE_LOCAL_PORT": str(_free_port())}
-    cli = [str(Path(sys.executable).with_name("config-audit")), "--local"]
-    run = subprocess.Popen(
-        [sys.executable, "-m", "local.run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until(lambda: (tmp_path / "endpoint").exists(), timeout=60)
-        subprocess.run([*cli, "put", "CACHE_TTL_SEC", "3600"], cwd=ROOT, env=env, check=True, timeout=60)
-        subprocess.run([*cli, "put", "CACHE_TTL_SEC", "1800"], cwd=ROOT, env=env, check=True, timeout=60)
-
-        def output(*args: str) -> str:
-            return subprocess.run([*cli, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
-
-        wait_until(lambda: "3600 -> 1800" in output("history", "CACHE_TTL_SEC"), timeout=60)
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        latest = output("at", "CACHE_TTL_SEC", now)
-        assert latest.strip() == '{"key": "CACHE_TTL_SEC", "value": 1800}'
-        # the CLI's writes reached actor_recorder as CloudTrail would deliver them: who is known
-        assert "arn:aws:sts::123456789012:user/moto (cloudtrail)" in output("history", "CACHE_TTL_SEC")
-
-        # and chalice local serves the same history over HTTP
-        import json
-        import urllib.request
-
-        url = f"http://127.0.0.1:{env['CHALICE_LOCAL_PORT']}/audit/CACHE_TTL_SEC?limit=1"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            page = json.loads(response.read())
-        assert [(e["oldValue"], e["newValue"]) for e in page["entries"]] == [(3600, 1800)]
-        assert page["entries"][0]["actor"]["source"] == "cloudtrail"
-        assert page["next"]
-    finally:
-        run.send_signal(signal.SIGINT)
-        printed, _ = run.communicate(timeout=60)
-    assert run.returncode == 0, printed
-    assert printed.rstrip().endswith("stopped")
-    assert not (tmp_path / "endpoint").exists()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from local.poller import Checkpoint, StreamPoller
-from tests.conftest import Stack
+from local.poller import Checkpoint, Invoke, StreamPoller
+from tests.conftest import CONFIGURATION, Stack
 
 
 class Recorder:
@@ -26,7 +27,7 @@ class Recorder:
         return answer(event) if callable(answer) else answer
 
 
-def poller(stack: Stack, invoke: Recorder, **options: Any) -> StreamPoller:
+def poller(stack: Stack, invoke: Invoke, **options: Any) -> StreamPoller:
     options.setdefault("backoff_seconds", 0.0)
     return StreamPoller(stack.streams, stack.stream_arn, invoke, **options)
 
@@ -105,3 +106,63 @@ def test_batching_window_holds_a_small_batch_back(stack: Stack) -> None:
     immediate = poller(stack, Recorder(), batching_window=0.0)
     immediate.poll_once()
     assert immediate.stats.records == 2
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """A value ``levels`` lists deep, the innermost holding a string."""
+    value: dict[str, Any] = {"S": "bottom"}
+    for _ in range(levels):
+        value = {"L": [value]}
+    return value
+
+
+# Items moto's table holds though DynamoDB would refuse them: the poller must not choke on any
+ODD_ITEMS: dict[str, dict[str, Any]] = {
+    "an empty attribute name": {"": {"N": "5"}},  # what `config-audit put K 1 --set =5` stored
+    "an empty attribute name inside a map": {"settings": {"M": {"": {"S": "x"}}}},
+    "nesting deeper than DynamoDB's 32 levels": {"deep": nested(40)},
+}
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_ITEMS))
+def test_a_record_the_table_holds_never_wedges_the_poller_and_later_changes_are_audited(
+    stack: Stack, client: Any, odd: str
+) -> None:
+    # GIVEN an odd item in the table, then ordinary changes after it (binary bytes no text decodes among them)
+    stack.dynamodb.put_item(TableName=CONFIGURATION, Item={"key": {"S": "ODD"}, **ODD_ITEMS[odd]})
+    stack.dynamodb.put_item(TableName=CONFIGURATION, Item={"key": {"S": "BLOB"}, "value": {"B": b"\xff\x00\xfe"}})
+    stack.put("AFTER", value=1)
+    # WHEN the poller feeds the function for a few rounds
+    subject = poller(stack, lambda event: client.lambda_.invoke("audit_producer", event).payload)
+    for _ in range(3):
+        subject.poll_once()
+    # THEN the odd record was set aside by the function, and every change after it is in Audit
+    audited = {entry["itemKey"]: entry["newValue"] for entry in stack.audit_entries()}
+    assert audited == {"BLOB": {"key": "BLOB", "value": b"\xff\x00\xfe"}, "AFTER": {"key": "AFTER", "value": 1}}
+    assert subject.stats.gave_up == []
+
+
+class Unreachable:
+    """A streams client whose every call fails, as when the moto server is gone."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def describe_stream(self, **_: Any) -> Any:
+        self.calls += 1
+        raise ConnectionError("Could not connect to the endpoint URL\n(moto is gone)")
+
+
+def test_a_poll_that_fails_is_one_log_line_and_failing_polls_back_off(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a stream the poller cannot reach, WHEN it polls for two seconds
+    streams = Unreachable()
+    subject = StreamPoller(streams, "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/S", Recorder())
+    thread = subject.start()
+    time.sleep(2.0)
+    subject.stop()
+    thread.join(10)
+    # THEN each failed poll is one line naming the error, and they come less and less often
+    lines = caplog.text.splitlines()
+    assert lines and all("poll failed (ConnectionError: Could not connect" in line for line in lines), caplog.text
+    assert "(moto is gone)); retrying" in lines[0]
+    assert len(lines) == streams.calls <= 6  # 0.2, 0.4, 0.8, 1.6 s apart, not every 0.1 s
