@@ -93,3 +93,18 @@ def test_retried_writes_show_in_logs_and_metrics(
     [summary] = [line for line in logs() if line["message"] == "batch audited"]
     assert metrics["UnprocessedItems"] > 0 and summary["retriedItems"] == metrics["UnprocessedItems"]
     assert summary["writeCalls"] == metrics["WriteCalls"] > 1
+
+
+def test_with_metrics_disabled_no_metric_is_ever_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN metrics turned off (the local stack, the demo), and more invocations than a metric keeps values
+    from chalicelib.observability import count, invocation
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    capsys.readouterr()
+    for _ in range(150):
+        with invocation(None):
+            count("Records", 1)
+    # THEN nothing reaches stdout: values pile up nowhere, and no dump leaks out after the 100th
+    assert emf_metrics(capsys.readouterr().out) == {}
