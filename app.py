@@ -6,13 +6,12 @@ from typing import Any
 
 from chalice import BadRequestError, Chalice, IAMAuthorizer, Response
 
-from chalicelib import history_request, wiring
-from chalicelib.actors import WRITE_CALLS
-from chalicelib.audit_repository import BadPageToken
+from chalicelib import history_api, wiring
+from chalicelib.actors.attribution import with_actors
+from chalicelib.actors.cloudtrail import WRITE_CALLS
+from chalicelib.audit.repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
-from chalicelib.history import with_actors
 from chalicelib.observability import misconfiguration_logged
-from chalicelib.rendering import fitting, page_json
 from chalicelib.settings import Settings, stream_arn_for_registration
 
 app = Chalice(app_name="config-audit")
@@ -41,15 +40,15 @@ def audit_history(key: str) -> Response:
     """The entries of one configuration key, newest first: ``{"entries": [...], "next": ...}``."""
     request = app.current_request
     try:
-        wanted = history_request.parse(key, request.query_params if request is not None else None)
+        wanted = history_api.parse(key, request.query_params if request is not None else None)
         settings = Settings.from_environ()
         page = wiring.repository_for(settings).history(wanted.key, wanted.limit, wanted.next_token)
-        rendered = fitting(with_actors(page.entries, wiring.actors_for(settings)))
-    except (history_request.BadRequest, BadPageToken) as error:
+        rendered = history_api.fitting(with_actors(page.entries, wiring.actors_for(settings)))
+    except (history_api.BadRequest, BadPageToken) as error:
         raise BadRequestError(str(error)) from error
     except RetryLater:
         return Response(BUSY, status_code=503)
-    return Response(page_json(rendered, page.cut(len(rendered)).next), headers=JSON)
+    return Response(history_api.page_json(rendered, page.cut(len(rendered)).next), headers=JSON)
 
 
 @app.on_cw_event(

@@ -1,6 +1,6 @@
 """The bare step: a reference for the build figures, never shipped.
 
-It makes the same entries as ``chalicelib.changes.plan_batch`` for well-formed records (the
+It makes the same entries as ``chalicelib.audit.plan.plan_batch`` for well-formed records (the
 benchmark checks that), with nothing else: no check of any value, key, time or size, no order,
 no duplicate detection, no poison records. On bad input it crashes or writes garbage. What it
 costs is what reading a record, hashing its ids and allocating its entries costs in interpreted
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.changes import TTL_IDENTITY, entry_id, format_time
+from chalicelib.audit.entries import entry_id
+from chalicelib.audit.records import TTL_IDENTITY, format_time
 
 
 def bare_entries(event: dict[str, Any]) -> list[dict[str, Any]]:

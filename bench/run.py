@@ -1,8 +1,8 @@
-"""`make bench`: figures measured side by side in one run, written to bench/results.json and the README.
+"""`make bench`: figures measured side by side in one run, written to bench/results.json and docs/figures.md.
 
 python -m bench.run            # the full run (a few minutes on 2 cores)
 python -m bench.run --smoke    # tiny sizes, one run each: proves the benchmark still works
-python -m bench.run --render   # the README table and the plot again from bench/results.json, no measuring
+python -m bench.run --render   # the figures table and the plot again from bench/results.json, no measuring
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from botocore.config import Config
 from bench.bare import bare_entries
 from bench.naive import naive_handler
 from bench.workload import event as workload_event
-from chalicelib.audit_repository import BATCH_WRITE_LIMIT
-from chalicelib.changes import plan_batch
-from infra.policy import stage_environment
+from chalicelib.audit.plan import plan_batch
+from chalicelib.audit.repository import BATCH_WRITE_LIMIT
+from config_audit.stage import stage_environment
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import audit_table, create_tables
 from local.moto_process import moto_server
@@ -94,7 +94,7 @@ def build_throughput(sizes: list[int], runs: int) -> list[dict[str, Any]]:
                     # each invocation gets its own event, parsed from JSON just before the
                     # handler runs, as Lambda's runtime does: no two records share an object
                     event = json.loads(payload)
-                    gc.disable()  # plan_batch pauses the collector itself (changes.py); the bare step gets the same
+                    gc.disable()  # plan_batch pauses the collector itself (audit/plan.py); the bare step gets the same
                     start = time.perf_counter()
                     steps[name](event)
                     samples[name].append(size / (time.perf_counter() - start))
@@ -133,7 +133,7 @@ class Contenders:
         self.dynamodb = client(endpoint)
         create_tables(self.dynamodb, "Configuration", "Audit")
         # the dev stage redacts secrets (none in this workload): its key, as provisioning makes one
-        ensure_redaction_key(client(endpoint, "ssm"), stage_environment("dev")["REDACTION_KEY_PARAMETER"])
+        ensure_redaction_key(client(endpoint, "ssm"), stage_environment("dev", ROOT)["REDACTION_KEY_PARAMETER"])
         self.dynamodb.create_table(**audit_table("NaiveAudit"))
         self.naive_table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION).Table("NaiveAudit")
         self.chalice = Client(app, stage_name="dev", project_dir=str(ROOT))
@@ -286,7 +286,7 @@ ALLOCATION_GUARD_MB = 24  # what handling a batch may allocate beyond the event 
 
 
 def guards(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """(what is guarded, what this run measured, met) for each figure README.md promises."""
+    """(what is guarded, what this run measured, met) for each figure docs/figures.md promises."""
     e2e = results["end_to_end"]
     seed = [r for r in results["build"] if r["shape"] == "seed-shaped"]
     floor_row = next((r for r in seed if r["batch"] == BUILD_FLOOR_BATCH), max(seed, key=lambda r: r["batch"]))
@@ -453,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks the benchmark works")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json and the plot go")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="README whose table is updated")
+    parser.add_argument(
+        "--readme", type=Path, default=ROOT / "docs" / "figures.md", help="the page whose table is updated"
+    )
     parser.add_argument("--render", action="store_true", help="redraw table and plot from results.json only")
     args = parser.parse_args(argv)
     if args.render:

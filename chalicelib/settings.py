@@ -14,6 +14,8 @@ UNSET_STREAM_ARN = (
     "arn:aws:dynamodb:us-east-1:000000000000:table/CONFIGURATION_STREAM_ARN-is-not-set/stream/1970-01-01T00:00:00.000"
 )
 
+DEFAULT_ACTOR_ATTRIBUTE = "modifiedBy"  # the stamp a writer may put on an item: who it says it is
+
 # BatchWriteItem calls in flight at once; AUDIT_WRITE_CONCURRENCY overrides it per stage
 DEFAULT_WRITE_CONCURRENCY = 4
 MAX_WRITE_CONCURRENCY = 16
@@ -40,7 +42,7 @@ class Settings:
     redact_attributes: tuple[str, ...] = ()
     redaction_key_parameter: str | None = None
     actors_table_name: str | None = None
-    actor_attribute: str | None = "modifiedBy"
+    actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,7 +100,7 @@ class Settings:
 def _actor_attribute(env: Mapping[str, str]) -> str | None:
     """ACTOR_ATTRIBUTE: absent, the default stamp ``modifiedBy``; set but empty, no stamp is read."""
     if "ACTOR_ATTRIBUTE" not in env:
-        return "modifiedBy"
+        return DEFAULT_ACTOR_ATTRIBUTE
     return env["ACTOR_ATTRIBUTE"].strip() or None
 
 

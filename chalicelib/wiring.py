@@ -8,14 +8,14 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from chalicelib.actor_recorder import ActorRecorder
-from chalicelib.actor_repository import DynamoDBActorRepository
-from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.actors.recorder import ActorRecorder
+from chalicelib.actors.repository import DynamoDBActorRepository
+from chalicelib.audit.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
+from chalicelib.audit.notifications import NoNotifier, Notifier, SnsNotifier
+from chalicelib.audit.producer import AuditProducer
+from chalicelib.audit.redaction import MIN_KEY_BYTES, NO_REDACTION, Redactor
+from chalicelib.audit.repository import DynamoDBAuditRepository
 from chalicelib.aws_calls import ConfigurationError, call
-from chalicelib.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
-from chalicelib.notifications import NoNotifier, Notifier, SnsNotifier
-from chalicelib.producer import AuditProducer
-from chalicelib.redaction import MIN_KEY_BYTES, NO_REDACTION, Redactor
 from chalicelib.settings import MAX_WRITE_CONCURRENCY, Settings
 
 # botocore's "standard" retry mode retries throttling and 5xx with exponential backoff; the

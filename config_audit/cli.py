@@ -7,9 +7,10 @@
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
 
-Against AWS with the default credentials and the tables of ``--stage`` in .chalice/config.json,
-or against the local stack (``--local``: the one `make run` started, or ``--endpoint URL``);
-these options go before or after the command.
+Against AWS with the default credentials and the tables of ``--stage`` in the project's
+.chalice/config.json (``--project-dir``, the current directory by default), or against the local
+stack (``--local``: the one `make run` started, or ``--endpoint URL``); these options go before
+or after the command.
 Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
 A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
 still what its history says it is now; otherwise it refuses and says why.
@@ -21,421 +22,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import decimal
 import json
 import logging
 import os
-import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
 from boto3.dynamodb.types import TypeSerializer
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    NoRegionError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from botocore.exceptions import ConnectionError as CannotConnect  # not the builtin of that name
 
-from chalicelib.actor_repository import DynamoDBActorRepository
-from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.attribute_values import AttributeValue, deserialize_image
+from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.aws_calls import CallFailed, ConfigurationError
-from chalicelib.changes import KEY_ATTRIBUTE, change_kind
-from chalicelib.history import with_actors
-from chalicelib.images import AttributeValue, deserialize_image, same_value
-from chalicelib.redaction import PREFIX as REDACTED
-from chalicelib.replay import Item, replay, whole_history
-from infra.policy import stage_environment
-from local.connection import ENDPOINT_FILE, REGION, client_arguments, environment
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Refused(Exception):
-    """What the operator asked cannot be done; the message says why. Exit status 1."""
-
-
-class Incomplete(Exception):
-    """Written, but the table is not exactly what was asked; the message says how. Exit status 1."""
-
-
-# -- reading the history ----------------------------------------------------------------------
-
-
-class Trail:
-    """The audit trail of one stage: its tables, read and written with one set of credentials."""
-
-    def __init__(self, variables: dict[str, str], session: dict[str, Any]) -> None:
-        self.variables = variables
-        self.dynamodb = boto3.client("dynamodb", **session)
-        self.audit = DynamoDBAuditRepository(self.dynamodb, variables["AUDIT_TABLE_NAME"])
-        actors = variables.get("ACTORS_TABLE_NAME")
-        self.actors = DynamoDBActorRepository(self.dynamodb, actors) if actors else None
-        self.table = variables["CONFIGURATION_TABLE_NAME"]
-        self.actor_attribute = variables.get("ACTOR_ATTRIBUTE", "modifiedBy") or None
-
-    def entries(self, key: str) -> list[dict[str, Any]]:
-        """Every entry of ``key``, newest first, with its actor, in attribute-value form."""
-        return with_actors(whole_history(self.audit, key), self.actors)
-
-    def known_entries(self, key: str) -> list[dict[str, Any]]:
-        entries = self.entries(key)
-        if not entries:
-            raise Refused(f"no history for {key!r}: no change of it was ever audited")
-        return entries
-
-    def current(self, key: str) -> Item | None:
-        response = self.dynamodb.get_item(TableName=self.table, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True)
-        item: Item | None = response.get("Item")
-        return item
-
-
-def state_at(entries: Sequence[dict[str, Any]], key: str, time: str | None) -> Item | None:
-    return replay(entries, until=time).get(key)
-
-
-# -- rendering: stored text never reaches the terminal as a control character -----------------
-
-
-def _json_escape(character: str) -> str:
-    code = ord(character)
-    if code > 0xFFFF:  # JSON spells a character beyond the BMP as its UTF-16 surrogate pair
-        code -= 0x10000
-        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-    return f"\\u{code:04x}"
-
-
-def printable(text: str) -> str:
-    """``text`` with every character a terminal would not print as itself JSON-escaped (\\uXXXX)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _json_escape(c) for c in text)
-
-
-def escaped(text: str) -> str:
-    """Stored text as it stands inside a JSON string: quotes, backslashes and controls escaped."""
-    return printable(json.dumps(text, ensure_ascii=False)[1:-1])
-
-
-def show(value: Any) -> str:
-    """A plain value as JSON, with no control character in it (JSON's escapes, and \\uXXXX)."""
-
-    def default(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return int(o) if o == o.to_integral_value() else float(o)
-        if isinstance(o, set):
-            return sorted(o, key=str)
-        return str(o)
-
-    # outside strings json.dumps writes printable ASCII only, so escaping the whole text keeps it JSON
-    return printable(json.dumps(value, default=default, sort_keys=True, ensure_ascii=False))
-
-
-def who(entry: dict[str, Any]) -> str:
-    if "actor" in entry:
-        actor = entry["actor"]
-        return f"{escaped(str(actor['arn']))} ({escaped(str(actor['source']))})"
-    if "actorCandidates" in entry:
-        return "one of " + ", ".join(escaped(str(candidate["arn"])) for candidate in entry["actorCandidates"])
-    return "-"
-
-
-def render_table(entries: Sequence[dict[str, Any]]) -> str:
-    """Plain-value entries, oldest first, as a table a person reads: time, change, old -> new, who."""
-    rows = [("time", "key", "change", "who", "old -> new")]
-    for entry in entries:
-        kind = change_kind(entry).value
-        change = f"{kind} {escaped(str(entry['updatedAttribute']))}" if "updatedAttribute" in entry else kind
-        old = show(entry["oldValue"]) if "oldValue" in entry else "-"
-        new = show(entry["newValue"]) if "newValue" in entry else "-"
-        time, key = escaped(str(entry["modificationTime"])), escaped(str(entry["itemKey"]))
-        rows.append((time, key, change, who(entry), f"{old} -> {new}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
-             for row in rows]  # fmt: skip
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
-
-
-def differences(before: Item | None, after: Item | None) -> list[str]:
-    """Lines that say how ``after`` differs from ``before`` (attribute-value items)."""
-    if before is None and after is None:
-        return []
-    if before is None:
-        return [f"+ created: {show(deserialize_image(after or {}))}"]
-    if after is None:
-        return [f"- deleted: {show(deserialize_image(before))}"]
-    lines = []
-    for name in sorted(before.keys() | after.keys()):
-        old, new = before.get(name), after.get(name)
-        if old is not None and new is not None and same_value(old, new):
-            continue
-        if old is None:
-            lines.append(f"+ {escaped(name)}: {show(_plain(new))}")
-        elif new is None:
-            lines.append(f"- {escaped(name)}: {show(_plain(old))}")
-        else:
-            lines.append(f"~ {escaped(name)}: {show(_plain(old))} -> {show(_plain(new))}")
-    return lines
-
-
-def _plain(value: Any) -> Any:
-    return deserialize_image({"v": value})["v"]
-
-
-# -- times ------------------------------------------------------------------------------------
-
-
-def parse_time(text: str, now: dt.datetime | None = None) -> str:
-    """An ISO 8601 time with a zone -> the entries' ``YYYY-MM-DDTHH:MM:SS.mmmZ``; not in the future."""
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise Refused(f"time {text!r} is not ISO 8601, such as 2024-09-11T09:03:00Z") from None
-    if moment.tzinfo is None:
-        raise Refused(f"time {text!r} has no zone: add Z for UTC, or an offset such as +02:00")
-    try:
-        moment = moment.astimezone(dt.UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:00-05:00 in 10000
-        raise Refused(f"time {text!r} is outside the times the history holds (years 0001 to 9999 in UTC)") from None
-    if moment > (now or dt.datetime.now(dt.UTC)):
-        raise Refused(f"time {text!r} is in the future")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-# -- rollback ---------------------------------------------------------------------------------
-
-AttributePath = tuple[str | int, ...]  # map member names and list indices, from the top-level attribute down
-
-
-def plan_rollback(trail: Trail, key: str, time: str) -> tuple[Item | None, Item | None]:
-    """(the item now, the item to write back; None deletes it), or Refused saying why not.
-
-    A redacted digest is never part of the item to write back, at any depth: where the history
-    says the secret is unchanged since ``time``, the table's own value at that path is kept;
-    otherwise the rollback is refused.
-    """
-    entries = trail.known_entries(key)
-    recorded_now, target = state_at(entries, key, None), state_at(entries, key, time)
-    current = trail.current(key)
-    ignored = {trail.actor_attribute} if trail.actor_attribute else set()
-    stale = _changed(recorded_now, current, ignored)
-    if stale or (recorded_now is None) != (current is None):
-        differing = ", ".join(repr(name) for name in stale) or "existence"
-        raise Refused(
-            f"{key!r} is not what its history says it is now (differs in: {differing}); "
-            "a change may not have reached the audit trail yet, or was made around it: nothing written"
-        )
-    if target is None:
-        return current, None
-    restored = target
-    for path in [path for name, value in target.items() for path in _digest_paths(value, (name,))]:
-        digest, recorded, kept = _at(target, path), _at(recorded_now, path), _at(current, path)
-        if recorded is None or kept is None or digest is None or not same_value(recorded, digest):
-            raise Refused(
-                f"'{_spelled(path)}' held a secret at that time, redacted in the history, and the table no "
-                "longer holds that secret: it cannot be restored; nothing written"
-            )
-        restored = _replaced(restored, path, kept)  # unchanged since TIME: the table's own value
-    return current, restored
-
-
-def _is_digest(value: AttributeValue) -> bool:
-    return isinstance(value.get("S"), str) and value["S"].startswith(REDACTED)
-
-
-def _digest_paths(value: AttributeValue, path: AttributePath) -> Iterator[AttributePath]:
-    """Where a redacted digest stands in ``value``: the value itself, or inside its maps and lists."""
-    if _is_digest(value):
-        yield path
-    elif isinstance(value.get("M"), dict):
-        for name, member in value["M"].items():
-            yield from _digest_paths(member, (*path, name))
-    elif isinstance(value.get("L"), list):
-        for index, element in enumerate(value["L"]):
-            yield from _digest_paths(element, (*path, index))
-
-
-def _at(item: Item | None, path: AttributePath) -> AttributeValue | None:
-    """The value at ``path`` in ``item``, or None where the item or a step of the path is missing."""
-    value: AttributeValue | None = {"M": item} if item is not None else None
-    for step in path:
-        if value is None:
-            return None
-        if isinstance(step, str):
-            members = value.get("M")
-            value = members.get(step) if isinstance(members, dict) else None
-        else:
-            elements = value.get("L")
-            value = elements[step] if isinstance(elements, list) and step < len(elements) else None
-    return value
-
-
-def _replaced(item: Item, path: AttributePath, new: AttributeValue) -> Item:
-    """A copy of ``item`` with the value at ``path`` (which exists) replaced by ``new``."""
-
-    def replace(value: AttributeValue, steps: AttributePath) -> AttributeValue:
-        if not steps:
-            return new
-        step, rest = steps[0], steps[1:]
-        if isinstance(step, str):
-            return {"M": {**value["M"], step: replace(value["M"][step], rest)}}
-        elements = list(value["L"])
-        elements[step] = replace(elements[step], rest)
-        return {"L": elements}
-
-    replaced: Item = replace({"M": item}, path)["M"]
-    return replaced
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _spelled(path: AttributePath) -> str:
-    """An attribute path as an operator reads it: config.password, servers[0].password, a["b.c"]."""
-    spelled = ""
-    for step in path:
-        if isinstance(step, int):
-            spelled += f"[{step}]"
-        elif _PLAIN_NAME.fullmatch(step):
-            spelled += f".{step}" if spelled else step
-        else:
-            spelled += f'["{escaped(step)}"]'
-    return spelled
-
-
-def _agrees(recorded: AttributeValue, actual: AttributeValue) -> bool:
-    """Whether the table's value is what the history records; a digest stands for any value."""
-    if _is_digest(recorded):
-        return True
-    if isinstance(recorded.get("M"), dict) and isinstance(actual.get("M"), dict):
-        members, held = recorded["M"], actual["M"]
-        return members.keys() == held.keys() and all(_agrees(members[n], held[n]) for n in members)
-    if isinstance(recorded.get("L"), list) and isinstance(actual.get("L"), list):
-        elements, held_elements = recorded["L"], actual["L"]
-        return len(elements) == len(held_elements) and all(
-            _agrees(r, a) for r, a in zip(elements, held_elements, strict=True)
-        )
-    return same_value(recorded, actual)
-
-
-def _changed(recorded: Item | None, actual: Item | None, ignored: set[str]) -> list[str]:
-    recorded, actual = recorded or {}, actual or {}
-    names = sorted((recorded.keys() | actual.keys()) - ignored)
-    return [n for n in names if not (n in recorded and n in actual and _agrees(recorded[n], actual[n]))]
-
-
-class _Expression:
-    """Placeholders of one DynamoDB expression: ``#nN`` for names, ``:vN`` for values."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-        self.values: dict[str, AttributeValue] = {}
-
-    def name(self, name: str) -> str:
-        for placeholder, known in self.names.items():
-            if known == name:
-                return placeholder
-        placeholder = f"#n{len(self.names)}"
-        self.names[placeholder] = name
-        return placeholder
-
-    def value(self, value: AttributeValue) -> str:
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = value
-        return placeholder
-
-    def parameters(self) -> dict[str, Any]:
-        parameters: dict[str, Any] = {"ExpressionAttributeNames": self.names}
-        if self.values:
-            parameters["ExpressionAttributeValues"] = self.values
-        return parameters
-
-
-def write_back(trail: Trail, key: str, current: Item | None, target: Item | None, operator: str | None) -> str:
-    """Write ``target`` (None: delete) only if the item is still ``current``; say what was done.
-
-    An update sets and removes only what differs, under a condition that every attribute read is
-    unchanged and every attribute it adds is still absent: an attribute another writer adds
-    meanwhile survives. The old item comes back (ALL_OLD), so such a write is reported: Incomplete.
-    A change of what it read makes it refuse with nothing written: Refused.
-    """
-    table_key = {KEY_ATTRIBUTE: {"S": key}}
-    item = dict(target) if target is not None else None
-    if item is not None and trail.actor_attribute and operator:
-        item[trail.actor_attribute] = {"S": operator}  # the rollback declares who made it
-    expression = _Expression()
-    if current is None:
-        condition = f"attribute_not_exists({expression.name(KEY_ATTRIBUTE)})"
-    else:
-        condition = " AND ".join(
-            f"{expression.name(name)} = {expression.value(value)}" for name, value in sorted(current.items())
-        )
-    try:
-        if item is None:
-            response = trail.dynamodb.delete_item(
-                TableName=trail.table, Key=table_key, ConditionExpression=condition, ReturnValues="ALL_OLD",
-                **expression.parameters(),
-            )  # fmt: skip
-            added = _added(current, response.get("Attributes"))
-            if added:
-                raise Incomplete(
-                    f"deleted {key!r}, but a write in between added {added}, which the deletion removed "
-                    "with the item (the deletion's audit entry holds its value)"
-                )
-            return f"deleted {key!r}: it did not exist at that time"
-        if current is None:
-            trail.dynamodb.put_item(
-                TableName=trail.table, Item=item, ConditionExpression=condition, **expression.parameters()
-            )
-            return f"rolled {key!r} back"
-        updates = _update_expression(expression, current, item)
-        if not updates:  # only the stamp differed, and it already names this operator
-            return f"{key!r} already holds that: nothing written"
-        unread = [f"attribute_not_exists({expression.name(name)})" for name in item if name not in current]
-        response = trail.dynamodb.update_item(
-            TableName=trail.table, Key=table_key, UpdateExpression=updates, ReturnValues="ALL_OLD",
-            ConditionExpression=" AND ".join([condition, *unread]), **expression.parameters(),
-        )  # fmt: skip
-        added = _added(current, response.get("Attributes"))
-        if added:
-            raise Incomplete(
-                f"rolled {key!r} back, but a write in between added {added}, which is kept: "
-                f"{key!r} is not exactly what it held at that time"
-            )
-        return f"rolled {key!r} back"
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise Refused(f"{key!r} changed while rolling back: nothing written") from error
-        raise
-
-
-def _update_expression(expression: _Expression, current: Item, item: Item) -> str:
-    """SET what ``item`` holds differently from ``current``, REMOVE what it no longer holds ("": nothing)."""
-    sets = [
-        f"{expression.name(name)} = {expression.value(value)}"
-        for name, value in sorted(item.items())
-        if name != KEY_ATTRIBUTE and not (name in current and same_value(current[name], value))
-    ]
-    removes = [expression.name(name) for name in sorted(current) if name not in item]
-    clauses = [f"SET {', '.join(sets)}"] if sets else []
-    if removes:
-        clauses.append(f"REMOVE {', '.join(removes)}")
-    return " ".join(clauses)
-
-
-def _added(read: Item | None, old: Item | None) -> str:
-    """The attributes the item held when written that were not there when read, quoted and listed."""
-    return ", ".join(repr(name) for name in sorted((old or {}).keys() - (read or {}).keys()))
-
-
-# -- the command line -------------------------------------------------------------------------
+from config_audit.connection import REGION, client_arguments, endpoint_file, environment
+from config_audit.errors import Incomplete, NotDone
+from config_audit.render import differences, printable, render_table, show
+from config_audit.replay import Item, item_at
+from config_audit.rollback import plan_rollback, write_back
+from config_audit.stage import UnknownStage, stage_environment
+from config_audit.times import parse_time
+from config_audit.trail import Trail
 
 
 def _no_constant(text: str) -> NoReturn:
@@ -453,7 +66,7 @@ def parse_value(text: str) -> Any:
 def checked_key(key: str) -> str:
     """The KEY argument, refused when empty (the table's key cannot be empty)."""
     if not key:
-        raise Refused("KEY is empty: name a configuration key")
+        raise NotDone("KEY is empty: name a configuration key")
     return key
 
 
@@ -463,13 +76,13 @@ def new_item(args: argparse.Namespace) -> Item:
     for assignment in args.set:
         name, equals, value = assignment.partition("=")
         if not equals:
-            raise Refused(f"--set {assignment!r} has no '=': write --set NAME=VALUE")
+            raise NotDone(f"--set {assignment!r} has no '=': write --set NAME=VALUE")
         if not name:
-            raise Refused(f"--set {assignment!r} has no attribute name before '='")
+            raise NotDone(f"--set {assignment!r} has no attribute name before '='")
         if name == KEY_ATTRIBUTE:
-            raise Refused(f"--set cannot change {KEY_ATTRIBUTE!r}, the item's key: give it as KEY")
+            raise NotDone(f"--set cannot change {KEY_ATTRIBUTE!r}, the item's key: give it as KEY")
         if name in item:
-            raise Refused(f"attribute {name!r} is given twice")
+            raise NotDone(f"attribute {name!r} is given twice")
         item[name] = parse_value(value)
     return {name: _serialized(name, value) for name, value in item.items()}
 
@@ -478,28 +91,29 @@ def _serialized(name: str, value: Any) -> AttributeValue:
     try:
         serialized: AttributeValue = TypeSerializer().serialize(value)
     except (TypeError, ValueError, decimal.DecimalException):  # boto3 traps what DynamoDB would round
-        raise Refused(
+        raise NotDone(
             f"attribute {name!r} holds a number DynamoDB cannot store exactly "
             "(at most 38 significant digits, between 1E-130 and 1E+126)"
         ) from None
     return serialized
 
 
-def stage_variables(stage: str) -> dict[str, str]:
+def stage_variables(args: argparse.Namespace) -> dict[str, str]:
     """The stage's environment variables, as Chalice gives them to its functions."""
     try:
-        return stage_environment(stage)
-    except KeyError:
-        raise Refused(f"stage {stage!r} is not in .chalice/config.json") from None
+        return stage_environment(args.stage, args.project_dir)
+    except UnknownStage as unknown:
+        raise NotDone(unknown.args[0]) from None
 
 
 def connection(args: argparse.Namespace) -> dict[str, Any]:
     """boto3 client arguments: AWS with the default credentials, or the local stack's moto server."""
     endpoint = args.endpoint
     if args.local and not endpoint:
-        if not ENDPOINT_FILE.exists():
-            raise Refused("no local stack is running: start `make run`, or give --endpoint")
-        endpoint = ENDPOINT_FILE.read_text().strip()
+        running = endpoint_file(args.project_dir)
+        if not running.exists():
+            raise NotDone(f"no local stack is running ({running} is missing): start `make run`, or give --endpoint")
+        endpoint = running.read_text().strip()
     return client_arguments(endpoint) if endpoint else {}
 
 
@@ -522,7 +136,7 @@ def _function_logs_on_stderr() -> Iterator[None]:
             handler.setStream(stream)
 
 
-def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
+def play_cloudtrail(client: Any, session: dict[str, Any], args: argparse.Namespace) -> None:
     """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it."""
     os.environ.update(environment(session["endpoint_url"]))
     from chalice.test import Client
@@ -530,7 +144,7 @@ def play_cloudtrail(client: Any, session: dict[str, Any], stage: str) -> None:
     from app import app
     from local.cloudtrail import CloudTrailPlayer, identity_of
 
-    recorder = Client(app, stage_name=stage, project_dir=str(ROOT))
+    recorder = Client(app, stage_name=args.stage, project_dir=str(args.project_dir))
 
     def deliver(event: dict[str, Any]) -> Any:  # EventBridge's part: the event reaches actor_recorder
         with _function_logs_on_stderr():  # an operator's stdout holds only the answer
@@ -556,6 +170,8 @@ def _connection_options(suppress: bool) -> _Parser:
 
     stage = "the stage in .chalice/config.json whose tables to use"
     options.add_argument("--stage", default=default("dev"), help=stage)
+    project = "the Chalice project whose .chalice/config.json names the tables (default: here)"
+    options.add_argument("--project-dir", type=Path, default=default(Path.cwd()), help=project)
     options.add_argument("--local", action="store_true", default=default(False), help="the stack `make run` started")
     endpoint = "a moto server's URL (implies the local stack's fake credentials)"
     options.add_argument("--endpoint", default=default(None), help=endpoint)
@@ -598,43 +214,75 @@ def _confirmed(ask: Callable[[str], str], question: str) -> bool:
         return False
 
 
+@dataclass
+class Command:
+    """One invocation: what was asked, the stage's trail, and how to ask the operator."""
+
+    args: argparse.Namespace
+    key: str
+    trail: Trail
+    session: dict[str, Any]
+    ask: Callable[[str], str]
+
+
+def history(c: Command) -> str:
+    return render_table([deserialize_image(entry) for entry in reversed(c.trail.known_entries(c.key))])
+
+
+def at(c: Command) -> str:
+    time = parse_time(c.args.time)
+    held = item_at(c.trail.known_entries(c.key), c.key, time)
+    return show(deserialize_image(held)) if held is not None else f"{c.key!r} did not exist at {time}"
+
+
+def diff(c: Command) -> str:
+    start, end = parse_time(c.args.start), parse_time(c.args.end)
+    if start > end:  # both in the entries' fixed-width UTC form, so text order is time order
+        raise NotDone(f"FROM {start} is after TO {end}: give the earlier time first")
+    entries = c.trail.known_entries(c.key)
+    lines = differences(item_at(entries, c.key, start), item_at(entries, c.key, end))
+    return "\n".join(lines) if lines else f"{c.key!r} was the same at {start} and {end}"
+
+
+def rollback(c: Command) -> str:
+    time = parse_time(c.args.time)
+    plan = plan_rollback(c.trail, c.key, time)
+    lines = differences(plan.before, plan.after)  # the history's view: secrets as digests
+    if not lines:
+        return f"{c.key!r} already holds what it held at {time}: nothing to do"
+    print("\n".join(lines))
+    if not c.args.yes and not _confirmed(c.ask, f"roll {c.key!r} back to {time}? [y/N] "):
+        raise NotDone("not confirmed: nothing written")
+    operator = boto3.client("sts", **c.session).get_caller_identity()["Arn"]
+    return write_back(c.trail, c.key, plan.current, plan.target, operator)
+
+
+def put(c: Command) -> str:
+    c.trail.dynamodb.put_item(TableName=c.trail.table, Item=new_item(c.args))
+    return f"put {c.key!r}"
+
+
+def delete(c: Command) -> str:
+    c.trail.dynamodb.delete_item(TableName=c.trail.table, Key={KEY_ATTRIBUTE: {"S": c.key}})
+    return f"deleted {c.key!r}"
+
+
+COMMANDS: dict[str, Callable[[Command], str]] = {
+    "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
+}  # fmt: skip
+WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
+
+
 def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
+    """The answer to one command line, or NotDone/Incomplete saying why not (nothing half-done)."""
     key = checked_key(args.key)
-    item = new_item(args) if args.command == "put" else None  # checked before anything is written
-    session = connection(args)
-    trail = Trail(stage_variables(args.stage), session)
-    if "endpoint_url" in session and args.command in ("rollback", "put", "delete"):
-        play_cloudtrail(trail.dynamodb, session, args.stage)
-    if args.command == "history":
-        entries = [deserialize_image(entry) for entry in reversed(trail.known_entries(key))]
-        return render_table(entries)
-    if args.command == "at":
-        time = parse_time(args.time)
-        held = state_at(trail.known_entries(key), key, time)
-        return show(deserialize_image(held)) if held is not None else f"{key!r} did not exist at {time}"
-    if args.command == "diff":
-        start, end = parse_time(args.start), parse_time(args.end)
-        if start > end:  # both in the entries' fixed-width UTC form, so text order is time order
-            raise Refused(f"FROM {start} is after TO {end}: give the earlier time first")
-        entries = trail.known_entries(key)
-        lines = differences(state_at(entries, key, start), state_at(entries, key, end))
-        return "\n".join(lines) if lines else f"{key!r} was the same at {start} and {end}"
-    if args.command == "rollback":
-        time = parse_time(args.time)
-        current, target = plan_rollback(trail, key, time)
-        lines = differences(current, target)
-        if not lines:
-            return f"{key!r} already holds what it held at {time}: nothing to do"
-        print("\n".join(lines))
-        if not args.yes and not _confirmed(ask, f"roll {key!r} back to {time}? [y/N] "):
-            raise Refused("not confirmed: nothing written")
-        operator = boto3.client("sts", **session).get_caller_identity()["Arn"]
-        return write_back(trail, key, current, target, operator)
     if args.command == "put":
-        trail.dynamodb.put_item(TableName=trail.table, Item=item)
-        return f"put {key!r}"
-    trail.dynamodb.delete_item(TableName=trail.table, Key={KEY_ATTRIBUTE: {"S": key}})
-    return f"deleted {key!r}"
+        new_item(args)  # checked before anything connects or is written
+    session = connection(args)
+    trail = Trail(stage_variables(args), session)
+    if "endpoint_url" in session and args.command in WRITES:
+        play_cloudtrail(trail.dynamodb, session, args)
+    return COMMANDS[args.command](Command(args, key, trail, session, ask))
 
 
 def _cause(error: BaseException) -> BaseException:
@@ -652,7 +300,8 @@ def failure(error: Exception, args: argparse.Namespace) -> str:
             return f"nothing answers at {args.endpoint}: is the moto server running there?"
         if args.local:
             return (
-                f"the local stack in {ENDPOINT_FILE} does not answer (`make run` stopped without removing it?): "
+                f"the local stack in {endpoint_file(args.project_dir)} does not answer "
+                "(`make run` stopped without removing it?): "
                 "start `make run`"
             )
         return f"cannot reach AWS: {cause}"
@@ -670,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         print(run(args))
-    except (Refused, Incomplete) as refused:
+    except (NotDone, Incomplete) as refused:
         message = str(refused)
     except ConfigurationError as error:  # the stage names a table that is missing or out of reach
         message = str(error)

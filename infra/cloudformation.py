@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.actors import WRITE_CALLS
-from chalicelib.audit_repository import HISTORY_INDEX
+from chalicelib.actors.cloudtrail import WRITE_CALLS
+from chalicelib.audit.repository import HISTORY_INDEX
 from infra.policy import (
     append_only_table_policy,
     history_statements,

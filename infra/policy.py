@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.audit_repository import HISTORY_INDEX
+from chalicelib.audit.repository import HISTORY_INDEX
+from config_audit.stage import stage_environment
 from infra.redaction_key import parameter_arn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,17 +197,6 @@ def write_policies(stage: str, env: dict[str, str], directory: Path) -> list[Pat
     return written
 
 
-def stage_environment(stage: str, config_path: Path = ROOT / ".chalice" / "config.json") -> dict[str, str]:
-    """The environment variables Chalice gives a stage's functions (top level, then stage)."""
-    config = json.loads(config_path.read_text())
-    if stage not in config.get("stages", {}):
-        raise KeyError(f"stage {stage!r} is not in {config_path}")
-    return {
-        **config.get("environment_variables", {}),
-        **config["stages"][stage].get("environment_variables", {}),
-    }
-
-
 def render(policy: dict[str, Any]) -> str:
     """The policy as it is committed: stable JSON with a final newline."""
     return json.dumps(policy, indent=2) + "\n"
@@ -219,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     directory = ROOT / ".chalice"
     try:
-        env = stage_environment(args.stage, directory / "config.json")
+        env = stage_environment(args.stage, ROOT)
         policies = policies_for(args.stage, env)
     except (KeyError, ValueError) as error:
         print(f"no policy for stage {args.stage!r}: {error.args[0]}", file=sys.stderr)

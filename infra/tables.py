@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.audit_repository import HISTORY_INDEX
+from chalicelib.audit.records import KEY_ATTRIBUTE
+from chalicelib.audit.repository import HISTORY_INDEX
 
 AUDITED_VIEW_TYPE = "NEW_AND_OLD_IMAGES"  # an entry needs the item before and after the change
 
@@ -18,8 +19,8 @@ def configuration_table(name: str) -> dict[str, Any]:
     """CreateTable arguments for the audited table: hash key ``key``, stream with both images."""
     return {
         "TableName": name,
-        "AttributeDefinitions": [{"AttributeName": "key", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "key", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST",
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE},
     }
@@ -74,7 +75,7 @@ def key_schema_problem(table: dict[str, Any]) -> str | None:
     # The one place that knows which key schemas the producer can audit; widen it here.
     types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
     keys = [(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])]
-    if keys == [("key", "HASH")] and types.get("key") == "S":
+    if keys == [(KEY_ATTRIBUTE, "HASH")] and types.get(KEY_ATTRIBUTE) == "S":
         return None
     found = ", ".join(f"{name} ({types.get(name, '?')}, {kind.lower()})" for name, kind in keys)
     return (

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.actors import WRITE_CALLS
-from chalicelib.audit_repository import HISTORY_INDEX
+from chalicelib.actors.cloudtrail import WRITE_CALLS
+from chalicelib.audit.repository import HISTORY_INDEX
 from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
 from infra.policy import (
     append_only_table_policy,

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.actors import WRITE_CALLS
+from chalicelib.actors.cloudtrail import WRITE_CALLS
 
 Deliver = Callable[[dict[str, Any]], Any]
 

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.images import deserialize_image
+from chalicelib.attribute_values import deserialize_image
 from chalicelib.observability import SERVICE
-from config_audit.cli import Trail, differences, plan_rollback, render_table, write_back
+from config_audit.render import differences, render_table
+from config_audit.rollback import plan_rollback, write_back
+from config_audit.trail import Trail
 from local.stack import LocalStack
 
 TIMEOUT_SECONDS = 30.0
@@ -101,9 +103,9 @@ def main() -> int:
         moment = sorted(entry["modificationTime"] for entry in stack.audit_entries())[2]
         print(f"\n- config-audit rollback {key} --to {moment}")
         stack.play_cloudtrail(trail.dynamodb)  # the operator's write is attributed like any other
-        current, target = plan_rollback(trail, key, moment)
-        print("\n".join("  " + line for line in differences(current, target)))
-        print("  " + write_back(trail, key, current, target, operator=None))
+        plan = plan_rollback(trail, key, moment)
+        print("\n".join("  " + line for line in differences(plan.before, plan.after)))
+        print("  " + write_back(trail, key, plan.current, plan.target, operator=None))
         wait_for("the rollback's entry", functools.partial(_has_entries, stack, 6))
         print()
         print(render_trail(trail, key))

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
-from local.connection import ENDPOINT_FILE
+from config_audit.connection import endpoint_file
 from local.demo import quiet_logs
 from local.stack import ROOT, LocalStack
 
@@ -100,16 +100,17 @@ def serve(port: int, stopping: threading.Event, answer: TextIO, failures: Mappin
     with LocalStack() as stack:
         stack.use_stage_environment()  # restored when the stack stops
         api = HistoryApi(stack.stage, port)  # a taken port fails here, before anything serves
+        running = endpoint_file(ROOT)
         try:
             stack.start_poller()
             api.start()
             parts = {**stack.threads(), "the history API": api.thread}
-            ENDPOINT_FILE.parent.mkdir(parents=True, exist_ok=True)
-            ENDPOINT_FILE.write_text(stack.endpoint)
+            running.parent.mkdir(parents=True, exist_ok=True)
+            running.write_text(stack.endpoint)
             print(banner(stack, port), file=answer, flush=True)
             dead = watch(parts, stopping)
         finally:
-            ENDPOINT_FILE.unlink(missing_ok=True)
+            running.unlink(missing_ok=True)
             api.stop()
     if dead is not None:
         why = failures.get(parts[dead].name)

@@ -16,12 +16,13 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from chalicelib import wiring
-from chalicelib.images import deserialize_image
-from infra.policy import stage_environment
+from chalicelib.attribute_values import deserialize_image
+from chalicelib.audit.entries import sequence_order
+from config_audit.connection import REGION, client_arguments, environment
+from config_audit.stage import stage_environment
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables
 from local.cloudtrail import CloudTrailPlayer, identity_of
-from local.connection import REGION, client_arguments, environment
 from local.poller import Checkpoint, StreamPoller
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def chalice_invoker(stage: str, function: str = "audit_producer") -> Any:
 
 def planned_entries(event: dict[str, Any]) -> int:
     """How many entries a batch makes, for the poller's progress line (pure, no I/O)."""
-    from chalicelib.changes import plan_batch
+    from chalicelib.audit.plan import plan_batch
 
     return sum(len(changes.entries) for changes in plan_batch(event).records)
 
@@ -49,7 +50,7 @@ class LocalStack:
 
     def __init__(self, stage: str = "dev", port: int = 0, checkpoint: Path | None = None) -> None:
         self.stage = stage
-        self.variables = stage_environment(stage)
+        self.variables = stage_environment(stage, ROOT)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access line per request otherwise
         self._checkpoint = checkpoint
@@ -169,7 +170,5 @@ def read_audit(dynamodb: Any, table: str) -> list[dict[str, Any]]:
 
     A scan: for the demo and the tests, which want the whole table; the product reads by key.
     """
-    items: list[dict[str, Any]] = []
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        items.extend(deserialize_image(item) for item in page["Items"])
-    return sorted(items, key=lambda e: (int(e["sequenceNumber"]), e.get("updatedAttribute", "")))
+    items = [item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page["Items"]]
+    return [deserialize_image(item) for item in sorted(items, key=sequence_order)]

@@ -19,7 +19,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import wiring
-from chalicelib.images import deserialize_image
+from chalicelib.attribute_values import deserialize_image
 from chalicelib.observability import logger
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import create_tables

@@ -10,19 +10,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.actors import Call
-from chalicelib.audit_repository import (
+from chalicelib.actors.cloudtrail import Call
+from chalicelib.audit.dead_letters import message_body
+from chalicelib.audit.entries import Entry, sort_key
+from chalicelib.audit.notifications import PUBLISH_BATCH_LIMIT, PublishResult, message_for
+from chalicelib.audit.plan import Poison
+from chalicelib.audit.repository import (
     BATCH_WRITE_LIMIT,
     HistoryPage,
     SaveResult,
     decode_token,
     encode_token,
-    sort_key,
     token_scope,
 )
-from chalicelib.changes import Entry, Poison
-from chalicelib.dead_letters import message_body
-from chalicelib.notifications import PUBLISH_BATCH_LIMIT, PublishResult, message_for
 
 
 class FakeDynamoDB:

@@ -159,8 +159,8 @@ def test_the_join_reads_the_index_and_one_query_of_actors_never_a_scan(stack: St
 
 def test_the_same_call_twice_in_one_recording_is_kept_once(stack: Stack) -> None:
     # DynamoDB refuses a BatchWriteItem that names one item twice: the repository sends it once
-    from chalicelib.actor_repository import DynamoDBActorRepository
-    from chalicelib.actors import Call
+    from chalicelib.actors.cloudtrail import Call
+    from chalicelib.actors.repository import DynamoDBActorRepository
 
     repository = DynamoDBActorRepository(stack.dynamodb, ACTORS)
     call = Call("K", "2024-09-11T09:02:28Z", "e1", ALICE, "IAMUser", "PutItem")

@@ -16,8 +16,8 @@ from boto3.dynamodb.types import Binary
 from chalice.test import Client
 
 from chalicelib import wiring
+from chalicelib.audit.entries import entry_id
 from chalicelib.aws_calls import ConfigurationError
-from chalicelib.changes import entry_id
 from tests.conftest import AUDIT, ROOT, Stack, plain, project_with, seed_event
 from tests.faults import WriteFaults, always, every, unless_all_in
 from tests.unit.test_actors import cloudtrail

@@ -13,8 +13,12 @@ import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib.actors import calls_in
+from chalicelib.actors.cloudtrail import calls_in
 from config_audit import cli
+from config_audit.errors import NotDone
+from config_audit.rollback import plan_rollback, write_back
+from config_audit.times import parse_time
+from config_audit.trail import Trail
 from local.cloudtrail import CloudTrailPlayer, identity_of
 from tests.conftest import REGION, STAGE, Stack
 
@@ -94,14 +98,14 @@ def test_rolling_back_to_before_the_key_existed_deletes_it(stack: Stack, client:
 
 def test_a_rollback_refuses_when_the_item_is_not_what_its_history_says(stack: Stack, lifecycle: list[str]) -> None:
     stack.put("CACHE_TTL_SEC", value=60)  # written, but not audited yet
-    with pytest.raises(cli.Refused, match=r"not what its history says it is now \(differs in: .*value"):
+    with pytest.raises(NotDone, match=r"not what its history says it is now \(differs in: .*value"):
         run("rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], "--yes")
     table = boto3.resource("dynamodb", region_name=REGION).Table("Configuration")
     assert table.get_item(Key={"key": "CACHE_TTL_SEC"})["Item"]["value"] == 60  # nothing written
 
 
 def test_a_rollback_refuses_without_confirmation(stack: Stack, lifecycle: list[str]) -> None:
-    with pytest.raises(cli.Refused, match="not confirmed: nothing written"):
+    with pytest.raises(NotDone, match="not confirmed: nothing written"):
         run("rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], ask="")
 
 
@@ -111,7 +115,7 @@ def test_a_rollback_never_writes_a_digest_back_as_a_secret(stack: Stack, client:
     first = times(stack)[0]
     stack.put("DB", host="b", dbPassword="second-secret")
     audit(stack, client)
-    with pytest.raises(cli.Refused, match="'dbPassword' held a secret at that time, redacted in the history"):
+    with pytest.raises(NotDone, match="'dbPassword' held a secret at that time, redacted in the history"):
         run("rollback", "DB", "--to", first, "--yes")
     # a secret that did not change since then is kept as the table holds it
     stack.put("DB", host="c", dbPassword="second-secret")
@@ -125,11 +129,11 @@ def test_a_rollback_never_writes_a_digest_back_as_a_secret(stack: Stack, client:
 
 
 def test_a_write_in_between_makes_the_rollback_refuse_and_write_nothing(stack: Stack, lifecycle: list[str]) -> None:
-    trail = cli.Trail(STAGE["environment_variables"], {"region_name": REGION})
-    current, target = cli.plan_rollback(trail, "CACHE_TTL_SEC", lifecycle[0])
+    trail = Trail(STAGE["environment_variables"], {"region_name": REGION})
+    plan = plan_rollback(trail, "CACHE_TTL_SEC", lifecycle[0])
     stack.put("CACHE_TTL_SEC", value=5)  # someone writes after the plan, before the write
-    with pytest.raises(cli.Refused, match="changed while rolling back: nothing written"):
-        cli.write_back(trail, "CACHE_TTL_SEC", current, target, operator=None)
+    with pytest.raises(NotDone, match="changed while rolling back: nothing written"):
+        write_back(trail, "CACHE_TTL_SEC", plan.current, plan.target, operator=None)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +144,8 @@ def test_a_write_in_between_makes_the_rollback_refuse_and_write_nothing(stack: S
         (["at", "CACHE_TTL_SEC", "2024-09-11T09:03:00"], "has no zone"),
         (["at", "CACHE_TTL_SEC", "2999-01-01T00:00:00Z"], "is in the future"),
         (["rollback", "NEVER_SET", "--to", "2024-09-11T09:03:00Z", "--yes"], "no history for 'NEVER_SET'"),
-        (["--stage", "nowhere", "history", "K"], "stage 'nowhere' is not in .chalice/config.json"),
+        (["--stage", "nowhere", "history", "K"], "stage 'nowhere' is not in /"),  # the project's config, by path
+        (["--project-dir", "/nonexistent", "history", "K"], "/nonexistent/.chalice/config.json does not exist"),
         (
             ["diff", "CACHE_TTL_SEC", "2024-09-11T10:00:00Z", "2024-09-11T09:00:00Z"],
             "FROM 2024-09-11T10:00:00.000Z is after TO",
@@ -157,8 +162,8 @@ def test_bad_arguments_get_one_line_and_a_non_zero_exit(
 
 def test_times_are_read_with_their_zone_to_the_millisecond() -> None:
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    assert cli.parse_time("2024-09-11T11:03:00.25+02:00", now) == "2024-09-11T09:03:00.250Z"
-    assert cli.parse_time("2024-09-11T09:03:00Z", now) == "2024-09-11T09:03:00.000Z"
+    assert parse_time("2024-09-11T11:03:00.25+02:00", now) == "2024-09-11T09:03:00.250Z"
+    assert parse_time("2024-09-11T09:03:00Z", now) == "2024-09-11T09:03:00.000Z"
 
 
 def test_the_local_cloudtrail_delivers_each_successful_write_as_cloudtrail_would(stack: Stack) -> None:
@@ -214,7 +219,7 @@ def test_a_stale_local_endpoint_is_one_line(
     # GIVEN .local/endpoint left behind by a `make run` that is gone
     stale = tmp_path / "endpoint"
     stale.write_text(f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setattr(cli, "ENDPOINT_FILE", stale)
+    monkeypatch.setenv("LOCAL_STATE_DIR", str(tmp_path))
     line = fails_with_one_line(capsys, ["--local", "put", "K", "1"])
     assert f"the local stack in {stale} does not answer" in line and "start `make run`" in line
 
@@ -384,7 +389,7 @@ def test_a_rollback_never_writes_a_digest_back_inside_a_map_or_a_list_of_maps(
 
 @pytest.mark.parametrize("shape", SECRET_SHAPES)
 def test_a_nested_secret_unchanged_since_the_time_is_kept_from_the_table(
-    stack: Stack, client: Client, shape: str
+    stack: Stack, client: Client, shape: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     then, _, now = SECRET_SHAPES[shape]
     stack.put("DB", value=1, config=then)
@@ -395,6 +400,9 @@ def test_a_nested_secret_unchanged_since_the_time_is_kept_from_the_table(
     assert run("rollback", "DB", "--to", first, "--yes") == "rolled 'DB' back"
     item = configuration_item("DB")
     assert item is not None and (item["value"], item["config"]) == (1, then)  # the table's plain secret
+    # AND the difference it showed is the history's: the secret as its digest, never in plain
+    shown = capsys.readouterr().out
+    assert "redacted:hmac-sha256:" in shown and "p1" not in shown and "k1" not in shown
 
 
 @pytest.mark.parametrize(
@@ -418,16 +426,16 @@ def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
     stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN another writer adds an attribute after the rollback read the item, before it writes
-    read = cli.Trail.current
+    read = Trail.current
 
-    def read_then_someone_writes(trail: cli.Trail, key: str) -> Any:
+    def read_then_someone_writes(trail: Trail, key: str) -> Any:
         item = read(trail, key)
         stack.configuration.update_item(
             Key={"key": key}, UpdateExpression="SET extra = :x", ExpressionAttributeValues={":x": "theirs"}
         )
         return item
 
-    monkeypatch.setattr(cli.Trail, "current", read_then_someone_writes)
+    monkeypatch.setattr(Trail, "current", read_then_someone_writes)
     capsys.readouterr()
     # WHEN the rollback writes
     assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], "--yes"]) == 1
@@ -441,16 +449,16 @@ def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
 def test_a_deletion_that_removes_an_attribute_added_meanwhile_says_so(
     stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    read = cli.Trail.current
+    read = Trail.current
 
-    def read_then_someone_writes(trail: cli.Trail, key: str) -> Any:
+    def read_then_someone_writes(trail: Trail, key: str) -> Any:
         item = read(trail, key)
         stack.configuration.update_item(
             Key={"key": key}, UpdateExpression="SET extra = :x", ExpressionAttributeValues={":x": "theirs"}
         )
         return item
 
-    monkeypatch.setattr(cli.Trail, "current", read_then_someone_writes)
+    monkeypatch.setattr(Trail, "current", read_then_someone_writes)
     assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", "2000-01-01T00:00:00Z", "--yes"]) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert "deleted 'CACHE_TTL_SEC', but a write in between added 'extra', which the deletion removed" in line
@@ -462,16 +470,16 @@ def test_a_write_of_an_attribute_the_rollback_adds_back_makes_it_refuse(
     # GIVEN the description (there at the third entry) removed since, and audited
     stack.put("CACHE_TTL_SEC", value=1800, modifiedBy="deploy-bot")
     audit(stack, client)
-    trail = cli.Trail(STAGE["environment_variables"], {"region_name": REGION})
-    current, target = cli.plan_rollback(trail, "CACHE_TTL_SEC", lifecycle[2])
+    trail = Trail(STAGE["environment_variables"], {"region_name": REGION})
+    plan = plan_rollback(trail, "CACHE_TTL_SEC", lifecycle[2])
     # WHEN someone writes a description of their own before the rollback writes the old one back
     stack.configuration.update_item(
         Key={"key": "CACHE_TTL_SEC"},
         UpdateExpression="SET description = :d",
         ExpressionAttributeValues={":d": "theirs"},
     )
-    with pytest.raises(cli.Refused, match="changed while rolling back: nothing written"):
-        cli.write_back(trail, "CACHE_TTL_SEC", current, target, operator=None)
+    with pytest.raises(NotDone, match="changed while rolling back: nothing written"):
+        write_back(trail, "CACHE_TTL_SEC", plan.current, plan.target, operator=None)
     # THEN theirs stands
     item = configuration_item("CACHE_TTL_SEC")
     assert item is not None and item["description"] == "theirs"

@@ -17,7 +17,7 @@ import boto3
 import pytest
 import yaml
 
-from chalicelib.audit_repository import HISTORY_INDEX
+from chalicelib.audit.repository import HISTORY_INDEX
 from infra.policy import FUNCTIONS
 from infra.tables import audit_table, configuration_table
 from local.moto_process import moto_server

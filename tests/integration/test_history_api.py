@@ -290,7 +290,7 @@ def test_a_token_of_one_keys_history_is_refused_for_another(stack: Stack, client
 
 
 def test_a_token_of_one_table_is_refused_for_another() -> None:
-    from chalicelib.audit_repository import BadPageToken, decode_token, encode_token, token_scope
+    from chalicelib.audit.repository import BadPageToken, decode_token, encode_token, token_scope
 
     position = ("2024-09-11T09:02:28.000Z", 9700002673137973216305, "value", "id")
     token = encode_token(token_scope("Audit", "K"), position)

@@ -214,7 +214,7 @@ from local import run
 from local.poller import StreamPoller
 
 def fail(*_):
-    if run.ENDPOINT_FILE.exists():
+    if run.endpoint_file(run.ROOT).exists():
         raise OSError("lost its\\nsocket")  # a message over two lines, said in one
 
 def poller_fails(self):

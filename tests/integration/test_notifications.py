@@ -11,7 +11,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import wiring
-from chalicelib.notifications import MAX_MESSAGE_BYTES, message_for
+from chalicelib.audit.notifications import MAX_MESSAGE_BYTES, message_for
 from tests.conftest import REGION, Stack, project_with
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.actor_repository import ActorRepository, DynamoDBActorRepository
-from chalicelib.actors import Call
-from chalicelib.changes import Poison, plan_batch
-from chalicelib.dead_letters import DeadLetters, SqsDeadLetters
-from chalicelib.notifications import Notifier, SnsNotifier
+from chalicelib.actors.cloudtrail import Call
+from chalicelib.actors.repository import ActorRepository, DynamoDBActorRepository
+from chalicelib.audit.dead_letters import DeadLetters, SqsDeadLetters
+from chalicelib.audit.notifications import Notifier, SnsNotifier
+from chalicelib.audit.plan import Poison, plan_batch
 from infra.tables import actors_table
 from tests.conftest import REGION
 from tests.fakes import InMemoryActorRepository, InMemoryDeadLetters, InMemoryNotifier

@@ -12,8 +12,8 @@ from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.audit_repository import DynamoDBAuditRepository
-from chalicelib.replay import replay, setting_at
+from chalicelib.audit.repository import DynamoDBAuditRepository
+from config_audit.replay import replay, setting_at
 from tests.conftest import AUDIT, CONFIGURATION, ROOT, fresh_stack
 
 _deserializer = TypeDeserializer()

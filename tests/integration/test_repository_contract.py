@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.audit_repository import AuditRepository, BadPageToken, DynamoDBAuditRepository
-from chalicelib.changes import Entry, plan_batch
+from chalicelib.audit.entries import Entry
+from chalicelib.audit.plan import plan_batch
+from chalicelib.audit.repository import AuditRepository, BadPageToken, DynamoDBAuditRepository
 from infra.tables import create_tables
 from tests.conftest import AUDIT, CONFIGURATION
 from tests.fakes import InMemoryAuditRepository

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.actors import TTL_ACTOR, Call, Unattributable, actor_fields, calls_in, window
+from chalicelib.actors.attribution import TTL_ACTOR, actor_fields, window
+from chalicelib.actors.cloudtrail import Call, Unattributable, calls_in
 
 TABLE = "Configuration"
 ALICE = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/ops/alice", "accountId": "111122223333"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.audit_repository import DynamoDBAuditRepository
+from chalicelib.audit.repository import DynamoDBAuditRepository
 from chalicelib.aws_calls import Backoff, ConfigurationError
 from tests.fakes import FakeDynamoDB
 

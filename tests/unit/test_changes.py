@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.changes import PoisonRecord, changes_for_record, entry_id, format_time, plan_batch
+from chalicelib.audit.entries import entry_id
+from chalicelib.audit.plan import changes_for_record, plan_batch
+from chalicelib.audit.records import PoisonRecord, format_time
 from tests.conftest import seed_event
 from tests.records import TTL, item, record
 

@@ -11,17 +11,8 @@ import pytest
 
 import app
 import infra.policy
-from infra.policy import (
-    FUNCTIONS,
-    ROOT,
-    main,
-    policies_for,
-    policy_file,
-    queue_arn,
-    render,
-    stage_environment,
-    unassigned_functions,
-)
+from config_audit.stage import stage_environment
+from infra.policy import FUNCTIONS, ROOT, main, policies_for, policy_file, queue_arn, render, unassigned_functions
 
 LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 STREAM = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
@@ -60,7 +51,7 @@ def test_every_function_of_the_app_has_a_policy_of_its_own() -> None:
 
 
 def test_committed_policies_are_the_derived_ones() -> None:
-    derived = policies_for("dev", stage_environment("dev"))
+    derived = policies_for("dev", stage_environment("dev", ROOT))
     for function in FUNCTIONS:
         assert (ROOT / ".chalice" / policy_file("dev", function)).read_text() == render(derived[function])
 
@@ -75,7 +66,7 @@ def test_each_function_is_granted_exactly_the_actions_it_uses(function: str) -> 
 def test_the_history_route_and_actor_recorder_can_neither_read_the_redaction_key_nor_write_audit(
     function: str,
 ) -> None:
-    env = stage_environment("dev")
+    env = stage_environment("dev", ROOT)
     audit = f"arn:aws:dynamodb:us-east-1:123456789012:table/{env['AUDIT_TABLE_NAME']}"
     granted = grants(committed(function))
     assert not any(action.startswith(("ssm:", "kms:")) for action, _ in granted)
@@ -88,7 +79,7 @@ def test_the_history_route_and_actor_recorder_can_neither_read_the_redaction_key
 
 
 def test_only_the_producer_writes_audit_and_only_the_recorder_writes_actors() -> None:
-    env = stage_environment("dev")
+    env = stage_environment("dev", ROOT)
     table = "arn:aws:dynamodb:us-east-1:123456789012:table/"
     writers = {
         function: {r for a, r in grants(committed(function)) if a == "dynamodb:BatchWriteItem"}
@@ -102,7 +93,7 @@ def test_only_the_producer_writes_audit_and_only_the_recorder_writes_actors() ->
 
 
 def test_no_statement_is_wider_than_its_resource() -> None:
-    env = stage_environment("dev")
+    env = stage_environment("dev", ROOT)
     for function in FUNCTIONS:
         for statement in committed(function)["Statement"]:
             if statement["Sid"] == "WriteOwnLogs":
@@ -133,7 +124,7 @@ def test_each_function_writes_only_its_own_log_group(function: str, name: str) -
 
 def test_optional_topic_and_queue_add_one_scoped_statement_each_to_the_producer_only() -> None:
     env = {
-        **stage_environment("dev"),
+        **stage_environment("dev", ROOT),
         "CHANGE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:config-changes",
         "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/config-audit-dlq",
     }
@@ -142,7 +133,7 @@ def test_optional_topic_and_queue_add_one_scoped_statement_each_to_the_producer_
     assert extra["PublishChanges"]["Resource"] == env["CHANGE_TOPIC_ARN"]
     assert extra["SendPoisonRecords"]["Resource"] == "arn:aws:sqs:us-east-1:123456789012:config-audit-dlq"
     for function in ("api_handler", "actor_recorder"):
-        assert policies[function] == policies_for("dev", stage_environment("dev"))[function]
+        assert policies[function] == policies_for("dev", stage_environment("dev", ROOT))[function]
 
 
 def test_queue_arn_from_url() -> None:
@@ -156,7 +147,7 @@ def test_policy_refuses_a_stream_arn_that_is_not_one() -> None:
 
 def test_a_customer_managed_key_is_decryptable_through_ssm_only() -> None:
     key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    policy = policies_for("dev", {**stage_environment("dev"), "REDACTION_KMS_KEY_ARN": key})["audit_producer"]
+    policy = policies_for("dev", {**stage_environment("dev", ROOT), "REDACTION_KMS_KEY_ARN": key})["audit_producer"]
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert statements["DecryptRedactionKey"]["Resource"] == key
     assert statements["DecryptRedactionKey"]["Condition"] == {
@@ -165,13 +156,13 @@ def test_a_customer_managed_key_is_decryptable_through_ssm_only() -> None:
 
 
 def test_without_redaction_no_parameter_is_readable() -> None:
-    env = {k: v for k, v in stage_environment("dev").items() if k != "REDACT_ATTRIBUTES"}
+    env = {k: v for k, v in stage_environment("dev", ROOT).items() if k != "REDACT_ATTRIBUTES"}
     for policy in policies_for("dev", env).values():
         assert not any(s["Sid"].endswith("RedactionKey") for s in policy["Statement"])
 
 
 def test_without_an_actors_table_the_recorder_may_only_write_its_logs() -> None:
-    env = {k: v for k, v in stage_environment("dev").items() if k != "ACTORS_TABLE_NAME"}
+    env = {k: v for k, v in stage_environment("dev", ROOT).items() if k != "ACTORS_TABLE_NAME"}
     policies = policies_for("dev", env)
     assert [s["Sid"] for s in policies["actor_recorder"]["Statement"]] == ["WriteOwnLogs"]
     assert [s["Sid"] for s in policies["api_handler"]["Statement"]] == ["WriteOwnLogs", "ReadAuditHistory"]
@@ -235,6 +226,6 @@ def test_the_check_fails_where_functions_fall_back_to_one_shared_file(
 
 
 def test_a_stage_without_its_stream_gets_no_policy_but_an_error_naming_the_variable() -> None:
-    env = {k: v for k, v in stage_environment("dev").items() if k != "CONFIGURATION_STREAM_ARN"}
+    env = {k: v for k, v in stage_environment("dev", ROOT).items() if k != "CONFIGURATION_STREAM_ARN"}
     with pytest.raises(ValueError, match=r"^CONFIGURATION_STREAM_ARN not set in the stage's environment_variables$"):
         policies_for("dev", env)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.changes import entry_id
-from chalicelib.producer import AuditProducer, BatchNotWritten
+from chalicelib.audit.entries import entry_id
+from chalicelib.audit.producer import AuditProducer, BatchNotWritten
 from tests.fakes import InMemoryAuditRepository, InMemoryDeadLetters, InMemoryNotifier
 from tests.records import TTL, created, item, poison, record
 

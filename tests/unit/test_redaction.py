@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.redaction import PREFIX, Redactor
+from chalicelib.audit.redaction import PREFIX, Redactor
 from tests.records import item, record
 
 KEY = b"k" * 32

@@ -52,7 +52,6 @@ class Scalar:
     size: Callable[[Any], int]  # bytes it counts towards the item size limit
     canonical: Callable[[Any], Any]  # equal (and ordered) as the DynamoDB values are
     json: Callable[[Any], str]
-    to_stream: Callable[[Any], Any] = lambda payload: payload  # boto3's parsed form -> as Lambda sends it
 
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
@@ -103,7 +102,7 @@ def _exactly(expected: Any, tag: str, meaning: str) -> Callable[[Any], Any]:
 SCALARS: dict[str, Scalar] = {
     "S": Scalar("S", _string, lambda text: len(text.encode()), lambda text: text, _json_string),
     "N": Scalar("N", _number, _number_size, Decimal, lambda text: str(Decimal(text))),
-    "B": Scalar("B", _binary, len, bytes, lambda raw: _json_string(_base64(raw)), to_stream=_base64),
+    "B": Scalar("B", _binary, len, bytes, lambda raw: _json_string(_base64(raw))),
     "BOOL": Scalar("BOOL", _exactly(None, "BOOL", "true or false"), lambda _: 1, bool, json.dumps),
     "NULL": Scalar("NULL", _exactly(True, "NULL", "true"), lambda _: 1, lambda _: None, lambda _: "null"),
 }
@@ -173,16 +172,6 @@ class _Checked:
         return {"L": members}
 
 
-class _StreamShape(_Checked):
-    """As Lambda sends it, from what boto3 parses out of GetRecords (binary back to base64)."""
-
-    def on_scalar(self, rule: Scalar, payload: Any) -> AttributeValue:
-        return {rule.tag: rule.to_stream(payload)}
-
-    def on_set(self, tag: str, rule: Scalar, members: list[Any]) -> AttributeValue:
-        return {tag: [rule.to_stream(member) for member in members]}
-
-
 class _Size:
     def on_scalar(self, rule: Scalar, payload: Any) -> int:
         return rule.size(payload)
@@ -225,7 +214,7 @@ class _Json:
         return "[" + ",".join(members) + "]"
 
 
-_CHECKED, _STREAM_SHAPE, _SIZE, _CANONICAL, _JSON = _Checked(), _StreamShape(), _Size(), _Canonical(), _Json()
+_CHECKED, _SIZE, _CANONICAL, _JSON = _Checked(), _Size(), _Canonical(), _Json()
 
 
 def client_value(value: Any) -> AttributeValue:
@@ -236,21 +225,6 @@ def client_value(value: Any) -> AttributeValue:
 def client_image(image: Image) -> dict[str, AttributeValue]:
     """``client_value`` over a whole image; BadAttributeValue names the attribute."""
     return walk_members(image, _CHECKED)
-
-
-def stream_image(image: Image) -> dict[str, AttributeValue]:
-    """An image as boto3 parses GetRecords -> as Lambda delivers it (binary as base64 text)."""
-    return walk_members(image, _STREAM_SHAPE)
-
-
-def value_size(value: AttributeValue) -> int:
-    """Bytes a checked value counts towards DynamoDB's item size limit (an upper bound where AWS rounds)."""
-    return walk(value, _SIZE)
-
-
-def value_json(value: AttributeValue) -> str:
-    """A checked value as JSON text (numbers digit for digit, never through float)."""
-    return walk(value, _JSON)
 
 
 class _Fingerprint:

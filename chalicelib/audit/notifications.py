@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chalicelib.attribute_values import item_json
+from chalicelib.audit.entries import Entry, change_kind, id_of, item_key_of
 from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, failed_entries, send_in_groups
-from chalicelib.changes import Entry, change_kind
-from chalicelib.images import item_json
 from chalicelib.observability import logger
 
 PUBLISH_BATCH_LIMIT = 10  # PublishBatch's maximum entries per call
@@ -53,14 +53,14 @@ def message_for(entry: Entry) -> dict[str, Any]:
     learn of the change and read the values from ``GET /audit/{key}``.
     """
     attributes = {
-        "itemKey": {"DataType": "String", "StringValue": entry["itemKey"]["S"]},
+        "itemKey": {"DataType": "String", "StringValue": item_key_of(entry)},
         "changeKind": {"DataType": "String", "StringValue": change_kind(entry).value},
     }
     body = item_json(entry)
     if len(body.encode()) + 200 > MAX_MESSAGE_BYTES:
         slim = {name: value for name, value in entry.items() if name not in ("oldValue", "newValue")}
         body = item_json({**slim, "valuesOmitted": {"BOOL": True}})
-    return {"Id": entry["id"]["S"], "Message": body, "MessageAttributes": attributes}
+    return {"Id": id_of(entry), "Message": body, "MessageAttributes": attributes}
 
 
 class SnsNotifier(AwsAdapter):

@@ -8,8 +8,6 @@ Two halves:
   second, the caller in ``userIdentity``; field names whose case varies inside transactions;
   PartiQL statements whose key is a literal or a ``?`` parameter of the ``WHERE`` clause. An
   event that cannot be used raises ``Unattributable`` with the reason.
-- ``actor_fields``: the join at read time: an entry's ``actor`` (or ``actorCandidates``) from
-  the calls recorded near its time, the TTL process, or the item's own declared stamp.
 """
 
 from __future__ import annotations
@@ -17,12 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.audit.records import KEY_ATTRIBUTE
+
 MAX_WRITES_PER_CALL = 100  # TransactWriteItems' limit, the largest of the write calls
-MATCH_SECONDS = 2  # CloudTrail's eventTime is to the second; the stream's time is approximate
-TTL_ACTOR = {"arn": "dynamodb.amazonaws.com", "type": "Service", "source": "ttl"}
 _EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _REDACTED = "***(Redacted)"
 
@@ -48,7 +45,7 @@ class Call:
         return f"{self.event_time}#{self.event_id}"
 
 
-def calls_in(event: Any, table_name: str, key_attribute: str = "key") -> list[Call]:
+def calls_in(event: Any, table_name: str, key_attribute: str = KEY_ATTRIBUTE) -> list[Call]:
     """The write calls on ``table_name`` an EventBridge CloudTrail event records, one per key."""
     detail = _detail(event)
     name = detail.get("eventName")
@@ -238,58 +235,3 @@ def _table_name(table: Any) -> str | None:
     if not isinstance(table, str):
         return None
     return table.rsplit(":table/", 1)[-1].split("/", 1)[0] if ":table/" in table else table
-
-
-# -- the join at read time --------------------------------------------------------------------
-
-
-def window(modification_times: Iterable[str]) -> tuple[str, str] | None:
-    """The eventTime range that can match any of these entry times: their seconds, +-2 s.
-
-    Clamped to the format's range (years 0001 to 9999); None when no time is readable.
-    """
-    seconds = sorted(second for time in modification_times if (second := _second(time)) is not None)
-    if not seconds:
-        return None
-    return _event_time(_shifted(seconds[0], -MATCH_SECONDS)), _event_time(_shifted(seconds[-1], MATCH_SECONDS))
-
-
-def actor_fields(entry: Mapping[str, Any], calls: Iterable[Call]) -> dict[str, Any]:
-    """``{"actor": ...}``, ``{"actorCandidates": [...]}`` or ``{}`` for one plain-JSON entry.
-
-    A TTL deletion is the TTL process's. Otherwise the calls on the entry's key whose eventTime
-    lies within 2 s of the entry's time truncated to the second: one principal is the actor,
-    several are candidates (never a guess); none, and the item's declared stamp speaks, if any.
-    """
-    if entry.get("expired") is True:
-        return {"actor": dict(TTL_ACTOR)}
-    low, high = window([entry["modificationTime"]]) or ("~", "")  # an unreadable time matches no call
-    principals = {(c.arn, c.type) for c in calls if c.item_key == entry["itemKey"] and low <= c.event_time <= high}
-    found = [{"arn": arn, "type": kind, "source": "cloudtrail"} for arn, kind in sorted(principals)]
-    if len(found) == 1:
-        return {"actor": found[0]}
-    if found:
-        return {"actorCandidates": found}
-    declared = entry.get("declaredActor")
-    if isinstance(declared, str) and declared:
-        return {"actor": {"arn": declared, "type": "Declared", "source": "declared"}}
-    return {}
-
-
-def _second(modification_time: str) -> datetime | None:
-    try:
-        return datetime.strptime(modification_time[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:  # an entry written around the producer: no call can be matched to it
-        return None
-
-
-def _shifted(moment: datetime, seconds: int) -> datetime:
-    try:
-        return moment + timedelta(seconds=seconds)
-    except OverflowError:  # past year 9999 or before year 1: the format's edge is as far as it goes
-        return (datetime.max if seconds > 0 else datetime.min).replace(tzinfo=UTC)
-
-
-def _event_time(moment: datetime) -> str:
-    # not strftime: its %Y drops the leading zeros of years before 1000, which breaks text order
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"

@@ -9,11 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-STATE = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
-ENDPOINT_FILE = STATE / "endpoint"  # written by `make run` while it serves, removed when it stops
+
+
+def endpoint_file(project_dir: Path) -> Path:
+    """Where `make run` keeps its moto server's endpoint while it serves (removed when it stops)."""
+    return Path(os.environ.get("LOCAL_STATE_DIR") or project_dir / ".local") / "endpoint"
 
 
 def environment(endpoint: str) -> dict[str, str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from chalicelib.actors import Call
-from chalicelib.audit_repository import BATCH_WRITE_LIMIT
+from chalicelib.actors.cloudtrail import Call
+from chalicelib.audit.repository import BATCH_WRITE_LIMIT
 from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, send_in_groups
 from chalicelib.observability import logger
 

@@ -1,4 +1,5 @@
-"""The inputs of ``GET /audit/{key}``, checked: every bad one is a BadRequest that says what is wrong.
+"""``GET /audit/{key}``: its inputs checked (every bad one a BadRequest that says what is wrong),
+and its page rendered as JSON, numbers exact, under Lambda's response limit.
 
 API Gateway (and ``chalice local``, and ``chalice.test.Client``) hand the path parameter over
 still percent-encoded; it is decoded here exactly once, as UTF-8, so ``plain%20key`` is
@@ -8,10 +9,14 @@ path is a plus, not a space. Query parameters arrive decoded already.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from chalicelib.attribute_values import item_json
+from chalicelib.audit.entries import Entry
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
 MAX_KEY_BYTES = 2048  # DynamoDB's limit for a partition key, the Configuration table's and the index's
@@ -57,3 +62,26 @@ def page_limit(raw: str | None) -> int:
     if not (raw.isdigit() and raw.isascii()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {raw[:40]!r}")
     return int(raw)
+
+
+# Lambda answers at most 6 MB; API Gateway adds headers. A page stops short of this many bytes.
+MAX_BODY_BYTES = 5_000_000
+
+
+def fitting(entries: list[Entry], budget: int = MAX_BODY_BYTES) -> list[str]:
+    """The leading entries, rendered, whose page body stays under ``budget`` bytes (at least one:
+    an entry is at most 400 KB in DynamoDB, so even all escapes it renders far below the budget)."""
+    rendered: list[str] = []
+    size = len(page_json([], "x" * 200))  # the envelope, with room for the longest token
+    for entry in entries:
+        text = item_json(entry)
+        size += len(text.encode("utf-8", "surrogatepass")) + 1
+        if rendered and size > budget:
+            break
+        rendered.append(text)
+    return rendered
+
+
+def page_json(rendered: list[str], next_token: str | None) -> str:
+    """``{"entries": [...], "next": <token or null>}`` of entries ``item_json`` rendered."""
+    return f'{{"entries":[{",".join(rendered)}],"next":{json.dumps(next_token)}}}'

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.actor_repository import ActorRepository
-from chalicelib.actors import Unattributable, calls_in
+from chalicelib.actors.cloudtrail import Unattributable, calls_in
+from chalicelib.actors.repository import ActorRepository
+from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.observability import logger
 
 
@@ -18,7 +19,7 @@ class CallsNotRecorded(RuntimeError):
 class ActorRecorder:
     repository: ActorRepository
     table_name: str  # CONFIGURATION_TABLE_NAME: only calls on it are recorded
-    key_attribute: str = "key"
+    key_attribute: str = KEY_ATTRIBUTE
 
     def handle(self, event: Any) -> dict[str, int]:
         """Record the calls an event names; an event that names none is logged and skipped."""

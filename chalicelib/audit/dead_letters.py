@@ -6,8 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from chalicelib.audit.plan import Poison
 from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, failed_entries, send_in_groups
-from chalicelib.changes import Poison
 from chalicelib.observability import logger
 
 SEND_BATCH_LIMIT = 10

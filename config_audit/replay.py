@@ -14,26 +14,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.audit_repository import AuditRepository
-from chalicelib.changes import KEY_ATTRIBUTE, Entry
+from chalicelib.audit.entries import Entry, attribute_of, item_key_of, sequence_order, time_of
+from chalicelib.audit.records import KEY_ATTRIBUTE
+from chalicelib.audit.repository import AuditRepository
 
 Item = dict[str, dict[str, Any]]
-
-
-def _order(entry: Entry) -> tuple[int, str]:
-    return int(entry["sequenceNumber"]["S"]), entry.get("updatedAttribute", {}).get("S", "")
 
 
 def replay(entries: Iterable[Entry], until: str | None = None) -> dict[str, Item]:
     """Rebuild every key's item from its history; ``until`` (a modificationTime) stops there."""
     state: dict[str, Item] = {}
-    for entry in sorted(entries, key=_order):
-        if until is not None and entry["modificationTime"]["S"] > until:
+    for entry in sorted(entries, key=sequence_order):
+        if until is not None and time_of(entry) > until:
             continue
-        key = entry["itemKey"]["S"]
-        if "updatedAttribute" in entry:
+        key, name = item_key_of(entry), attribute_of(entry)
+        if name is not None:
             item = state.setdefault(key, {KEY_ATTRIBUTE: {"S": key}})
-            name = entry["updatedAttribute"]["S"]
             if "newValue" in entry:
                 item[name] = entry["newValue"]
             else:
@@ -57,6 +53,11 @@ def whole_history(repository: AuditRepository, key: str) -> list[Entry]:
         token = page.next
 
 
+def item_at(entries: Iterable[Entry], key: str, time: str | None) -> Item | None:
+    """The item ``key`` held at ``time`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``; None: after the last entry)."""
+    return replay(entries, until=time).get(key)
+
+
 def setting_at(repository: AuditRepository, key: str, at: str) -> Item | None:
-    """The item ``key`` held at time ``at`` (``YYYY-MM-DDTHH:MM:SS.mmmZ``), or None if absent then."""
-    return replay(whole_history(repository, key), until=at).get(key)
+    """The item ``key`` held at time ``at``, read from the repository, or None if absent then."""
+    return item_at(whole_history(repository, key), key, at)

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
-from chalicelib.changes import KEY_ATTRIBUTE
-from chalicelib.images import AttributeValue, fingerprint
+from chalicelib.attribute_values import AttributeValue, fingerprint
+from chalicelib.audit.records import KEY_ATTRIBUTE
 
 PREFIX = "redacted:hmac-sha256:"
 MIN_KEY_BYTES = 16

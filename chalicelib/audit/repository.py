@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chalicelib.audit.entries import UNORDERED, Entry, SortKey, id_of, is_sequence_number, sort_key
 from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, send_in_groups
-from chalicelib.changes import Entry
 
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem's maximum number of put requests per call
@@ -70,26 +69,6 @@ class AuditRepository(Protocol):
         ...
 
 
-SortKey = tuple[str, int, str, str]
-_SEQUENCE = re.compile(r"\d{1,40}", re.ASCII)  # DynamoDB Streams' sequence numbers are up to 40 digits
-UNORDERED = -1  # the sequence number of an entry that has no readable one
-
-
-def sort_key(entry: Entry) -> SortKey:
-    """Chronological order of entries: time, then sequence number (as an integer), then attribute.
-
-    Read leniently: an entry written around the producer (no decimal sequence number) sorts
-    first within its time instead of failing the whole history.
-    """
-    sequence = entry.get("sequenceNumber", {}).get("S", "")
-    return (
-        entry["modificationTime"]["S"],
-        int(sequence) if _SEQUENCE.fullmatch(sequence) else UNORDERED,
-        entry.get("updatedAttribute", {}).get("S", ""),
-        entry["id"]["S"],
-    )
-
-
 def token_scope(table: str, key: str) -> str:
     """What a ``next`` token is good for: one key's history in one table."""
     return hashlib.sha256(f"{table}\x00{key}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -114,7 +93,7 @@ def decode_token(token: str, scope: str) -> SortKey:
         raise BadPageToken("next is not a token this API issued") from None
     # the time goes to DynamoDB as the index's range key: a non-empty string of at most 1,024 bytes
     usable_time = 0 < len(time_.encode("utf-8", "surrogatepass")) <= 1024
-    if not (usable_time and (_SEQUENCE.fullmatch(sequence) or sequence == str(UNORDERED))):
+    if not (usable_time and (is_sequence_number(sequence) or sequence == str(UNORDERED))):
         raise BadPageToken("next is not a token this API issued")
     if issued_for != scope:
         raise BadPageToken("next was issued for another key's history (or another table): start without it")
@@ -169,8 +148,8 @@ class DynamoDBAuditRepository(AwsAdapter):
             self._writers = ThreadPoolExecutor(self._concurrency, thread_name_prefix="audit-write")
         sent = send_in_groups(entries, BATCH_WRITE_LIMIT, self._send, self._backoff, self._writers)
         return SaveResult(
-            unwritten={_id(entry) for entry in sent.unsent},
-            refused={_id(entry): f"DynamoDB refused the entry: {why}" for entry, why in sent.refused},
+            unwritten={id_of(entry) for entry in sent.unsent},
+            refused={id_of(entry): f"DynamoDB refused the entry: {why}" for entry, why in sent.refused},
             write_calls=sent.calls,
             retried_items=sent.retried,
         )
@@ -224,7 +203,3 @@ class _HistoryReader(AwsAdapter):
         found.sort(key=sort_key, reverse=True)
         page, more = found[:limit], len(found) > limit or not exhausted
         return HistoryPage(page, encode_token(scope, sort_key(page[-1])) if page and more else None, scope)
-
-
-def _id(entry: Entry) -> str:
-    return str(entry["id"]["S"])

@@ -11,20 +11,14 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.audit_repository import AuditRepository, SaveResult
-from chalicelib.changes import (
-    CHUNK_RECORDS,
-    DEFAULT_ACTOR_ATTRIBUTE,
-    Entry,
-    Poison,
-    RecordChanges,
-    in_chunks,
-    plan_batch,
-)
-from chalicelib.dead_letters import DeadLetters, NoDeadLetters
-from chalicelib.notifications import NoNotifier, Notifier, PublishResult
+from chalicelib.audit.dead_letters import DeadLetters, NoDeadLetters
+from chalicelib.audit.entries import Entry, id_of
+from chalicelib.audit.notifications import NoNotifier, Notifier, PublishResult
+from chalicelib.audit.plan import CHUNK_RECORDS, Poison, RecordChanges, in_chunks, plan_batch
+from chalicelib.audit.redaction import NO_REDACTION, Redactor
+from chalicelib.audit.repository import AuditRepository, SaveResult
 from chalicelib.observability import count, invocation, iterator_age_ms, logger
-from chalicelib.redaction import NO_REDACTION, Redactor
+from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE
 
 BatchResponse = dict[str, list[dict[str, str]]]
 
@@ -146,7 +140,7 @@ def _refused_records(records: list[RecordChanges], refused: dict[str, str]) -> l
     """Records with an entry DynamoDB refused: poison too, found only at write time."""
     poison = []
     for changes in records:
-        reasons = [refused[entry["id"]["S"]] for entry in changes.entries if entry["id"]["S"] in refused]
+        reasons = [refused[id_of(entry)] for entry in changes.entries if id_of(entry) in refused]
         if reasons:
             poison.append(Poison(reasons[0], changes.record, changes.event_id, changes.sequence_number))
     return poison
@@ -155,13 +149,13 @@ def _refused_records(records: list[RecordChanges], refused: dict[str, str]) -> l
 def _leading_records_without(records: list[RecordChanges], missing: set[str]) -> list[RecordChanges]:
     """The leading records (in sequence order) none of whose entries is in ``missing``."""
     for index, changes in enumerate(records):
-        if any(entry["id"]["S"] in missing for entry in changes.entries):
+        if any(id_of(entry) in missing for entry in changes.entries):
             return records[:index]
     return records
 
 
 def _entries_of(records: list[RecordChanges], excluding: Container[str]) -> list[Entry]:
-    return [entry for changes in records for entry in changes.entries if entry["id"]["S"] not in excluding]
+    return [entry for changes in records for entry in changes.entries if id_of(entry) not in excluding]
 
 
 def _record_count(event: Any) -> int:

@@ -1,0 +1,218 @@
+"""Pure: one DynamoDB stream record, checked (SPEC.md, "Audit entries"). No I/O, no clock.
+
+``read_record`` checks a record as Lambda delivers it, once, with one named helper per field,
+each raising ``PoisonRecord`` with the reason, and returns a ``StreamRecord``: what the record's
+entries will carry. Every value an entry carries is checked: the whole item of an INSERT or
+REMOVE, the changed attributes of a MODIFY.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from chalicelib.attribute_values import (
+    AttributeValue,
+    BadAttributeValue,
+    Image,
+    client_image,
+    client_value,
+    same_value,
+)
+from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE
+
+KEY_ATTRIBUTE = "key"
+# What DynamoDB's TTL process looks like in a REMOVE record.
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+LAST_EPOCH_SECOND = 253402300799  # 9999-12-31T23:59:59Z: the format has four digits for the year
+
+
+class EventName(Enum):
+    """What a stream record says happened to one Configuration item."""
+
+    INSERT = "INSERT"  # created: one entry holding the whole new item
+    MODIFY = "MODIFY"  # changed: one entry per changed attribute, none if nothing changed
+    REMOVE = "REMOVE"  # deleted, by a writer or by the TTL process: one entry holding the old item
+
+
+class PoisonRecord(ValueError):
+    """A stream record that can never be audited; it is reported and skipped, never retried."""
+
+
+@dataclass(frozen=True)
+class AttributeChange:
+    """One attribute a MODIFY changed; an added one has no old value, a removed one no new value."""
+
+    name: str
+    old: AttributeValue | None
+    new: AttributeValue | None
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """What the entries of one stream record carry, checked."""
+
+    event_id: str
+    event_name: EventName
+    sequence_number: str
+    key: str
+    modification_time: str
+    item: dict[str, AttributeValue] | None  # the item an INSERT created or a REMOVE deleted
+    changes: list[AttributeChange]  # the attributes a MODIFY changed, by name
+    expired: bool  # a REMOVE made by DynamoDB's TTL process
+    declared_actor: str | None = None  # the new image's stamp; never a REMOVE's (it names the last writer)
+
+
+def read_record(record: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE) -> StreamRecord:
+    """Check a record as Lambda delivers it; PoisonRecord names the first thing wrong with it."""
+    if not isinstance(record, dict):
+        raise PoisonRecord(f"record is not an object: {record!r:.80}")
+    event_id = _event_id(record)
+    body = record.get("dynamodb")
+    if not isinstance(body, dict):
+        raise PoisonRecord("record has no 'dynamodb' object")
+    sequence_number = sequence_number_of(body)
+    if sequence_number is None:
+        raise PoisonRecord("record has no decimal dynamodb.SequenceNumber")
+    event_name = _event_name(record)
+    old = _image(body, "OldImage", required=event_name in (EventName.MODIFY, EventName.REMOVE))
+    new = _image(body, "NewImage", required=event_name in (EventName.INSERT, EventName.MODIFY))
+    key = _item_key(body, new if new is not None else old)
+    modification_time = format_time(_epoch_seconds(body))
+    if event_name is EventName.MODIFY:
+        assert old is not None and new is not None
+        item, changes = None, changed_attributes(old, new, actor_attribute)
+    elif event_name is EventName.INSERT:
+        assert new is not None
+        item, changes = _checked_image(new, "NewImage"), []
+    else:
+        assert old is not None
+        item, changes = _checked_image(old, "OldImage"), []
+    return StreamRecord(
+        event_id=event_id,
+        event_name=event_name,
+        sequence_number=sequence_number,
+        key=key,
+        modification_time=modification_time,
+        item=item,
+        changes=changes,
+        expired=event_name is EventName.REMOVE and record.get("userIdentity") == TTL_IDENTITY,
+        declared_actor=_stamp(new, actor_attribute) if event_name is not EventName.REMOVE else None,
+    )
+
+
+def _stamp(image: Image | None, actor_attribute: str | None) -> str | None:
+    """The writer's stamp: a non-empty string in the new image; anything else is no stamp."""
+    value = image.get(actor_attribute) if image is not None and actor_attribute else None
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S"), str) and value["S"]:
+        return str(value["S"])
+    return None
+
+
+def _event_id(record: dict[str, Any]) -> str:
+    event_id = record.get("eventID")
+    if not isinstance(event_id, str) or not event_id:
+        raise PoisonRecord("record has no eventID")
+    return event_id
+
+
+def sequence_number_of(body: Any) -> str | None:
+    """A record body's SequenceNumber where it is a decimal string, else None."""
+    sequence = body.get("SequenceNumber") if isinstance(body, dict) else None
+    if isinstance(sequence, str) and sequence.isdigit() and sequence.isascii():
+        return sequence
+    return None
+
+
+def _event_name(record: dict[str, Any]) -> EventName:
+    name = record.get("eventName")
+    try:
+        return EventName(name)
+    except ValueError:
+        raise PoisonRecord(f"unknown eventName {name!r:.40}; expected INSERT, MODIFY or REMOVE") from None
+
+
+def _image(body: dict[str, Any], name: str, *, required: bool) -> Image | None:
+    image = body.get(name)
+    if image is None:
+        if required:
+            view = body.get("StreamViewType", "unknown")
+            raise PoisonRecord(f"record has no {name} (stream view type {view}); the stream must be NEW_AND_OLD_IMAGES")
+        return None
+    if not isinstance(image, dict):
+        raise PoisonRecord(f"{name} is not a map of attribute values")
+    return image
+
+
+def _checked_image(image: Image, image_name: str) -> dict[str, AttributeValue]:
+    """A whole image, checked: the item an INSERT created or a REMOVE deleted."""
+    try:
+        return client_image(image)  # its error names the attribute
+    except BadAttributeValue as error:
+        raise PoisonRecord(f"bad attribute value in {image_name}: {error}") from error
+
+
+def _checked(value: Any, image_name: str, attribute: str) -> AttributeValue:
+    """One value as boto3's client sends it; PoisonRecord names its image and attribute."""
+    try:
+        return client_value(value)
+    except BadAttributeValue as error:
+        raise PoisonRecord(f"bad attribute value in {image_name}: attribute {attribute!r:.60}: {error}") from error
+
+
+def changed_attributes(old: Image, new: Image, actor_attribute: str | None = None) -> list[AttributeChange]:
+    """The attributes but the key and the stamp whose value a MODIFY changed, by name, checked.
+
+    The stamp says who wrote; a write that only re-stamps an item changed no setting.
+
+    Equal wire forms are equal values; different ones are checked and compared as DynamoDB
+    values, so that ``{"N": "1"}`` and ``{"N": "1.0"}``, or a set in another order, is no change.
+    """
+    changes = []
+    for name in sorted(old.keys() | new.keys()):
+        before, after = old.get(name), new.get(name)
+        if name in (KEY_ATTRIBUTE, actor_attribute) or before == after:
+            continue
+        before = None if before is None else _checked(before, "OldImage", name)
+        after = None if after is None else _checked(after, "NewImage", name)
+        if before is not None and after is not None and same_value(before, after):
+            continue
+        changes.append(AttributeChange(name, before, after))
+    return changes
+
+
+def _item_key(body: dict[str, Any], image: Image | None) -> str:
+    keys = body.get("Keys")
+    value = keys.get(KEY_ATTRIBUTE) if isinstance(keys, dict) else None
+    if value is None and image is not None:
+        value = image.get(KEY_ATTRIBUTE)
+    if value is None:
+        raise PoisonRecord(f"record has no key attribute {KEY_ATTRIBUTE!r} in Keys or image")
+    if not isinstance(value, dict) or len(value) != 1 or not isinstance(value.get("S"), str):
+        raise PoisonRecord(f"key attribute {KEY_ATTRIBUTE!r} is not a string (S): {value!r:.80}")
+    if not value["S"]:
+        raise PoisonRecord(f"key attribute {KEY_ATTRIBUTE!r} is empty")
+    return str(value["S"])
+
+
+def _epoch_seconds(body: dict[str, Any]) -> float:
+    if "ApproximateCreationDateTime" not in body:
+        raise PoisonRecord("record has no dynamodb.ApproximateCreationDateTime")
+    created = body["ApproximateCreationDateTime"]
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime is not epoch seconds: {created!r:.40}")
+    if not math.isfinite(created) or created < 0:
+        raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime out of range: {created!r}")
+    if created > LAST_EPOCH_SECOND:
+        hint = "; it looks like milliseconds, not seconds" if created / 1000 <= LAST_EPOCH_SECOND else ""
+        raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime out of range: {created!r}{hint}")
+    return float(created)
+
+
+def format_time(epoch_seconds: float) -> str:
+    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (1726045348.0 -> 2024-09-11T09:02:28.000Z)."""
+    seconds, millis = divmod(round(epoch_seconds * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

@@ -1,0 +1,102 @@
+"""What an operator reads: entries as a table, items and differences as JSON.
+
+Stored text (keys, values, times, ARNs) never reaches the terminal as a control character: it is
+printed escaped as JSON escapes it, and what JSON leaves raw as \\uXXXX.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.attribute_values import deserialize_image, same_value
+from chalicelib.audit.entries import change_kind
+from config_audit.replay import Item
+
+
+def _json_escape(character: str) -> str:
+    code = ord(character)
+    if code > 0xFFFF:  # JSON spells a character beyond the BMP as its UTF-16 surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would not print as itself JSON-escaped (\\uXXXX)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _json_escape(c) for c in text)
+
+
+def escaped(text: str) -> str:
+    """Stored text as it stands inside a JSON string: quotes, backslashes and controls escaped."""
+    return printable(json.dumps(text, ensure_ascii=False)[1:-1])
+
+
+def show(value: Any) -> str:
+    """A plain value as JSON, with no control character in it (JSON's escapes, and \\uXXXX)."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return int(o) if o == o.to_integral_value() else float(o)
+        if isinstance(o, set):
+            return sorted(o, key=str)
+        return str(o)
+
+    # outside strings json.dumps writes printable ASCII only, so escaping the whole text keeps it JSON
+    return printable(json.dumps(value, default=default, sort_keys=True, ensure_ascii=False))
+
+
+def who(entry: dict[str, Any]) -> str:
+    if "actor" in entry:
+        actor = entry["actor"]
+        return f"{escaped(str(actor['arn']))} ({escaped(str(actor['source']))})"
+    if "actorCandidates" in entry:
+        return "one of " + ", ".join(escaped(str(candidate["arn"])) for candidate in entry["actorCandidates"])
+    return "-"
+
+
+def render_table(entries: Sequence[dict[str, Any]]) -> str:
+    """Plain-value entries, oldest first, as a table a person reads: time, change, old -> new, who."""
+    rows = [("time", "key", "change", "who", "old -> new")]
+    for entry in entries:
+        kind = change_kind(entry).value
+        change = f"{kind} {escaped(str(entry['updatedAttribute']))}" if "updatedAttribute" in entry else kind
+        old = show(entry["oldValue"]) if "oldValue" in entry else "-"
+        new = show(entry["newValue"]) if "newValue" in entry else "-"
+        time, key = escaped(str(entry["modificationTime"])), escaped(str(entry["itemKey"]))
+        rows.append((time, key, change, who(entry), f"{old} -> {new}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+             for row in rows]  # fmt: skip
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def differences(before: Item | None, after: Item | None) -> list[str]:
+    """Lines that say how ``after`` differs from ``before`` (attribute-value items)."""
+    if before is None and after is None:
+        return []
+    if before is None:
+        return [f"+ created: {show(deserialize_image(after or {}))}"]
+    if after is None:
+        return [f"- deleted: {show(deserialize_image(before))}"]
+    lines = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old is not None and new is not None and same_value(old, new):
+            continue
+        if old is None:
+            lines.append(f"+ {escaped(name)}: {show(_plain(new))}")
+        elif new is None:
+            lines.append(f"- {escaped(name)}: {show(_plain(old))}")
+        else:
+            lines.append(f"~ {escaped(name)}: {show(_plain(old))} -> {show(_plain(new))}")
+    return lines
+
+
+def _plain(value: Any) -> Any:
+    return deserialize_image({"v": value})["v"]
