@@ -272,6 +272,15 @@ def same_value(left: AttributeValue, right: AttributeValue) -> bool:
     return left == right or walk(left, _CANONICAL) == walk(right, _CANONICAL)  # equal forms: equal values
 
 
+def changed_names(
+    before: Image, after: Image, same: Callable[[AttributeValue, AttributeValue], bool] = same_value
+) -> list[str]:
+    """The attribute names, sorted, whose value differs between two items: in one and not the
+    other, or unequal by ``same`` (by default: as DynamoDB values)."""
+    names = sorted(before.keys() | after.keys())
+    return [name for name in names if not (name in before and name in after and same(before[name], after[name]))]
+
+
 def item_size(item: Image) -> int:
     """Bytes an item counts towards DynamoDB's 400 KB item limit (an upper bound where AWS rounds)."""
     return sum(len(name.encode()) + size for name, size in walk_members(item, _SIZE).items())

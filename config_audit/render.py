@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.attribute_values import deserialize_image, same_value
+from chalicelib.attribute_values import changed_names, deserialize_image
 from chalicelib.audit.entries import change_kind
 from config_audit.replay import Item
 
@@ -85,10 +85,8 @@ def differences(before: Item | None, after: Item | None) -> list[str]:
     if after is None:
         return [f"- deleted: {show(deserialize_image(before))}"]
     lines = []
-    for name in sorted(before.keys() | after.keys()):
+    for name in changed_names(before, after):
         old, new = before.get(name), after.get(name)
-        if old is not None and new is not None and same_value(old, new):
-            continue
         if old is None:
             lines.append(f"+ {escaped(name)}: {show(_plain(new))}")
         elif new is None:

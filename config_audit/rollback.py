@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.attribute_values import AttributeValue, same_value
+from chalicelib.attribute_values import AttributeValue, changed_names, same_value
 from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.audit.redaction import PREFIX as REDACTED
 from config_audit.errors import Incomplete, NotDone
@@ -148,9 +148,7 @@ def _agrees(recorded: AttributeValue, actual: AttributeValue) -> bool:
 
 
 def _changed(recorded: Item | None, actual: Item | None, ignored: set[str]) -> list[str]:
-    recorded, actual = recorded or {}, actual or {}
-    names = sorted((recorded.keys() | actual.keys()) - ignored)
-    return [n for n in names if not (n in recorded and n in actual and _agrees(recorded[n], actual[n]))]
+    return [name for name in changed_names(recorded or {}, actual or {}, same=_agrees) if name not in ignored]
 
 
 class _Expression:
