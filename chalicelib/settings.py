@@ -29,6 +29,14 @@ class SettingsError(ConfigurationError):
 
 
 @dataclass(frozen=True)
+class AuditedTable:
+    """One audited table and its own trail (an Audit table shaped as SPEC.md's)."""
+
+    source: str
+    trail: str
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the function needs to know about its stage; hashable so clients can be cached per value."""
 
@@ -43,6 +51,22 @@ class Settings:
     redaction_key_parameter: str | None = None
     actors_table_name: str | None = None
     actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE
+    audited: tuple[AuditedTable, ...] = ()  # empty: the one pair CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME
+
+    @property
+    def audited_tables(self) -> tuple[AuditedTable, ...]:
+        """Every audited table with its trail; the first is the default of the API and the CLI."""
+        return self.audited or (AuditedTable(self.configuration_table_name, self.audit_table_name),)
+
+    def table(self, source: str | None) -> AuditedTable:
+        """The audited table named ``source`` (None: the first); UnknownTable otherwise."""
+        tables = self.audited_tables
+        if source is None:
+            return tables[0]
+        for table in tables:
+            if table.source == source:
+                return table
+        raise UnknownTable(source, tables)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,8 +83,18 @@ class Settings:
         def optional(name: str) -> str | None:
             return env.get(name, "").strip() or None
 
-        configuration_table = required("CONFIGURATION_TABLE_NAME")
-        audit_table = required("AUDIT_TABLE_NAME")
+        audited = _audited_tables(env.get("AUDITED_TABLES", ""), problems)
+        if audited:  # the first pair stands for CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME
+            configuration_table = optional("CONFIGURATION_TABLE_NAME") or audited[0].source
+            audit_table = optional("AUDIT_TABLE_NAME") or audited[0].trail
+            if (configuration_table, audit_table) != (audited[0].source, audited[0].trail):
+                problems.append(
+                    f"AUDITED_TABLES starts with {audited[0].source}={audited[0].trail}, but CONFIGURATION_TABLE_NAME"
+                    f"={configuration_table} and AUDIT_TABLE_NAME={audit_table}: make them agree, or unset the two"
+                )
+        else:
+            configuration_table = required("CONFIGURATION_TABLE_NAME")
+            audit_table = required("AUDIT_TABLE_NAME")
         raw_flag = env.get("REPORT_BATCH_ITEM_FAILURES", "").strip().lower()
         if raw_flag not in _TRUE | _FALSE:
             problems.append(f"REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not {raw_flag!r}")
@@ -94,7 +128,35 @@ class Settings:
             redaction_key_parameter=key_parameter,
             actors_table_name=optional("ACTORS_TABLE_NAME"),
             actor_attribute=_actor_attribute(env),
+            audited=tuple(audited),
         )
+
+
+class UnknownTable(ConfigurationError):
+    """A table no audited pair names: records of it are never dropped, and reading it is refused."""
+
+    def __init__(self, source: str, tables: tuple[AuditedTable, ...]) -> None:
+        self.source, self.tables = source, tables
+        super().__init__(
+            f"table {source!r} is not audited here: AUDITED_TABLES names "
+            + ", ".join(repr(table.source) for table in tables)
+        )
+
+
+def _audited_tables(raw: str, problems: list[str]) -> list[AuditedTable]:
+    """AUDITED_TABLES: comma-separated SOURCE=TRAIL pairs; a problem for each malformed one."""
+    tables: list[AuditedTable] = []
+    for pair in (part.strip() for part in raw.split(",")):
+        if not pair:
+            continue
+        source, equals, trail = (part.strip() for part in pair.partition("="))
+        if not (equals and source and trail):
+            problems.append(f"AUDITED_TABLES holds {pair!r}, not SOURCE=TRAIL")
+        elif any(source == t.source for t in tables) or any(trail == t.trail for t in tables):
+            problems.append(f"AUDITED_TABLES names {source!r} or {trail!r} twice: each table has its own trail")
+        else:
+            tables.append(AuditedTable(source, trail))
+    return tables
 
 
 def _actor_attribute(env: Mapping[str, str]) -> str | None:

@@ -58,6 +58,8 @@ def _common(record: StreamRecord, id_: str) -> Entry:
         "modificationTime": {"S": record.modification_time},
         "sequenceNumber": {"S": record.sequence_number},
     }
+    if record.keys is not None:  # a table whose key is not the seed's one string 'key'
+        entry["itemKeys"] = {"M": record.keys}
     if record.declared_actor is not None:
         entry["declaredActor"] = {"S": record.declared_actor}
     return entry

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -22,9 +23,10 @@ from chalicelib.attribute_values import (
     client_value,
     same_value,
 )
+from chalicelib.audit.keys import SEED_KEY, BadKey, is_seed_key, key_text
 from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE
 
-KEY_ATTRIBUTE = "key"
+KEY_ATTRIBUTE = SEED_KEY  # the seed table's key; any table's key attributes are the names in Keys
 # What DynamoDB's TTL process looks like in a REMOVE record.
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 LAST_EPOCH_SECOND = 253402300799  # 9999-12-31T23:59:59Z: the format has four digits for the year
@@ -58,7 +60,8 @@ class StreamRecord:
     event_id: str
     event_name: EventName
     sequence_number: str
-    key: str
+    key: str  # the item's key as text (audit/keys.py)
+    keys: dict[str, AttributeValue] | None  # the typed key, for a table whose key is not the seed's one 'key'
     modification_time: str
     item: dict[str, AttributeValue] | None  # the item an INSERT created or a REMOVE deleted
     changes: list[AttributeChange]  # the attributes a MODIFY changed, by name
@@ -80,11 +83,11 @@ def read_record(record: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBU
     event_name = _event_name(record)
     old = _image(body, "OldImage", required=event_name in (EventName.MODIFY, EventName.REMOVE))
     new = _image(body, "NewImage", required=event_name in (EventName.INSERT, EventName.MODIFY))
-    key = _item_key(body, new if new is not None else old)
+    keys = _keys(body, [image for image in (old, new) if image is not None])
     modification_time = format_time(_epoch_seconds(body))
     if event_name is EventName.MODIFY:
         assert old is not None and new is not None
-        item, changes = None, changed_attributes(old, new, actor_attribute)
+        item, changes = None, changed_attributes(old, new, actor_attribute, key_names=set(keys))
     elif event_name is EventName.INSERT:
         assert new is not None
         item, changes = _checked_image(new, "NewImage"), []
@@ -95,7 +98,8 @@ def read_record(record: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBU
         event_id=event_id,
         event_name=event_name,
         sequence_number=sequence_number,
-        key=key,
+        key=key_text(keys),
+        keys=None if is_seed_key(keys) else _checked_image(keys, "Keys"),
         modification_time=modification_time,
         item=item,
         changes=changes,
@@ -163,10 +167,13 @@ def _checked(value: Any, image_name: str, attribute: str) -> AttributeValue:
         raise PoisonRecord(f"bad attribute value in {image_name}: attribute {attribute!r:.60}: {error}") from error
 
 
-def changed_attributes(old: Image, new: Image, actor_attribute: str | None = None) -> list[AttributeChange]:
+def changed_attributes(
+    old: Image, new: Image, actor_attribute: str | None = None, key_names: Collection[str] = (KEY_ATTRIBUTE,)
+) -> list[AttributeChange]:
     """The attributes but the key and the stamp whose value a MODIFY changed, by name, checked.
 
-    The stamp says who wrote; a write that only re-stamps an item changed no setting.
+    Key attributes never change (an item with another key is another item); the stamp says who
+    wrote, and a write that only re-stamps an item changed no setting.
 
     Equal wire forms are equal values; different ones are checked and compared as DynamoDB
     values, so that ``{"N": "1"}`` and ``{"N": "1.0"}``, or a set in another order, is no change.
@@ -174,7 +181,7 @@ def changed_attributes(old: Image, new: Image, actor_attribute: str | None = Non
     changes = []
     for name in sorted(old.keys() | new.keys()):
         before, after = old.get(name), new.get(name)
-        if name in (KEY_ATTRIBUTE, actor_attribute) or before == after:
+        if name in key_names or name == actor_attribute or before == after:
             continue
         before = None if before is None else _checked(before, "OldImage", name)
         after = None if after is None else _checked(after, "NewImage", name)
@@ -184,18 +191,18 @@ def changed_attributes(old: Image, new: Image, actor_attribute: str | None = Non
     return changes
 
 
-def _item_key(body: dict[str, Any], image: Image | None) -> str:
-    keys = body.get("Keys")
-    value = keys.get(KEY_ATTRIBUTE) if isinstance(keys, dict) else None
-    if value is None and image is not None:
-        value = image.get(KEY_ATTRIBUTE)
-    if value is None:
-        raise PoisonRecord(f"record has no key attribute {KEY_ATTRIBUTE!r} in Keys or image")
-    if not isinstance(value, dict) or len(value) != 1 or not isinstance(value.get("S"), str):
-        raise PoisonRecord(f"key attribute {KEY_ATTRIBUTE!r} is not a string (S): {value!r:.80}")
-    if not value["S"]:
-        raise PoisonRecord(f"key attribute {KEY_ATTRIBUTE!r} is empty")
-    return str(value["S"])
+def _keys(body: dict[str, Any], images: list[Image]) -> dict[str, Any]:
+    """``dynamodb.Keys``, checked: a usable key, which every image holds as it is."""
+    keys: Any = body.get("Keys")
+    try:
+        key_text(keys)
+    except BadKey as error:
+        raise PoisonRecord(f"record has no usable Keys: {error}") from None
+    for image in images:
+        for name, value in keys.items():
+            if image.get(name) != value:
+                raise PoisonRecord(f"the image's key attribute {name!r:.60} differs from Keys: {image.get(name)!r:.60}")
+    return dict(keys)
 
 
 def _epoch_seconds(body: dict[str, Any]) -> float:

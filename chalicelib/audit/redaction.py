@@ -7,7 +7,7 @@ the value's fingerprint (its type and its DynamoDB value). Equal values give equ
 different ones different digests, so a changed secret is still a change and a reused one shows.
 
 The records are redacted before anything reads them, so entries, logs, notifications and dead
-letters only ever hold the digest. The item's own ``key`` attribute is never redacted: it is
+letters only ever hold the digest. The item's key attributes (the names in ``Keys``) are never redacted: they are
 the item's identity, which the history is read by.
 """
 
@@ -83,22 +83,27 @@ class Redactor:
             return record
         if not isinstance(body, dict):
             return {**record, "dynamodb": self._text(body)}
-        images = {name: self.image(body[name]) for name in ("OldImage", "NewImage") if body.get(name) is not None}
+        keys = body.get("Keys")
+        key_names = frozenset(keys) if isinstance(keys, dict) else frozenset({KEY_ATTRIBUTE})
+        images = {
+            name: self.image(body[name], key_names) for name in ("OldImage", "NewImage") if body.get(name) is not None
+        }
         if all(images[name] is body[name] for name in images):
             return record  # nothing to redact: the record goes on as it came, uncopied
         return {**record, "dynamodb": {**body, **images}}
 
-    def image(self, image: Any) -> Any:
+    def image(self, image: Any, key_names: frozenset[str] = frozenset({KEY_ATTRIBUTE})) -> Any:
         """An image with matching attributes digested, looking inside maps and lists; the very
-        same object where nothing matches."""
+        same object where nothing matches. The item's key attributes are never digested: they are
+        its identity, which the history is read by."""
         if not isinstance(image, dict):
             return self._text(image)
-        return self._members(image, top_level=True)
+        return self._members(image, key_names)
 
-    def _members(self, members: dict[str, Any], top_level: bool = False) -> dict[str, Any]:
+    def _members(self, members: dict[str, Any], key_names: frozenset[str] = frozenset()) -> dict[str, Any]:
         redacted = {}
         for name, value in members.items():
-            secret = self.matches(name) and not (top_level and name == KEY_ATTRIBUTE)
+            secret = self.matches(name) and name not in key_names
             redacted[name] = self.digest(value) if secret else self._inside(value)
         return members if all(redacted[name] is members[name] for name in members) else redacted
 

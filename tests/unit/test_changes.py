@@ -220,15 +220,17 @@ POISON = [
     ("INSERT without image", {"eventName": "INSERT", "dynamodb": {"NewImage": None}}, "no NewImage"),
     ("REMOVE without image", {"eventName": "REMOVE", "dynamodb": {"OldImage": None}}, "no OldImage"),
     ("unknown event name", {"eventName": "UPSERT"}, "unknown eventName 'UPSERT'"),
-    ("no key attribute", {"dynamodb": {"Keys": {}, "NewImage": {"value": {"N": "1"}}}}, "no key attribute 'key'"),
-    ("numeric key", {"dynamodb": {"Keys": {"key": {"N": "1"}}}}, "is not a string (S)"),
+    ("no key attribute", {"dynamodb": {"Keys": {}, "NewImage": {"value": {"N": "1"}}}}, "record has no usable Keys"),
+    ("three key attributes", {"dynamodb": {"Keys": {"a": {"S": "1"}, "b": {"S": "2"}, "c": {"S": "3"}}}}, "one or two key attributes"),
+    ("a key of type BOOL", {"dynamodb": {"Keys": {"key": {"BOOL": True}}}}, "is not of type S, N or B"),
+    ("Keys and image disagree", {"dynamodb": {"Keys": {"key": {"N": "1"}}}}, "the image's key attribute 'key' differs from Keys"),
     ("no eventID", {"eventID": None}, "no eventID"),
     ("no time", {"dynamodb": {"ApproximateCreationDateTime": None}}, "record has no dynamodb.ApproximateCreationDateTime"),
     ("time in milliseconds", {"dynamodb": {"ApproximateCreationDateTime": 1726045348000}}, "looks like milliseconds, not seconds"),
     ("time as text", {"dynamodb": {"ApproximateCreationDateTime": "yesterday"}}, "ApproximateCreationDateTime is not epoch seconds"),
     ("image not a map", {"dynamodb": {"NewImage": ["x"]}}, "NewImage is not a map"),
     ("no dynamodb", {"dynamodb": None}, "no 'dynamodb' object"),
-    ("binary not base64", {"dynamodb": {"NewImage": {"key": {"S": "K"}, "b": {"B": "!!"}}}}, "B value is not base64"),
+    ("binary not base64", {"dynamodb": {"NewImage": {"key": {"S": "CACHE_TTL_SEC"}, "b": {"B": "!!"}}}}, "B value is not base64"),
 ]  # fmt: skip
 
 
