@@ -12,7 +12,7 @@ from chalicelib.actors.cloudtrail import WRITE_CALLS
 from chalicelib.audit.repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
 from chalicelib.observability import misconfiguration_logged
-from chalicelib.settings import Settings, stream_arn_for_registration
+from chalicelib.settings import Settings, UnknownTable, stream_arn_for_registration
 
 app = Chalice(app_name="config-audit")
 
@@ -42,9 +42,10 @@ def audit_history(key: str) -> Response:
     try:
         wanted = history_api.parse(key, request.query_params if request is not None else None)
         settings = Settings.from_environ()
-        page = wiring.repository_for(settings).history(wanted.key, wanted.limit, wanted.next_token)
+        trail = wiring.repository_for(settings, settings.table(wanted.table).source)
+        page = trail.history(wanted.key, wanted.limit, wanted.next_token)
         rendered = history_api.fitting(with_actors(page.entries, wiring.actors_for(settings)))
-    except (history_api.BadRequest, BadPageToken) as error:
+    except (history_api.BadRequest, BadPageToken, UnknownTable) as error:
         raise BadRequestError(str(error)) from error
     except RetryLater:
         return Response(BUSY, status_code=503)

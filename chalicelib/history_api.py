@@ -32,12 +32,16 @@ class HistoryRequest:
     key: str
     limit: int
     next_token: str | None
+    table: str | None = None  # ?table=SOURCE, the audited table; None: the first
 
 
 def parse(raw_key: str, query: Mapping[str, str] | None) -> HistoryRequest:
     """The route's path parameter and query string -> what to read; BadRequest when bad."""
     query = query or {}
-    return HistoryRequest(decode_key(raw_key), page_limit(query.get("limit")), query.get("next") or None)
+    table = query.get("table")
+    if table is not None and not table:
+        raise BadRequest("table is empty: name an audited table, or leave table out for the first")
+    return HistoryRequest(decode_key(raw_key), page_limit(query.get("limit")), query.get("next") or None, table)
 
 
 def decode_key(raw: str) -> str:

@@ -37,10 +37,11 @@ def client(service: str, region: str | None = None) -> Any:
 
 
 @lru_cache(maxsize=8)
-def repository_for(settings: Settings) -> DynamoDBAuditRepository:
-    """The Audit table of one stage's settings."""
+def repository_for(settings: Settings, source: str | None = None) -> DynamoDBAuditRepository:
+    """The trail of one audited table (None: the first) of a stage's settings; UnknownTable for
+    a table the stage does not audit."""
     return DynamoDBAuditRepository(
-        client("dynamodb"), settings.audit_table_name, write_concurrency=settings.write_concurrency
+        client("dynamodb"), settings.table(source).trail, write_concurrency=settings.write_concurrency
     )
 
 
@@ -81,6 +82,7 @@ def producer_for(settings: Settings) -> AuditProducer:
     """The producer for one stage's settings; Lambda keeps it warm between invocations."""
     return AuditProducer(
         repository=repository_for(settings),
+        trails={table: repository_for(settings, table.source) for table in settings.audited_tables},
         report_batch_item_failures=settings.report_batch_item_failures,
         notifier=notifier_for(settings),
         dead_letters=dead_letters_for(settings),

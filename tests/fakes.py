@@ -105,13 +105,13 @@ class InMemoryNotifier:
         self.messages: list[dict[str, Any]] = []
         self.failing_keys = set(failing_keys)
 
-    def publish(self, entries: Sequence[Entry]) -> PublishResult:
+    def publish(self, entries: Sequence[Entry], table: str | None = None) -> PublishResult:
         result = PublishResult(publish_calls=-(-len(entries) // PUBLISH_BATCH_LIMIT))
         for entry in entries:
             if entry["itemKey"]["S"] in self.failing_keys:
                 result.unpublished.add(entry["id"]["S"])
             else:
-                self.messages.append(message_for(entry))
+                self.messages.append(message_for(entry, table))
                 result.published += 1
         return result
 

@@ -33,19 +33,19 @@ class PublishResult:
 
 
 class Notifier(Protocol):
-    def publish(self, entries: Sequence[Entry]) -> PublishResult:
-        """Publish every entry; report the ones that could not be published yet."""
+    def publish(self, entries: Sequence[Entry], table: str | None = None) -> PublishResult:
+        """Publish every entry (of the audited ``table``); report the ones not published yet."""
         ...
 
 
 class NoNotifier:
     """No topic configured: nothing is published and nothing fails."""
 
-    def publish(self, entries: Sequence[Entry]) -> PublishResult:
+    def publish(self, entries: Sequence[Entry], table: str | None = None) -> PublishResult:
         return PublishResult()
 
 
-def message_for(entry: Entry) -> dict[str, Any]:
+def message_for(entry: Entry, table: str | None = None) -> dict[str, Any]:
     """The PublishBatch request entry of one audit entry.
 
     The body is the entry as JSON. An entry too large for SNS (entries reach 400 KB, messages
@@ -56,6 +56,8 @@ def message_for(entry: Entry) -> dict[str, Any]:
         "itemKey": {"DataType": "String", "StringValue": item_key_of(entry)},
         "changeKind": {"DataType": "String", "StringValue": change_kind(entry).value},
     }
+    if table is not None:  # subscribers of several audited tables filter by it too
+        attributes["tableName"] = {"DataType": "String", "StringValue": table}
     body = item_json(entry)
     if len(body.encode()) + 200 > MAX_MESSAGE_BYTES:
         slim = {name: value for name, value in entry.items() if name not in ("oldValue", "newValue")}
@@ -70,8 +72,10 @@ class SnsNotifier(AwsAdapter):
         super().__init__(client, f"SNS topic {topic_arn!r} (CHANGE_TOPIC_ARN)", backoff)
         self._topic = topic_arn
 
-    def publish(self, entries: Sequence[Entry]) -> PublishResult:
-        sent = send_in_groups([message_for(entry) for entry in entries], PUBLISH_BATCH_LIMIT, self._send, self._backoff)
+    def publish(self, entries: Sequence[Entry], table: str | None = None) -> PublishResult:
+        sent = send_in_groups(
+            [message_for(entry, table) for entry in entries], PUBLISH_BATCH_LIMIT, self._send, self._backoff
+        )
         for message, why in sent.refused:  # SNS says the message itself is wrong: retrying won't help
             logger.error("change notification refused by SNS; the audit entry is written",
                          extra={"entryId": message["Id"], "reason": why})  # fmt: skip

@@ -7,7 +7,7 @@ lowest sequence number not done, or raises where partial failures are not report
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,9 @@ from chalicelib.audit.notifications import NoNotifier, Notifier, PublishResult
 from chalicelib.audit.plan import CHUNK_RECORDS, Poison, RecordChanges, in_chunks, plan_batch
 from chalicelib.audit.redaction import NO_REDACTION, Redactor
 from chalicelib.audit.repository import AuditRepository, SaveResult
+from chalicelib.audit.routing import by_table
 from chalicelib.observability import count, invocation, iterator_age_ms, logger
-from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE
+from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE, AuditedTable
 
 BatchResponse = dict[str, list[dict[str, str]]]
 
@@ -62,6 +63,8 @@ class AuditProducer:
     redactor: Redactor = NO_REDACTION
     actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE
     chunk_records: int = CHUNK_RECORDS
+    # Every audited table with its trail (AUDITED_TABLES); empty: one table, whose trail is ``repository``.
+    trails: Mapping[AuditedTable, AuditRepository] = field(default_factory=dict)
 
     def handle(self, event: Any, context: Any = None) -> BatchResponse:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
@@ -78,12 +81,19 @@ class AuditProducer:
         """
         outcome = BatchOutcome(records=_record_count(event))
         seen: set[str] = set()
-        for chunk in in_chunks(event, self.chunk_records):
-            if not self._audit_chunk(chunk, seen, outcome):
-                break
+        routed: list[tuple[AuditedTable | None, Any]] = (
+            list(by_table(event, list(self.trails))) if self.trails else [(None, event)]
+        )
+        for table, part in routed:
+            trail = self.repository if table is None else self.trails[table]
+            for chunk in in_chunks(part, self.chunk_records):
+                if not self._audit_chunk(chunk, trail, table, seen, outcome):
+                    return outcome
         return outcome
 
-    def _audit_chunk(self, chunk: Any, seen: set[str], outcome: BatchOutcome) -> bool:
+    def _audit_chunk(
+        self, chunk: Any, trail: AuditRepository, table: AuditedTable | None, seen: set[str], outcome: BatchOutcome
+    ) -> bool:
         """Redact, plan, write, dead-letter, publish one chunk; False once a record of it is not done.
 
         Its plan lives only in here, so its entries are gone before the next chunk is built.
@@ -91,7 +101,7 @@ class AuditProducer:
         plan = plan_batch(self.redactor.event(chunk), self.actor_attribute, seen)  # no secret in plain from here
         for event_id in plan.duplicates:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
-        saved = self.repository.save(plan.entries)
+        saved = trail.save(plan.entries)
         poison = plan.poison + _refused_records(plan.records, saved.refused)
         for record in poison:
             logger.error(
@@ -101,7 +111,9 @@ class AuditProducer:
         not_dead_lettered = self.dead_letters.send(poison)
         # only records whose entries are all written are announced; the rest comes round again
         written = _leading_records_without(plan.records, saved.unwritten)
-        published = self.notifier.publish(_entries_of(written, excluding=saved.refused.keys()))
+        published = self.notifier.publish(
+            _entries_of(written, excluding=saved.refused.keys()), table.source if table else None
+        )
         announced = _leading_records_without(written, published.unpublished)
 
         outcome.entries += sum(len(changes.entries) for changes in plan.records)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from chalicelib.settings import UNSET_STREAM_ARN, Settings, SettingsError, stream_arn_for_registration
+from chalicelib.settings import (
+    UNSET_STREAM_ARN,
+    AuditedTable,
+    Settings,
+    SettingsError,
+    UnknownTable,
+    stream_arn_for_registration,
+)
 
 FULL = {"CONFIGURATION_TABLE_NAME": "Configuration", "AUDIT_TABLE_NAME": "Audit"}
 
@@ -63,3 +72,44 @@ def test_redaction_patterns_are_read_as_a_comma_separated_list() -> None:
 def test_redaction_without_a_key_parameter_is_refused_by_name() -> None:
     with pytest.raises(SettingsError, match="REDACTION_KEY_PARAMETER is not set, and REDACT_ATTRIBUTES needs it"):
         Settings.from_environ({**FULL, "REDACT_ATTRIBUTES": "*secret*"})
+
+
+def test_unset_audited_tables_is_the_one_pair_of_the_two_table_names() -> None:
+    assert Settings.from_environ(FULL).audited_tables == (AuditedTable("Configuration", "Audit"),)
+
+
+def test_audited_tables_pair_each_source_with_its_trail_the_first_is_the_default() -> None:
+    settings = Settings.from_environ({"AUDITED_TABLES": " Configuration=Audit , FeatureFlags=FeatureFlagsAudit ,"})
+    assert settings.audited_tables == (
+        AuditedTable("Configuration", "Audit"),
+        AuditedTable("FeatureFlags", "FeatureFlagsAudit"),
+    )
+    assert (settings.configuration_table_name, settings.audit_table_name) == ("Configuration", "Audit")
+    assert (
+        settings.table(None).source == "Configuration" and settings.table("FeatureFlags").trail == "FeatureFlagsAudit"
+    )
+    with pytest.raises(
+        UnknownTable, match="table 'Orders' is not audited here: AUDITED_TABLES names 'Configuration', 'FeatureFlags'"
+    ):
+        settings.table("Orders")
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        (
+            {**FULL, "AUDITED_TABLES": "Other=Audit"},
+            "AUDITED_TABLES starts with Other=Audit, but CONFIGURATION_TABLE_NAME=Configuration",
+        ),
+        ({"AUDITED_TABLES": "Configuration"}, "AUDITED_TABLES holds 'Configuration', not SOURCE=TRAIL"),
+        ({"AUDITED_TABLES": "A=TA,=TB"}, "AUDITED_TABLES holds '=TB', not SOURCE=TRAIL"),
+        ({"AUDITED_TABLES": "A=TA,A=TB"}, "names 'A' or 'TB' twice"),
+        ({"AUDITED_TABLES": "A=T,B=T"}, "names 'B' or 'T' twice"),
+        ({"AUDITED_TABLES": " , "}, "CONFIGURATION_TABLE_NAME is not set"),
+    ],
+)
+def test_audited_tables_that_cannot_be_used_are_a_settings_error_that_says_why(
+    variables: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(problem)):
+        Settings.from_environ(variables)
