@@ -17,6 +17,7 @@ from chalicelib.audit.notifications import PUBLISH_BATCH_LIMIT, PublishResult, m
 from chalicelib.audit.plan import Poison
 from chalicelib.audit.repository import (
     BATCH_WRITE_LIMIT,
+    BadPageToken,
     HistoryPage,
     SaveResult,
     decode_token,
@@ -92,6 +93,8 @@ class InMemoryAuditRepository:
         scope = token_scope("in-memory", key)
         after = decode_token(next_token, scope) if next_token else None
         found = sorted((e for e in self.entries.values() if e["itemKey"]["S"] == key), key=sort_key, reverse=True)
+        if after is not None and after not in {sort_key(entry) for entry in found}:
+            raise BadPageToken("next does not name an entry of this history")
         if after is not None:
             found = [entry for entry in found if sort_key(entry) < after]
         page = found[:limit]

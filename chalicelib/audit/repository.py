@@ -135,6 +135,10 @@ class DynamoDBAuditRepository(AwsAdapter):
         """A key's entries, newest first; raises BadPageToken for a token it did not issue."""
         scope = token_scope(self._table, key)
         after = decode_token(next_token, scope) if next_token else None
+        if after is not None and not self._reader.holds(key, after):
+            raise BadPageToken(
+                "next does not name an entry of this history: it was altered, or is not a token this API issued"
+            )
         return self._reader.page(key, limit, after, scope)
 
     def save(self, entries: Sequence[Entry]) -> SaveResult:
@@ -174,6 +178,23 @@ class _HistoryReader(AwsAdapter):
         super().__init__(client, f"Audit table {table!r} (AUDIT_TABLE_NAME) or its index {index!r}")
         self._table = table
         self._index = index
+
+    def holds(self, key: str, position: SortKey) -> bool:
+        """Whether an entry of ``key`` stands exactly at ``position``: a token names a real entry,
+        so one altered by hand (another time, number or id) is refused, not paged from."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": self._index,
+            "KeyConditionExpression": "itemKey = :key AND modificationTime = :time",
+            "ExpressionAttributeValues": {":key": {"S": key}, ":time": {"S": position[0]}},
+        }
+        while True:
+            response = self._call("query", **query)
+            if any(sort_key(entry) == position for entry in response["Items"]):
+                return True
+            if "LastEvaluatedKey" not in response:
+                return False
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def page(self, key: str, limit: int, after: SortKey | None, scope: str) -> HistoryPage:
         query: dict[str, Any] = {

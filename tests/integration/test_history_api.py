@@ -352,3 +352,29 @@ def test_a_page_stays_under_5_mb_and_next_continues(stack: Stack, client: Client
     assert max(sizes) < 5_000_000 and len(pages) == 2
     flat = [entry_id for page in pages for entry_id in page]
     assert len(flat) == len(set(flat)) == 16
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (1, "9999-12-31T23:59:59.999Z"),
+        (1, "not a time"),
+        (2, "1"),
+        (3, "00000000-0000-4000-8000-000000000000"),
+        (4, "x"),
+    ],
+    ids=["time", "garbage time", "sequence number", "id", "attribute"],
+)
+def test_a_token_altered_by_hand_is_a_400_not_a_page(stack: Stack, client: Client, field: int, value: str) -> None:
+    # GIVEN a real token of K's history
+    for number in range(3):
+        stack.put("K", value=number)
+    audit(client, stack.new_event())
+    status, body = get(client, "/audit/K?limit=1")
+    assert status == 200 and body["next"]
+    # WHEN one of its fields is changed, and the token kept well-formed and bound to K
+    fields = body["next"].split(".")
+    fields[field] = base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+    status, refused = get(client, "/audit/K?limit=1&next=" + ".".join(fields))
+    # THEN it names no entry of K's history: a 400 that says so
+    assert status == 400 and "does not name an entry of this history" in refused["Message"]

@@ -3,6 +3,7 @@ and against the DynamoDB adapter (moto): the fake is only worth what this proves
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,6 +75,16 @@ class RepositoryContract:
     def test_a_token_it_did_not_issue_is_refused(self, repository: AuditRepository) -> None:
         with pytest.raises(BadPageToken):
             repository.history("K", 10, "not-a-token")
+
+    def test_a_well_formed_token_that_names_no_entry_is_refused(self, repository: AuditRepository) -> None:
+        repository.save(history_of("K", ("1", "100", 1000.0), ("2", "101", 1001.0), ("3", "102", 1002.0)))
+        token = repository.history("K", 1).next
+        assert token is not None and repository.history("K", 1, token).entries  # the real one pages on
+        # the same token, but naming a moment at which K has no entry
+        scope, _time, *rest = token.split(".")
+        forged = ".".join([scope, base64.urlsafe_b64encode(b"2000-01-01T00:00:00.000Z").decode().rstrip("="), *rest])
+        with pytest.raises(BadPageToken, match="does not name an entry"):
+            repository.history("K", 1, forged)
 
 
 class TestInMemoryRepository(RepositoryContract):
