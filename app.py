@@ -42,9 +42,9 @@ def audit_history(key: str) -> Response:
     try:
         wanted = history_api.parse(key, request.query_params if request is not None else None)
         settings = Settings.from_environ()
-        trail = wiring.repository_for(settings, settings.table(wanted.table).source)
-        page = trail.history(wanted.key, wanted.limit, wanted.next_token)
-        rendered = history_api.fitting(with_actors(page.entries, wiring.actors_for(settings)))
+        table = settings.table(wanted.table).source
+        page = wiring.repository_for(settings, table).history(wanted.key, wanted.limit, wanted.next_token)
+        rendered = history_api.fitting(with_actors(page.entries, wiring.actors_for(settings), table))
     except (history_api.BadRequest, BadPageToken, UnknownTable) as error:
         raise BadRequestError(str(error)) from error
     except RetryLater:
@@ -61,6 +61,6 @@ def audit_history(key: str) -> Response:
     name="actor_recorder",
 )
 def actor_recorder(event: Any) -> dict[str, int]:
-    """Keep who called each write on the Configuration table, from CloudTrail's data events."""
+    """Keep who called each write on the audited tables, from CloudTrail's data events."""
     with misconfiguration_logged():
         return wiring.recorder_for(Settings.from_environ()).handle(event.to_dict())

@@ -96,7 +96,7 @@ def recorder_for(settings: Settings) -> ActorRecorder:
     actors = actors_for(settings)
     if actors is None:
         raise ConfigurationError("ACTORS_TABLE_NAME is not set: actor_recorder has nowhere to keep who wrote")
-    return ActorRecorder(actors, settings.configuration_table_name)
+    return ActorRecorder(actors, tuple(table.source for table in settings.audited_tables))
 
 
 @lru_cache(maxsize=8)

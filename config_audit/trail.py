@@ -31,7 +31,7 @@ class Trail:
 
     def entries(self, key: str) -> list[Entry]:
         """Every entry of ``key``, newest first, with its actor, in attribute-value form."""
-        return with_actors(whole_history(self.audit, key), self.actors)
+        return with_actors(whole_history(self.audit, key), self.actors, self.table)
 
     def known_entries(self, key: str) -> list[Entry]:
         entries = self.entries(key)

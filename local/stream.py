@@ -9,6 +9,8 @@ for good. A record the function cannot make sense of reaches it as it is, and it
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +19,30 @@ _BEFORE_PARSE = "before-parse.dynamodb-streams.GetRecords"
 
 
 def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A record as GetRecords sent it -> the record Lambda puts in its event: the same, plus ``eventSourceARN``."""
-    return {**record, "eventSourceARN": stream_arn}
+    """A record as GetRecords sent it -> the record Lambda puts in its event: the same, plus
+    ``eventSourceARN``, and moto's binary keys as DynamoDB sends them (see ``_moto_binary_keys``)."""
+    shaped = {**record, "eventSourceARN": stream_arn}
+    body = record.get("dynamodb")
+    if isinstance(body, dict) and isinstance(body.get("Keys"), dict):
+        shaped["dynamodb"] = {**body, "Keys": _moto_binary_keys(body)}
+    return shaped
+
+
+def _moto_binary_keys(body: dict[str, Any]) -> dict[str, Any]:
+    """moto (5.2) base64-encodes a binary key attribute twice in ``Keys`` ({"B": "QVA4PQ=="} for
+    b"\x00\xff"), though once in the images ({"B": "AP8="}), as DynamoDB does everywhere. Where an
+    image holds the key attribute and ``Keys`` holds its base64 once more, ``Keys`` takes the image's."""
+    keys = dict(body["Keys"])
+    images = [image for image in (body.get("NewImage"), body.get("OldImage")) if isinstance(image, dict)]
+    for name, value in keys.items():
+        held = next((image[name] for image in images if isinstance(image.get(name), dict)), None)
+        if isinstance(value, dict) and isinstance(held, dict) and set(value) == set(held) == {"B"}:
+            try:
+                if base64.b64decode(value["B"], validate=True).decode("ascii") == held["B"]:
+                    keys[name] = held
+            except (binascii.Error, ValueError):
+                continue  # not moto's doubling: the record goes on as it came
+    return keys
 
 
 def get_records(streams: Any, iterator: str, limit: int = 1000) -> dict[str, Any]:

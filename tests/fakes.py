@@ -138,17 +138,17 @@ class InMemoryDeadLetters:
 
 
 class InMemoryActorRepository:
-    """The actor repository port in a dict: one record per (key, CloudTrail event)."""
+    """The actor repository port in a dict: one record per (table, key, CloudTrail event)."""
 
     def __init__(self) -> None:
-        self.records: dict[tuple[str, str], Call] = {}
+        self.records: dict[tuple[str, str, str], Call] = {}
 
     def record(self, calls: Sequence[Call]) -> list[Call]:
-        self.records.update({(call.item_key, call.event_key): call for call in calls})
+        self.records.update({(call.table, call.item_key, call.event_key): call for call in calls})
         return []
 
-    def calls(self, key: str, first: str, last: str) -> list[Call]:
+    def calls(self, table: str, key: str, first: str, last: str) -> list[Call]:
         return sorted(
-            (c for (k, _), c in self.records.items() if k == key and first <= c.event_time <= last),
+            (c for (t, k, _), c in self.records.items() if (t, k) == (table, key) and first <= c.event_time <= last),
             key=lambda c: c.event_key,
         )

@@ -13,14 +13,16 @@ from boto3.dynamodb.types import TypeSerializer
 from chalicelib.actors.cloudtrail import Call
 from chalicelib.actors.repository import ActorRepository
 from chalicelib.audit.entries import Entry, item_key_of, time_of
+from chalicelib.audit.keys import key_values, loose_key_text
 
 MATCH_SECONDS = 2  # CloudTrail's eventTime is to the second; the stream's time is approximate
 TTL_ACTOR = {"arn": "dynamodb.amazonaws.com", "type": "Service", "source": "ttl"}
 _serializer = TypeSerializer()
 
 
-def with_actors(entries: list[Entry], actors: ActorRepository | None) -> list[Entry]:
-    """Each entry of one key with ``actor`` or ``actorCandidates`` where known, one Query a page.
+def with_actors(entries: list[Entry], actors: ActorRepository | None, table: str) -> list[Entry]:
+    """Each entry of one key of the audited ``table`` with ``actor`` or ``actorCandidates`` where
+    known, one Query a page; only calls CloudTrail recorded on that table can name an entry.
 
     The stored ``declaredActor`` is shown as an ``actor`` of source ``declared``, where no
     CloudTrail call outranks it.
@@ -30,7 +32,7 @@ def with_actors(entries: list[Entry], actors: ActorRepository | None) -> list[En
     calls = []
     span = window(time_of(entry) for entry in entries)
     if actors is not None and span is not None:
-        calls = actors.calls(item_key_of(entries[0]), *span)
+        calls = actors.calls(table, cloudtrail_key(entries[0]), *span)
     shown = []
     for entry in entries:
         fields = actor_fields(_facts(entry), calls)
@@ -40,9 +42,15 @@ def with_actors(entries: list[Entry], actors: ActorRepository | None) -> list[En
     return shown
 
 
+def cloudtrail_key(entry: Entry) -> str:
+    """The entry's key as CloudTrail names it (untyped values): what AuditActors is keyed by."""
+    keys = entry.get("itemKeys")
+    return item_key_of(entry) if keys is None else loose_key_text(key_values(keys["M"]))
+
+
 def _facts(entry: Entry) -> dict[str, Any]:
     return {
-        "itemKey": item_key_of(entry),
+        "itemKey": cloudtrail_key(entry),
         "modificationTime": time_of(entry),
         "expired": entry.get("expired", {}).get("BOOL") is True,
         "declaredActor": entry.get("declaredActor", {}).get("S"),

@@ -13,10 +13,11 @@ Two halves:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.audit.keys import loose_key_text, number_text
 from chalicelib.audit.records import KEY_ATTRIBUTE
 
 MAX_WRITES_PER_CALL = 100  # TransactWriteItems' limit, the largest of the write calls
@@ -38,6 +39,7 @@ class Call:
     arn: str
     type: str
     call: str
+    table: str  # the audited table the call wrote: AuditActors keeps calls per (table, key)
 
     @property
     def event_key(self) -> str:
@@ -45,8 +47,10 @@ class Call:
         return f"{self.event_time}#{self.event_id}"
 
 
-def calls_in(event: Any, table_name: str, key_attribute: str = KEY_ATTRIBUTE) -> list[Call]:
-    """The write calls on ``table_name`` an EventBridge CloudTrail event records, one per key."""
+def calls_in(event: Any, tables: str | Collection[str], key_attribute: str = KEY_ATTRIBUTE) -> list[Call]:
+    """The write calls on the audited ``tables`` an EventBridge CloudTrail event records, one per
+    (table, key); a call on any other table is never recorded, so it can never name an entry."""
+    audited = {tables} if isinstance(tables, str) else set(tables)
     detail = _detail(event)
     name = detail.get("eventName")
     if name not in WRITE_CALLS:
@@ -65,11 +69,14 @@ def calls_in(event: Any, table_name: str, key_attribute: str = KEY_ATTRIBUTE) ->
     targets = list(_TARGETS[name](parameters, key_attribute))
     if len(targets) > MAX_WRITES_PER_CALL:
         raise Unattributable(f"{len(targets)} writes in one call, more than DynamoDB allows ({MAX_WRITES_PER_CALL})")
-    keys = sorted({key for table, key in targets if _table_name(table) == table_name})
+    keys = sorted({(_table_name(table), key) for table, key in targets if _table_name(table) in audited})
     if not keys:
-        tables = sorted({str(table) for table, _ in targets})
-        raise Unattributable(f"no key of table {table_name!r} in the call (tables: {', '.join(tables) or 'none'})")
-    return [Call(key, event_time, event_id, arn, kind, name) for key in keys]
+        named = sorted({str(table) for table, _ in targets})
+        audited_names = ", ".join(sorted(audited))
+        raise Unattributable(
+            f"no key of an audited table ({audited_names}) in the call (tables: {', '.join(named) or 'none'})"
+        )
+    return [Call(key, event_time, event_id, arn, kind, name, str(table)) for table, key in keys]
 
 
 def _detail(event: Any) -> dict[str, Any]:
@@ -173,18 +180,23 @@ def _listed(value: Any) -> list[Any]:
 
 
 def _key(container: dict[str, Any], key_attribute: str) -> str:
+    """A write's key as CloudTrail logs it (plain values, names as given) -> its loose text."""
     keys = _either(container, "key", "Key")
-    if not isinstance(keys, dict):
-        raise Unattributable("a write names no key")
-    return _key_value(keys.get(key_attribute))
+    if not isinstance(keys, dict) or not 1 <= len(keys) <= 2:
+        raise Unattributable("a write names no key of one or two attributes")
+    return loose_key_text({str(name): _key_value(value) for name, value in keys.items()})
 
 
 def _key_value(value: Any) -> str:
-    """A key as CloudTrail logs it: a plain string (or, leniently, {"S": ...})."""
-    if isinstance(value, dict) and set(value) == {"S"}:
-        value = value["S"]
+    """A key value as CloudTrail logs it: a plain string or number (or, leniently, {"S"|"N": ...})."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("S", "N"):
+        [(tag, value)] = value.items()
+        if tag == "N":
+            value = number_text(str(value)) or value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = number_text(repr(value)) or ""
     if not isinstance(value, str) or not value:
-        raise Unattributable(f"the key is not a string: {value!r:.40}")
+        raise Unattributable(f"the key is not a string or number: {value!r:.40}")
     if value == _REDACTED:
         raise Unattributable("CloudTrail redacted the key")
     return value

@@ -18,13 +18,13 @@ class CallsNotRecorded(RuntimeError):
 @dataclass
 class ActorRecorder:
     repository: ActorRepository
-    table_name: str  # CONFIGURATION_TABLE_NAME: only calls on it are recorded
+    tables: str | tuple[str, ...]  # the audited tables (AUDITED_TABLES): only calls on them are recorded
     key_attribute: str = KEY_ATTRIBUTE
 
     def handle(self, event: Any) -> dict[str, int]:
         """Record the calls an event names; an event that names none is logged and skipped."""
         try:
-            calls = calls_in(event, self.table_name, self.key_attribute)
+            calls = calls_in(event, self.tables, self.key_attribute)
         except Unattributable as why:
             detail = event.get("detail") if isinstance(event, dict) else None
             event_id = detail.get("eventID") if isinstance(detail, dict) else None

@@ -98,3 +98,34 @@ def _number_text(number: Decimal) -> str:
     if number == 0:
         return "0"
     return format(number.normalize(), "f")
+
+
+def loose_key_text(values: Mapping[str, str]) -> str:
+    """The key as CloudTrail can name it, whose log gives key values untyped: one attribute, its
+    value; two, a compact JSON object of both, names sorted, every value a string. The seed's and
+    any one-attribute key read the same as ``key_text``; a composite key's numbers are quoted."""
+    if len(values) == 1:
+        [text] = values.values()
+    else:
+        text = json.dumps(dict(sorted(values.items())), ensure_ascii=False, separators=(",", ":"))
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_KEY_TEXT_BYTES:
+        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text
+
+
+def key_values(keys: Mapping[str, Any]) -> dict[str, str]:
+    """Each key attribute's value as text: a string as it is, a number in its shortest form, binary
+    as base64; BadKey where ``keys`` is not a key."""
+    return {
+        name: value if isinstance(value, str) else _number_text(value)
+        for name, value in ((name, _plain(name, typed)) for name, typed in _checked(keys).items())
+    }
+
+
+def number_text(text: str) -> str | None:
+    """A number's shortest decimal form (``1.50`` -> ``1.5``), or None where ``text`` is no number."""
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    return _number_text(number) if number.is_finite() else None

@@ -101,3 +101,37 @@ def test_a_token_of_one_tables_history_is_refused_for_another(stack: Stack, flag
     assert status == 200 and body["next"]
     status, refused = get(both, f"/audit/K?limit=1&table={FLAGS}&next={body['next']}")
     assert status == 400 and "another table" in refused["Message"]
+
+
+def test_a_call_on_one_table_never_names_an_entry_of_another(stack: Stack, tmp_path: Path) -> None:
+    from app import app
+    from tests.unit.test_actors import cloudtrail
+
+    # GIVEN the seed table and a numeric-key table, whose keys read alike as text: "1" and 1
+    stack.dynamodb.create_table(
+        TableName="Tenants", AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
+        KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )  # fmt: skip
+    stack.dynamodb.create_table(**audit_table("TenantsAudit"))
+    tenants = stack.dynamodb.describe_table(TableName="Tenants")["Table"]["LatestStreamArn"]
+    client = Client(
+        app,
+        stage_name="dev",
+        project_dir=project_with(tmp_path, AUDITED_TABLES=f"Configuration={AUDIT},Tenants=TenantsAudit"),
+    )
+    stack.put("1", value="setting")
+    boto3.resource("dynamodb", region_name=REGION).Table("Tenants").put_item(Item={"Id": 1, "name": "tenant"})
+    records = stack.new_records() + list(read_all(stack.streams, tenants))
+    for record in records:
+        record["dynamodb"]["ApproximateCreationDateTime"] = 1726045348.0  # the same second
+    assert client.lambda_.invoke("audit_producer", {"Records": records}).payload == {"batchItemFailures": []}
+    # AND CloudTrail saw alice write the tenant, and nobody write the setting
+    event = cloudtrail("PutItem", {"tableName": "Tenants", "key": {"Id": "1"}})
+    event["detail"]["userIdentity"] = {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice"}
+    assert client.lambda_.invoke("actor_recorder", event).payload == {"recorded": 1}
+    # THEN the tenant's entry names alice, and the setting's entry, of the same key text, nobody
+    [tenant] = get(client, "/audit/1?table=Tenants")[1]["entries"]
+    assert tenant["actor"]["arn"] == "arn:aws:iam::111122223333:user/alice" and tenant["itemKeys"] == {"Id": 1}
+    [setting] = get(client, "/audit/1")[1]["entries"]
+    assert "actor" not in setting and "actorCandidates" not in setting

@@ -30,4 +30,4 @@ def test_a_local_put_prints_only_its_answer_on_stdout() -> None:
         assert (done.returncode, done.stdout, done.stderr) == (0, "put 'K'\n", "")
         # AND CloudTrail's part was still played: the call is recorded for K
         recorded = stack.dynamodb.scan(TableName=ACTORS)["Items"]
-        assert [item["itemKey"]["S"] for item in recorded] == ["K"]
+        assert [item["itemKey"]["S"] for item in recorded] == ["Configuration#K"]  # <table>#<key>

@@ -24,7 +24,7 @@ from tests.records import created, poison
 
 
 def call(key: str, second: int, event_id: str, arn: str = "arn:aws:iam::111122223333:user/alice") -> Call:
-    return Call(key, f"2024-09-11T09:02:{second:02d}Z", event_id, arn, "IAMUser", "PutItem")
+    return Call(key, f"2024-09-11T09:02:{second:02d}Z", event_id, arn, "IAMUser", "PutItem", "Configuration")
 
 
 class ActorRepositoryContract:
@@ -34,18 +34,18 @@ class ActorRepositoryContract:
 
     def test_calls_come_back_by_key_within_the_window_both_ends_included(self, actors: ActorRepository) -> None:
         assert actors.record([call("K", s, f"e{s}") for s in (10, 20, 30, 40)] + [call("OTHER", 20, "o")]) == []
-        found = actors.calls("K", "2024-09-11T09:02:20Z", "2024-09-11T09:02:30Z")
+        found = actors.calls("Configuration", "K", "2024-09-11T09:02:20Z", "2024-09-11T09:02:30Z")
         assert [c.event_id for c in found] == ["e20", "e30"]
         assert found[0] == call("K", 20, "e20")
 
     def test_a_call_recorded_again_is_kept_once(self, actors: ActorRepository) -> None:
         for _ in range(3):
             actors.record([call("K", 1, "same"), call("K", 1, "same")])
-        assert len(actors.calls("K", "2024-09-11T09:02:00Z", "2024-09-11T09:02:59Z")) == 1
+        assert len(actors.calls("Configuration", "K", "2024-09-11T09:02:00Z", "2024-09-11T09:02:59Z")) == 1
 
     def test_many_calls_are_all_kept(self, actors: ActorRepository) -> None:
         actors.record([call(f"K{n % 3}", n % 60, f"e{n}") for n in range(60)])  # three groups of 25 and more
-        assert len(actors.calls("K0", "2024-09-11T09:02:00Z", "2024-09-11T09:02:59Z")) == 20
+        assert len(actors.calls("Configuration", "K0", "2024-09-11T09:02:00Z", "2024-09-11T09:02:59Z")) == 20
 
 
 class TestInMemoryActors(ActorRepositoryContract):

@@ -85,12 +85,30 @@ def test_write_calls_on_the_table_are_read_one_per_key(case: str, event: dict[st
 
 
 def test_the_documented_transaction_shape_with_a_composite_key() -> None:
-    # AWS's example table keys on Artist and SongTitle; the recorder reads whichever key attribute it is told
+    # AWS's example table keys on Artist and SongTitle: the whole key is read, as CloudTrail names it
     event = cloudtrail("TransactWriteItems", {"requestItems": [
         {"operation": "Put", "tableName": "Music", "key": {"Artist": "Band", "SongTitle": "One"}},
-        {"operation": "Delete", "TableName": "Music", "key": {"Artist": "Other Band", "SongTitle": "Two"}},
+        {"operation": "Delete", "TableName": "Music", "key": {"SongTitle": "Two", "Artist": "Other Band"}},
         {"operation": "ConditionCheck", "TableName": "Music", "Key": {"Artist": "Third", "SongTitle": "Three"}}]})  # fmt: skip
-    assert keys(event, "Music", "Artist") == ["Band", "Other Band"]
+    assert keys(event, "Music") == ['{"Artist":"Band","SongTitle":"One"}', '{"Artist":"Other Band","SongTitle":"Two"}']
+
+
+@pytest.mark.parametrize(
+    ("logged", "text"),
+    [({"Id": 101}, "101"), ({"Id": "101"}, "101"), ({"Id": 1.5}, "1.5"), ({"pk": "t-1", "sk": 7}, '{"pk":"t-1","sk":"7"}'),
+     ({"pk": {"S": "t-1"}, "sk": {"N": "7.0"}}, '{"pk":"t-1","sk":"7"}')],
+)  # fmt: skip
+def test_a_key_is_named_by_its_values_as_text_whatever_their_type(logged: dict[str, Any], text: str) -> None:
+    assert keys(cloudtrail("PutItem", {"tableName": "T", "key": logged}), "T") == [text]
+
+
+def test_a_call_is_recorded_for_the_audited_table_it_wrote_and_only_for_it() -> None:
+    event = cloudtrail("BatchWriteItem", {"requestItems": {
+        TABLE: [{"putRequest": {"key": {"key": "K"}}}],
+        "FeatureFlags": [{"putRequest": {"key": {"pk": "K", "sk": "1"}}}],
+        "Unaudited": [{"putRequest": {"key": {"key": "K"}}}]}})  # fmt: skip
+    found = calls_in(event, (TABLE, "FeatureFlags"))
+    assert sorted((c.table, c.item_key) for c in found) == [(TABLE, "K"), ("FeatureFlags", '{"pk":"K","sk":"1"}')]
 
 
 def test_an_aws_service_caller_is_named_by_invoked_by() -> None:
@@ -129,10 +147,11 @@ UNREADABLE = [
     ("no userIdentity", _without(PUT, "detail", "userIdentity"), "no userIdentity"),
     ("userIdentity without arn", cloudtrail("PutItem", {}, userIdentity={"type": "IAMUser"}), "no arn and type"),
     ("no requestParameters", _without(PUT, "detail", "requestParameters"), "no requestParameters"),
-    ("another table", cloudtrail("PutItem", {"tableName": "Music", "key": {"key": "K"}}), "no key of table 'Configuration'"),
+    ("another table", cloudtrail("PutItem", {"tableName": "Music", "key": {"key": "K"}}), "no key of an audited table (Configuration) in the call (tables: Music)"),
     ("no key", cloudtrail("DeleteItem", {"tableName": TABLE}), "names no key"),
-    ("a numeric key", cloudtrail("PutItem", {"tableName": TABLE, "key": {"key": 7}}), "the key is not a string"),
-    ("an empty key", cloudtrail("PutItem", {"tableName": TABLE, "key": {"key": ""}}), "the key is not a string"),
+    ("a boolean key", cloudtrail("PutItem", {"tableName": TABLE, "key": {"key": True}}), "the key is not a string or number"),
+    ("an empty key", cloudtrail("PutItem", {"tableName": TABLE, "key": {"key": ""}}), "the key is not a string or number"),
+    ("three key attributes", cloudtrail("PutItem", {"tableName": TABLE, "key": {"a": "1", "b": "2", "c": "3"}}), "one or two attributes"),
     ("a redacted key", cloudtrail("PutItem", {"tableName": TABLE, "key": {"key": "***(Redacted)"}}), "redacted the key"),
     ("transaction items not a list", cloudtrail("TransactWriteItems", {"requestItems": {"a": 1}}), "no requestItems list"),
     ("a huge transaction", cloudtrail("TransactWriteItems", {"requestItems": [
@@ -154,7 +173,7 @@ def test_events_that_name_no_write_on_the_table_are_refused_with_a_reason(case: 
 
 
 def call(key: str, time: str, arn: str, event_id: str = "e") -> Call:
-    return Call(key, time, event_id, arn, "AssumedRole", "PutItem")
+    return Call(key, time, event_id, arn, "AssumedRole", "PutItem", TABLE)
 
 
 def entry(time: str = "2024-09-11T09:02:28.600Z", **more: Any) -> dict[str, Any]:
