@@ -29,7 +29,9 @@ def replay(entries: Iterable[Entry], until: str | None = None) -> dict[str, Item
             continue
         key, name = item_key_of(entry), attribute_of(entry)
         if name is not None:
-            item = state.setdefault(key, {KEY_ATTRIBUTE: {"S": key}})
+            # an update of an item created before the history began: its key attributes from the entry
+            typed_key = entry["itemKeys"]["M"] if "itemKeys" in entry else {KEY_ATTRIBUTE: {"S": key}}
+            item = state.setdefault(key, dict(typed_key))
             if "newValue" in entry:
                 item[name] = entry["newValue"]
             else:
