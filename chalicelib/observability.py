@@ -54,6 +54,11 @@ def misconfiguration_logged() -> Iterator[None]:
         raise
 
 
+def dimension(name: str, value: str) -> None:
+    """A dimension on every metric of this invocation (the audited table)."""
+    metrics.add_dimension(name=name, value=value)
+
+
 def count(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 

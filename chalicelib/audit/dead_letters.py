@@ -39,6 +39,8 @@ def message_body(poison: Poison) -> str:
         "sequenceNumber": poison.sequence_number,
         "record": poison.record,
     }
+    if poison.table is not None:
+        letter["tableName"] = poison.table
     body = json.dumps(letter, default=str)
     if len(body.encode()) > MAX_MESSAGE_BYTES - 1024:
         letter["record"] = None

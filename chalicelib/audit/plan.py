@@ -43,6 +43,7 @@ class Poison:
     record: Any
     event_id: str | None = None
     sequence_number: str | None = None
+    table: str | None = None  # the audited table it came from, where the producer knows it
 
 
 @dataclass

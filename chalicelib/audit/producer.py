@@ -8,7 +8,7 @@ lowest sequence number not done, or raises where partial failures are not report
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.audit.dead_letters import DeadLetters, NoDeadLetters
@@ -18,7 +18,7 @@ from chalicelib.audit.plan import CHUNK_RECORDS, Poison, RecordChanges, in_chunk
 from chalicelib.audit.redaction import NO_REDACTION, Redactor
 from chalicelib.audit.repository import AuditRepository, SaveResult
 from chalicelib.audit.routing import by_table
-from chalicelib.observability import count, invocation, iterator_age_ms, logger
+from chalicelib.observability import count, dimension, invocation, iterator_age_ms, logger
 from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE, AuditedTable
 
 BatchResponse = dict[str, list[dict[str, str]]]
@@ -42,6 +42,7 @@ class BatchOutcome:
     published: PublishResult = field(default_factory=PublishResult)
     first_unfinished: str | None = None  # the first record, in sequence order, not written and announced
     oldest_change: float | None = None
+    tables: set[str] = field(default_factory=set)  # the audited tables the batch held records of
 
     @property
     def first_not_done(self) -> str | None:
@@ -103,10 +104,18 @@ class AuditProducer:
             logger.warning("record delivered twice in one batch; audited once", extra={"eventID": event_id})
         saved = trail.save(plan.entries)
         poison = plan.poison + _refused_records(plan.records, saved.refused)
+        if table is not None:
+            poison = [replace(record, table=table.source) for record in poison]
+            outcome.tables.add(table.source)
         for record in poison:
             logger.error(
                 "poison record skipped: " + record.reason,
-                extra={"eventID": record.event_id, "sequenceNumber": record.sequence_number, "reason": record.reason},
+                extra={
+                    "eventID": record.event_id,
+                    "sequenceNumber": record.sequence_number,
+                    "reason": record.reason,
+                    "tableName": record.table,
+                },
             )
         not_dead_lettered = self.dead_letters.send(poison)
         # only records whose entries are all written are announced; the rest comes round again
@@ -179,6 +188,8 @@ def _report(outcome: BatchOutcome) -> None:
     """One log line and the CloudWatch metrics of a batch."""
     saved, published = outcome.saved, outcome.published
     records, entries = outcome.records, outcome.entries
+    if len(outcome.tables) == 1:  # a batch is one stream, so one table: its metrics say which
+        dimension("table", next(iter(outcome.tables)))
     age = iterator_age_ms(outcome.oldest_change)
     for name, value in (
         ("Records", records),

@@ -108,3 +108,15 @@ def test_with_metrics_disabled_no_metric_is_ever_printed(
             count("Records", 1)
     # THEN nothing reaches stdout: values pile up nowhere, and no dump leaks out after the 100th
     assert emf_metrics(capsys.readouterr().out) == {}
+
+
+def test_a_batchs_metrics_carry_the_audited_table_as_a_dimension(
+    stack: Stack, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.put("K", value=1)
+    capsys.readouterr()
+    client.lambda_.invoke("audit_producer", stack.new_event())
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    [document] = documents
+    assert ["service", "table"] in [sorted(d) for d in document["_aws"]["CloudWatchMetrics"][0]["Dimensions"]]
+    assert document["table"] == "Configuration"

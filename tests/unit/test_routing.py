@@ -79,3 +79,17 @@ def test_with_one_table_every_record_goes_to_its_trail_whatever_the_arn_says() -
     producer.handle({"Records": [of("cmtr-134cb1e3-Configuration-test", "A", "100"), created("B", "101")]})
     [trail] = trails.values()
     assert set(trail.entries) == {entry_id("A-100"), entry_id("B-101")}
+
+
+def test_a_poison_record_is_dead_lettered_with_the_table_it_came_from() -> None:
+    from tests.fakes import InMemoryDeadLetters
+
+    trails = {
+        AuditedTable(name, f"{name}Audit"): InMemoryAuditRepository() for name in ("Configuration", "FeatureFlags")
+    }
+    dead = InMemoryDeadLetters()
+    producer = AuditProducer(next(iter(trails.values())), dead_letters=dead, trails=dict(trails))
+    poison = {**of("FeatureFlags", "K", "100"), "eventName": "UPSERT"}
+    assert producer.handle({"Records": [poison]}) == {"batchItemFailures": []}
+    [letter] = dead.letters
+    assert letter["tableName"] == "FeatureFlags" and "unknown eventName" in letter["reason"]
