@@ -134,7 +134,7 @@ class LocalStack:
         options.setdefault("batch_size", BATCH_SIZE)
         self.poller = StreamPoller(
             self.streams,
-            self.stream_arn,
+            [self.stream_arn],
             invoke or chalice_invoker(self.stage),
             checkpoint=Checkpoint(self._checkpoint),
             count_entries=planned_entries,
