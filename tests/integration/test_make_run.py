@@ -14,13 +14,17 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
+from config_audit.connection import client_arguments
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -95,6 +99,10 @@ class MakeRun:
     def serving(self) -> bool:
         return (self.state / "endpoint").exists() and answers(f"http://127.0.0.1:{self.port}/audit/ANY")
 
+    def dynamodb(self) -> Any:
+        """A DynamoDB client of the moto server this `make run` serves, as any program would make one."""
+        return boto3.client("dynamodb", **client_arguments((self.state / "endpoint").read_text()))
+
 
 @contextlib.contextmanager
 def make_run(tmp_path: Path, port: int) -> Iterator[MakeRun]:
@@ -131,6 +139,20 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
         assert [(e["oldValue"], e["newValue"]) for e in page["entries"]] == [(3600, 1800)]
         assert page["entries"][0]["actor"]["source"] == "cloudtrail"
         assert page["next"]
+
+        # a change of the composite-key table audited beside the seed's is served from its own trail
+        flag = {"pk": {"S": "tenant-1"}, "sk": {"S": "flag#dark-mode"}}
+        run.dynamodb().put_item(TableName="FeatureFlags", Item={**flag, "enabled": {"BOOL": True}})
+        key = urllib.parse.quote('{"pk":"tenant-1","sk":"flag#dark-mode"}', safe="")
+        flags_url = f"http://127.0.0.1:{run.port}/audit/{key}?table=FeatureFlags"
+
+        def flag_entries() -> list[dict[str, Any]]:
+            with urllib.request.urlopen(flags_url, timeout=30) as response:
+                return list(json.loads(response.read())["entries"])
+
+        wait_until(lambda: flag_entries() != [])
+        [created] = flag_entries()
+        assert created["newValue"] == {"pk": "tenant-1", "sk": "flag#dark-mode", "enabled": True}
 
         run.process.send_signal(signal.SIGINT)
         assert run.process.wait(60) == 0, run.stderr.read_text()
