@@ -14,10 +14,12 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import threading
 import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from config_audit.connection import endpoint_file
@@ -81,6 +83,16 @@ def watch(parts: Mapping[str, threading.Thread], stopping: threading.Event) -> s
     return None
 
 
+def publish(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader finds the whole text or no file, never less."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a plain write truncates first: a reader in between found it empty (`config-audit --local`
+    # then read no endpoint, and went to AWS), so the text is written aside, then renamed
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as aside:
+        aside.write(text)
+    os.replace(aside.name, path)
+
+
 def banner(stack: LocalStack, port: int) -> str:
     tables = ", ".join(f"{table.source} -> {table.trail}" for table in stack.audited)
     flags = (  # the history of a composite key: the key as text, URL-encoded
@@ -113,8 +125,7 @@ def serve(port: int, stopping: threading.Event, answer: TextIO, failures: Mappin
             stack.start_poller()
             api.start()
             parts = {**stack.threads(), "the history API": api.thread}
-            running.parent.mkdir(parents=True, exist_ok=True)
-            running.write_text(stack.endpoint)
+            publish(running, stack.endpoint)
             print(banner(stack, port), file=answer, flush=True)
             dead = watch(parts, stopping)
         finally:

@@ -105,13 +105,15 @@ class MakeRun:
 
 
 @contextlib.contextmanager
-def make_run(tmp_path: Path, port: int) -> Iterator[MakeRun]:
-    """`make run` as a subprocess, its stdout and stderr kept apart in files (pipes could fill up)."""
+def make_run(tmp_path: Path, port: int, *command: str) -> Iterator[MakeRun]:
+    """`make run` (or ``python *command``) as a subprocess, its stdout and stderr kept apart in
+    files (pipes could fill up)."""
     state = tmp_path / "state"
     env = {**os.environ, "LOCAL_STATE_DIR": str(state), "CHALICE_LOCAL_PORT": str(port)}
     out, err = tmp_path / "stdout", tmp_path / "stderr"
+    argv = [sys.executable, *(command or ("-m", "local.run"))]
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "local.run"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
     try:
         yield MakeRun(process, port, state, out, err, env)
     finally:
@@ -183,6 +185,39 @@ def test_make_run_prints_only_its_banner_on_stdout_and_its_logs_on_stderr(
     # and what was logged went to stderr: the poller's line and the function's metrics (EMF)
     err = run.stderr.read_text()
     assert "local.poller: batch of 1 records" in err and '{"_aws":' in err
+
+
+# `make run` on a slow disk: a file it writes exists, empty, for a second before its text is in
+SLOW_DISK = """
+import pathlib, sys, time
+from local import run
+
+def slow_write_text(self, data, *args, **kwargs):
+    with self.open("w") as file:
+        file.flush()
+        time.sleep(1.0)
+        return file.write(data)
+
+pathlib.Path.write_text = slow_write_text
+sys.exit(run.main())
+"""
+
+
+def test_a_reader_of_the_endpoint_file_finds_the_whole_endpoint_or_no_file_never_less(tmp_path: Path) -> None:
+    # GIVEN `make run` starting on a slow disk, WHEN a reader (config-audit --local) keeps reading its endpoint file
+    with make_run(tmp_path, free_port(), "-c", SLOW_DISK) as run:
+        endpoint, seen = run.state / "endpoint", set()
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops everything." not in run.stdout.read_text():  # the banner: the file is written
+            assert time.monotonic() < deadline and run.process.poll() is None, run.stderr.read_text()
+            with contextlib.suppress(FileNotFoundError):
+                seen.add(endpoint.read_text())
+            time.sleep(0.005)
+        seen.add(endpoint.read_text())
+        run.process.send_signal(signal.SIGINT)
+        assert run.process.wait(60) == 0
+    # THEN it only ever read the endpoint, whole: an empty file would have sent the CLI to AWS
+    assert len(seen) == 1 and re.fullmatch(r"http://127\.0\.0\.1:\d+", seen.pop())
 
 
 def test_a_kill_9_of_make_run_leaves_nothing_of_it_running(tmp_path: Path) -> None:
