@@ -102,11 +102,23 @@ def _has_entries(stack: LocalStack, count: int, source: str | None = None) -> bo
     return len(stack.audit_entries(source)) >= count
 
 
+def _not_the_functions(record: logging.LogRecord) -> bool:
+    """False for the function's own log records: its JSON handler has printed them already."""
+    return record.name != SERVICE and not record.name.startswith(SERVICE + ".")
+
+
 def quiet_logs() -> None:
-    """The poller's progress lines; the function's own JSON logs only from WARNING up, no EMF."""
+    """The poller's progress lines; the function's own JSON logs only from WARNING up, no EMF.
+
+    The function's logger passes its records on to the root's handler too (Powertools leaves
+    propagation on): printed there again, each poison record would be logged twice.
+    """
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s", stream=sys.stdout)
+    progress = logging.StreamHandler(sys.stdout)
+    progress.setFormatter(logging.Formatter("  %(name)s: %(message)s"))
+    progress.addFilter(_not_the_functions)
+    logging.basicConfig(level=logging.INFO, handlers=[progress])
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3", SERVICE):  # SERVICE: the function's logger
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

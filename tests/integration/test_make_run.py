@@ -220,6 +220,22 @@ def test_a_reader_of_the_endpoint_file_finds_the_whole_endpoint_or_no_file_never
     assert len(seen) == 1 and re.fullmatch(r"http://127\.0\.0\.1:\d+", seen.pop())
 
 
+def test_a_poison_record_is_logged_once_on_make_runs_stderr(tmp_path: Path) -> None:
+    with make_run(tmp_path, free_port()) as run:
+        wait_until(run.serving)
+        # GIVEN an item moto keeps though DynamoDB would refuse it (an empty attribute name): a poison record
+        run.dynamodb().put_item(TableName="Configuration", Item={"key": {"S": "ODD"}, "": {"N": "5"}})
+        # WHEN a change after it has been audited
+        assert run.cli("put", "AFTER", "1").returncode == 0
+        wait_until(lambda: '"AFTER"' in run.cli("history", "AFTER").stdout)
+        run.process.send_signal(signal.SIGINT)
+        assert run.process.wait(60) == 0
+    # THEN stderr says it was skipped once: the function's JSON line, not that line and a copy of it
+    said = [line for line in run.stderr.read_text().splitlines() if "poison record skipped" in line]
+    assert len(said) == 1, said
+    assert json.loads(said[0])["level"] == "ERROR"
+
+
 def test_a_kill_9_of_make_run_leaves_nothing_of_it_running(tmp_path: Path) -> None:
     port = free_port()
     with make_run(tmp_path, port) as run:
