@@ -1,4 +1,5 @@
-"""`make demo`: the seed scenario through the whole local flow, printed as an audit trail."""
+"""`make demo`: the seed scenario through the whole local flow, printed as an audit trail, and beside
+it one change of a composite-key table (the local stage audits both)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,22 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from chalicelib.actors.attribution import with_actors
 from chalicelib.attribute_values import deserialize_image
+from chalicelib.audit.keys import key_text
+from chalicelib.audit.repository import DynamoDBAuditRepository
 from chalicelib.observability import SERVICE
 from config_audit.render import differences, render_table
+from config_audit.replay import whole_history
 from config_audit.rollback import plan_rollback, write_back
 from config_audit.trail import Trail
-from local.stack import LocalStack
+from local.stack import LOCAL_STAGE, LocalStack
 
 TIMEOUT_SECONDS = 30.0
+
+FLAGS = "FeatureFlags"  # the composite-key table (hash pk, range sk) the local stage audits beside the seed's
+FLAG_KEY = {"pk": "tenant-1", "sk": "flag#dark-mode"}
+FLAG_KEY_TEXT = key_text({name: {"S": value} for name, value in FLAG_KEY.items()})  # {"pk":"tenant-1","sk":...}
 
 
 def wait_for(what: str, condition: Callable[[], bool], timeout: float = TIMEOUT_SECONDS) -> None:
@@ -66,20 +75,50 @@ def scenario(stack: LocalStack) -> list[tuple[str, Callable[[], Any], int]]:
         ("create CACHE_TTL_SEC = 3600", create, 1),
         ("change it to 1800", change, 2),
         ("add a description", describe, 3),
-        ("add cachePassword = hunter2 (the dev stage redacts *password*: only its digest is kept)", secret, 4),
+        ("add cachePassword = hunter2 (the local stage redacts *password*: only its digest is kept)", secret, 4),
         ("delete it", delete, 5),
     ]
 
 
-def _has_entries(stack: LocalStack, count: int) -> bool:
-    return len(stack.audit_entries()) >= count
+def flag_scenario(stack: LocalStack) -> list[tuple[str, Callable[[], Any], int]]:
+    """(what happens, the write, entries expected after it): a feature flag created, then turned on."""
+    table = stack.table(FLAGS)
+
+    def create() -> Any:
+        return table.put_item(Item={**FLAG_KEY, "enabled": False, "rollout": Decimal(10)})
+
+    def turn_on() -> Any:
+        return table.update_item(
+            Key=FLAG_KEY, UpdateExpression="SET enabled = :on", ExpressionAttributeValues={":on": True}
+        )
+
+    return [
+        (f"create flag {FLAG_KEY_TEXT} in {FLAGS} (hash key pk, range key sk): enabled = false", create, 1),
+        ("turn it on", turn_on, 2),
+    ]
+
+
+def _has_entries(stack: LocalStack, count: int, source: str | None = None) -> bool:
+    return len(stack.audit_entries(source)) >= count
+
+
+def _not_the_functions(record: logging.LogRecord) -> bool:
+    """False for the function's own log records: its JSON handler has printed them already."""
+    return record.name != SERVICE and not record.name.startswith(SERVICE + ".")
 
 
 def quiet_logs() -> None:
-    """The poller's progress lines; the function's own JSON logs only from WARNING up, no EMF."""
+    """The poller's progress lines; the function's own JSON logs only from WARNING up, no EMF.
+
+    The function's logger passes its records on to the root's handler too (Powertools leaves
+    propagation on): printed there again, each poison record would be logged twice.
+    """
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    logging.basicConfig(level=logging.INFO, format="  %(name)s: %(message)s", stream=sys.stdout)
+    progress = logging.StreamHandler(sys.stdout)
+    progress.setFormatter(logging.Formatter("  %(name)s: %(message)s"))
+    progress.addFilter(_not_the_functions)
+    logging.basicConfig(level=logging.INFO, handlers=[progress])
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3", SERVICE):  # SERVICE: the function's logger
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -88,8 +127,9 @@ def main() -> int:
     quiet_logs()
     started = time.monotonic()
     key = "CACHE_TTL_SEC"
-    with LocalStack() as stack:
-        print(f"moto server on {stack.endpoint}; tables and stream created; poller started")
+    with LocalStack(LOCAL_STAGE) as stack:
+        tables = ", ".join(table.source for table in stack.audited)
+        print(f"moto server on {stack.endpoint}; tables {tables}, their trails and streams created; poller started")
         stack.start_poller(batching_window=0.0)
         stack.play_cloudtrail(stack.configuration.meta.client)  # CloudTrail's part: who called each write
         for what, write, expected in scenario(stack):
@@ -109,13 +149,25 @@ def main() -> int:
         wait_for("the rollback's entry", functools.partial(_has_entries, stack, 6))
         print()
         print(render_trail(trail, key))
+        print(f"\n{FLAGS}, its own trail beside the seed's:")
+        for what, write, expected in flag_scenario(stack):
+            print(f"- {what}")
+            write()
+            wait_for(f"{expected} {FLAGS} entries", functools.partial(_has_entries, stack, expected, FLAGS))
+        print()
+        print(render_trail(trail, FLAG_KEY_TEXT, stack.audited_table(FLAGS).trail))
     print(f"\ndone in {time.monotonic() - started:.1f} s; everything started has been stopped")
     return 0
 
 
-def render_trail(trail: Trail, key: str) -> str:
-    """The key's history as `config-audit history` prints it: oldest first, with who made each change."""
-    return render_table([deserialize_image(entry) for entry in reversed(trail.entries(key))])
+def render_trail(trail: Trail, key: str, audit: str | None = None) -> str:
+    """The key's history as `config-audit history` prints it: oldest first, with who made each change.
+
+    ``audit`` names the trail of another audited table than the stage's first.
+    """
+    repository = trail.audit if audit is None else DynamoDBAuditRepository(trail.dynamodb, audit)
+    entries = with_actors(whole_history(repository, key), trail.actors)
+    return render_table([deserialize_image(entry) for entry in reversed(entries)])
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""A local stand-in for Lambda's DynamoDB event source mapping.
+"""A local stand-in for Lambda's DynamoDB event source mappings, one per audited stream.
 
-Reads every shard of a stream (from TRIM_HORIZON, or after its checkpoint), batches records up to
-the function's ``batch_size`` and batching window, shapes them as Lambda does, invokes the
-handler, honours ``batchItemFailures`` (retrying from the lowest failed sequence number, with
-backoff, a bounded number of times, then reporting what it gave up on), and checkpoints by
-sequence number. It never creates a moto event source mapping (that needs Docker and empties the
-stream without it).
+Reads every shard of every stream it is given (from TRIM_HORIZON, or after its checkpoint),
+batches records of one shard up to the function's ``batch_size`` and batching window, shapes them
+as Lambda does (each with its own stream's ``eventSourceARN``, by which the function routes it to
+its table's trail), invokes the handler, honours ``batchItemFailures`` (retrying from the lowest
+failed sequence number, with backoff, a bounded number of times, then reporting what it gave up
+on), and checkpoints by sequence number, per stream and shard. It never creates a moto event
+source mapping (that needs Docker and empties the stream without it).
 """
 
 from __future__ import annotations
@@ -14,33 +15,37 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.audit.routing import source_table
 from local.stream import get_records, shard_ids, to_lambda_record
 
 log = logging.getLogger("local.poller")
 
 Invoke = Callable[[dict[str, Any]], Any]
+Shard = tuple[str, str]  # (stream ARN, shard ID): moto gives every stream's shard the same ID
 MAX_POLL_WAIT = 5.0  # seconds between polls that keep failing (moto gone, say)
 
 
 class Checkpoint:
-    """The last sequence number handled per shard; in memory, or in a JSON file to resume from."""
+    """The last sequence number handled per stream and shard; in memory, or in a JSON file to resume from."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        self.positions: dict[str, str] = {}
+        self.positions: dict[str, dict[str, str]] = {}  # stream ARN -> shard ID -> sequence number
         if path is not None and path.exists():
             self.positions = json.loads(path.read_text())
 
-    def get(self, shard_id: str) -> str | None:
-        return self.positions.get(shard_id)
+    def get(self, shard: Shard) -> str | None:
+        stream_arn, shard_id = shard
+        return self.positions.get(stream_arn, {}).get(shard_id)
 
-    def set(self, shard_id: str, sequence_number: str) -> None:
-        self.positions[shard_id] = sequence_number
+    def set(self, shard: Shard, sequence_number: str) -> None:
+        stream_arn, shard_id = shard
+        self.positions.setdefault(stream_arn, {})[shard_id] = sequence_number
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self.positions))
@@ -56,12 +61,12 @@ class PollerStats:
 
 
 class StreamPoller:
-    """Feeds a stream to a handler the way Lambda's event source mapping does."""
+    """Feeds streams to a handler the way Lambda's event source mappings do, one mapping per stream."""
 
     def __init__(
         self,
         streams: Any,
-        stream_arn: str,
+        stream_arns: Sequence[str],
         invoke: Invoke,
         *,
         batch_size: int = 100,
@@ -72,8 +77,10 @@ class StreamPoller:
         checkpoint: Checkpoint | None = None,
         count_entries: Callable[[dict[str, Any]], int] | None = None,
     ) -> None:
+        if isinstance(stream_arns, str):  # a str is a Sequence[str] too: one ARN read as many
+            raise TypeError("stream_arns is a sequence of stream ARNs, not one ARN")
         self.streams = streams
-        self.stream_arn = stream_arn
+        self.stream_arns = tuple(stream_arns)
         self.invoke = invoke
         self.batch_size = batch_size
         self.batching_window = batching_window
@@ -83,9 +90,9 @@ class StreamPoller:
         self.checkpoint = checkpoint or Checkpoint()
         self.count_entries = count_entries
         self.stats = PollerStats()
-        self._iterators: dict[str, str | None] = {}
-        self._buffers: dict[str, list[dict[str, Any]]] = {}
-        self._first_buffered: dict[str, float] = {}
+        self._iterators: dict[Shard, str | None] = {}
+        self._buffers: dict[Shard, list[dict[str, Any]]] = {}
+        self._first_buffered: dict[Shard, float] = {}
         self.stop_event = threading.Event()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -113,53 +120,58 @@ class StreamPoller:
         return thread
 
     def poll_once(self) -> bool:
-        """Read what is new on every shard and deliver the batches that are due; True if any."""
+        """Read what is new on every shard of every stream and deliver the batches that are due; True if any."""
         delivered = False
-        for shard_id in shard_ids(self.streams, self.stream_arn):
-            self._read(shard_id)
-            delivered |= self._deliver_due(shard_id)
+        for stream_arn in self.stream_arns:
+            for shard_id in shard_ids(self.streams, stream_arn):
+                shard = (stream_arn, shard_id)
+                self._read(shard)
+                delivered |= self._deliver_due(shard)
         return delivered
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _iterator(self, shard_id: str) -> str | None:
-        if shard_id not in self._iterators:
-            after = self.checkpoint.get(shard_id)
+    def _iterator(self, shard: Shard) -> str | None:
+        if shard not in self._iterators:
+            stream_arn, shard_id = shard
+            after = self.checkpoint.get(shard)
             position: dict[str, str] = (
                 {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
                 if after
                 else {"ShardIteratorType": "TRIM_HORIZON"}
             )
-            self._iterators[shard_id] = self.streams.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=shard_id, **position
+            self._iterators[shard] = self.streams.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard_id, **position
             )["ShardIterator"]
-        return self._iterators[shard_id]
+        return self._iterators[shard]
 
-    def _read(self, shard_id: str) -> None:
-        iterator = self._iterator(shard_id)
+    def _read(self, shard: Shard) -> None:
+        iterator = self._iterator(shard)
         if iterator is None:  # closed shard, fully read
             return
         page = get_records(self.streams, iterator)
-        self._iterators[shard_id] = page.get("NextShardIterator")
+        self._iterators[shard] = page.get("NextShardIterator")
         if page["Records"]:
-            buffer = self._buffers.setdefault(shard_id, [])
+            buffer = self._buffers.setdefault(shard, [])
             if not buffer:
-                self._first_buffered[shard_id] = time.monotonic()
-            buffer.extend(to_lambda_record(record, self.stream_arn) for record in page["Records"])
+                self._first_buffered[shard] = time.monotonic()
+            stream_arn, _ = shard
+            buffer.extend(to_lambda_record(record, stream_arn) for record in page["Records"])
 
     # -- delivering -------------------------------------------------------------------------
 
-    def _deliver_due(self, shard_id: str) -> bool:
-        buffer = self._buffers.get(shard_id, [])
+    def _deliver_due(self, shard: Shard) -> bool:
+        """Deliver the shard's batches that are full or have waited out the window: a batch never mixes shards."""
+        buffer = self._buffers.get(shard, [])
         delivered = False
         while buffer:
-            waited = time.monotonic() - self._first_buffered.get(shard_id, 0.0)
+            waited = time.monotonic() - self._first_buffered.get(shard, 0.0)
             if len(buffer) < self.batch_size and waited < self.batching_window:
                 break
             batch, buffer[:] = buffer[: self.batch_size], buffer[self.batch_size :]
-            self._first_buffered[shard_id] = time.monotonic()
+            self._first_buffered[shard] = time.monotonic()
             self._deliver(batch)
-            self.checkpoint.set(shard_id, batch[-1]["dynamodb"]["SequenceNumber"])
+            self.checkpoint.set(shard, batch[-1]["dynamodb"]["SequenceNumber"])
             delivered = True
         return delivered
 
@@ -217,8 +229,9 @@ class StreamPoller:
         created = batch[-1]["dynamodb"].get("ApproximateCreationDateTime")
         lag_ms = (time.time() - created) * 1000 if isinstance(created, (int, float)) else float("nan")
         log.info(
-            "batch of %d records -> %s entries, %d failures, %d attempts, lag %.0f ms",
+            "batch of %d records from %s -> %s entries, %d failures, %d attempts, lag %.0f ms",
             len(batch),
+            source_table(batch[-1]) or "?",
             "?" if entries is None else entries,
             failures,
             attempt,

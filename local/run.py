@@ -1,5 +1,6 @@
 """`make run`: the local stack, long-lived, until Ctrl-C: a moto server, the poller and the history
-API on 127.0.0.1:8000 (``CHALICE_LOCAL_PORT``), each a thread of this one process.
+API on 127.0.0.1:8000 (``CHALICE_LOCAL_PORT``), each a thread of this one process, on the local
+stage (the dev stage's variables, and a composite-key table audited beside the seed's).
 
 One process on purpose: whatever ends it (Ctrl-C, a crash, a kill -9) ends every part with it,
 so no `chalice local` is left serving 503s against a dead moto. The history API is the server
@@ -13,14 +14,17 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import threading
+import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from config_audit.connection import endpoint_file
-from local.demo import quiet_logs
-from local.stack import ROOT, LocalStack
+from local.demo import FLAG_KEY_TEXT, FLAGS, quiet_logs
+from local.stack import LOCAL_STAGE, ROOT, LocalStack
 
 HOST = "127.0.0.1"
 PORT_VARIABLE = "CHALICE_LOCAL_PORT"
@@ -79,25 +83,41 @@ def watch(parts: Mapping[str, threading.Thread], stopping: threading.Event) -> s
     return None
 
 
+def publish(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader finds the whole text or no file, never less."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a plain write truncates first: a reader in between found it empty (`config-audit --local`
+    # then read no endpoint, and went to AWS), so the text is written aside, then renamed
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as aside:
+        aside.write(text)
+    os.replace(aside.name, path)
+
+
 def banner(stack: LocalStack, port: int) -> str:
+    tables = ", ".join(f"{table.source} -> {table.trail}" for table in stack.audited)
+    flags = (  # the history of a composite key: the key as text, URL-encoded
+        f"\n  curl 'http://{HOST}:{port}/audit/{urllib.parse.quote(FLAG_KEY_TEXT, safe='')}?table={FLAGS}'"
+        if FLAGS in stack.stream_arns
+        else ""
+    )
     return f"""
 moto (DynamoDB, Streams, SNS, SQS)  {stack.endpoint}
 history API (as chalice local)      http://{HOST}:{port}  (IAM authorization is not checked locally)
-poller                              feeding audit_producer from {stack.stream_arn}
+poller                              feeding audit_producer from every audited table: {tables}
 
 Make a change and look at its history:
   .venv/bin/config-audit --local put CACHE_TTL_SEC 3600
   .venv/bin/config-audit --local put CACHE_TTL_SEC 1800
   .venv/bin/config-audit --local history CACHE_TTL_SEC
   .venv/bin/config-audit --local rollback CACHE_TTL_SEC --to <a time from the history>
-  curl http://{HOST}:{port}/audit/CACHE_TTL_SEC
+  curl http://{HOST}:{port}/audit/CACHE_TTL_SEC{flags}
 
 Ctrl-C stops everything."""
 
 
 def serve(port: int, stopping: threading.Event, answer: TextIO, failures: Mapping[str, str]) -> None:
     """Run every part until ``stopping`` is set; CannotRun when a part ends on its own."""
-    with LocalStack() as stack:
+    with LocalStack(LOCAL_STAGE) as stack:
         stack.use_stage_environment()  # restored when the stack stops
         api = HistoryApi(stack.stage, port)  # a taken port fails here, before anything serves
         running = endpoint_file(ROOT)
@@ -105,8 +125,7 @@ def serve(port: int, stopping: threading.Event, answer: TextIO, failures: Mappin
             stack.start_poller()
             api.start()
             parts = {**stack.threads(), "the history API": api.thread}
-            running.parent.mkdir(parents=True, exist_ok=True)
-            running.write_text(stack.endpoint)
+            publish(running, stack.endpoint)
             print(banner(stack, port), file=answer, flush=True)
             dead = watch(parts, stopping)
         finally:

@@ -1,5 +1,6 @@
-"""The whole flow on one machine: a moto server on 127.0.0.1, both tables, the stream poller
-feeding the Chalice handler. Used by `make demo`, `make run`, the end-to-end tests and benchmarks."""
+"""The whole flow on one machine: a moto server on 127.0.0.1, every audited table with its trail,
+the stream poller feeding the Chalice handler. Used by `make demo`, `make run`, the end-to-end
+tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -18,14 +19,49 @@ from moto.server import ThreadedMotoServer
 from chalicelib import wiring
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.entries import sequence_order
+from chalicelib.settings import AuditedTable, Settings
 from config_audit.connection import REGION, client_arguments, environment
 from config_audit.stage import stage_environment
 from infra.redaction_key import ensure_redaction_key
-from infra.tables import create_tables
+from infra.tables import AUDITED_VIEW_TYPE, audit_table, create_tables
 from local.cloudtrail import CloudTrailPlayer, identity_of
 from local.poller import Checkpoint, StreamPoller
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# `make run` and `make demo`: the dev stage's variables, plus a composite-key table audited beside
+# the seed's (AUDITED_TABLES). The dev stage stays one table: tests feed it records with no ARN.
+LOCAL_STAGE = "local"
+
+# The key schemas of the tables the local stack makes beside the seed's: a deployment adopts
+# tables that exist, while a fresh moto has none, so each one's key is written down here.
+LOCAL_TABLE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "FeatureFlags": (("pk", "S"), ("sk", "S")),  # (name, type) of the hash key, then the range key
+}
+
+
+class UnknownLocalTable(ValueError):
+    """The stage audits a table whose key schema the local stack does not know."""
+
+
+def local_table(name: str) -> dict[str, Any]:
+    """CreateTable arguments for an audited table of LOCAL_TABLE_KEYS, its stream carrying both images."""
+    if name not in LOCAL_TABLE_KEYS:
+        raise UnknownLocalTable(
+            f"the local stack cannot create table {name!r} (AUDITED_TABLES): it knows the key schema of "
+            + ", ".join(map(repr, LOCAL_TABLE_KEYS))
+            + " only; add the table's keys to LOCAL_TABLE_KEYS in local/stack.py"
+        )
+    keys = LOCAL_TABLE_KEYS[name]
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": key, "AttributeType": kind} for key, kind in keys],
+        "KeySchema": [
+            {"AttributeName": key, "KeyType": role} for (key, _), role in zip(keys, ("HASH", "RANGE"), strict=False)
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE},
+    }
 
 
 def chalice_invoker(stage: str, function: str = "audit_producer") -> Any:
@@ -46,7 +82,7 @@ def planned_entries(event: dict[str, Any]) -> int:
 
 
 class LocalStack:
-    """moto server + tables + poller; a context manager that stops all it started."""
+    """moto server + every audited table and trail + poller; a context manager that stops all it started."""
 
     def __init__(self, stage: str = "dev", port: int = 0, checkpoint: Path | None = None) -> None:
         self.stage = stage
@@ -57,11 +93,23 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self.poller: StreamPoller | None = None
         self._thread: threading.Thread | None = None
+        self._settings = Settings.from_environ(self.variables)  # a stage that cannot run fails before anything starts
+        self.audited: tuple[AuditedTable, ...] = self._settings.audited_tables
+        # the first is the seed's (CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME), made by infra.tables.create_tables
+        self._others = [(local_table(other.source), audit_table(other.trail)) for other in self.audited[1:]]
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def __enter__(self) -> LocalStack:
         self._server.start()
+        try:
+            self._set_up()
+        except BaseException:  # the server started, so it stops, whatever failed after it
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _set_up(self) -> None:
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         # moto's backends are per process: start from nothing, whatever ran here before
@@ -74,18 +122,25 @@ class LocalStack:
         wiring.clear()
         self.dynamodb = self.client("dynamodb")
         self.streams = self.client("dynamodbstreams")
-        self.stream_arn = create_tables(
-            self.dynamodb,
-            self.variables["CONFIGURATION_TABLE_NAME"],
-            self.variables["AUDIT_TABLE_NAME"],
-            self.variables.get("ACTORS_TABLE_NAME"),
-        )
+        seed = self.audited[0]
+        self.stream_arn = create_tables(self.dynamodb, seed.source, seed.trail, self.variables.get("ACTORS_TABLE_NAME"))
+        self.stream_arns = {seed.source: self.stream_arn}  # every audited table's, by name
+        for source, trail in self._others:
+            self.stream_arns[source["TableName"]] = self._create(source, trail)
         if self.variables.get("REDACTION_KEY_PARAMETER"):  # a key in moto's SSM, as provisioning makes one
             ensure_redaction_key(self.client("ssm"), self.variables["REDACTION_KEY_PARAMETER"])
-        self.configuration = boto3.resource("dynamodb", endpoint_url=self.endpoint, region_name=REGION).Table(
-            self.variables["CONFIGURATION_TABLE_NAME"]
-        )
-        return self
+        # one resource, so one client: CloudTrail played on the seed table's client sees every table's writes
+        self._resource = boto3.resource("dynamodb", endpoint_url=self.endpoint, region_name=REGION)
+        self.configuration = self.table()
+
+    def _create(self, source: dict[str, Any], trail: dict[str, Any]) -> str:
+        """Create an audited table and its trail; the table's stream ARN."""
+        for definition in (source, trail):
+            self.dynamodb.create_table(**definition)
+            self.dynamodb.get_waiter("table_exists").wait(
+                TableName=definition["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
+        return str(self.dynamodb.describe_table(TableName=source["TableName"])["Table"]["LatestStreamArn"])
 
     def __exit__(
         self,
@@ -134,7 +189,7 @@ class LocalStack:
         options.setdefault("batch_size", BATCH_SIZE)
         self.poller = StreamPoller(
             self.streams,
-            self.stream_arn,
+            list(self.stream_arns.values()),
             invoke or chalice_invoker(self.stage),
             checkpoint=Checkpoint(self._checkpoint),
             count_entries=planned_entries,
@@ -158,11 +213,19 @@ class LocalStack:
         """boto3 client arguments for this stack's moto server."""
         return client_arguments(self.endpoint)
 
-    # -- reading the result -----------------------------------------------------------------
+    # -- the tables ---------------------------------------------------------------------------
 
-    def audit_entries(self) -> list[dict[str, Any]]:
-        """Every entry of the Audit table as Python values, oldest first."""
-        return read_audit(self.dynamodb, self.variables["AUDIT_TABLE_NAME"])
+    def table(self, source: str | None = None) -> Any:
+        """An audited table (None: the first, the seed's) as a boto3 Table resource."""
+        return self._resource.Table(self.audited_table(source).source)
+
+    def audit_entries(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Every entry of an audited table's trail (None: the first's) as Python values, oldest first."""
+        return read_audit(self.dynamodb, self.audited_table(source).trail)
+
+    def audited_table(self, source: str | None = None) -> AuditedTable:
+        """The audited table named ``source`` (None: the first) and its trail; UnknownTable otherwise."""
+        return self._settings.table(source)
 
 
 def read_audit(dynamodb: Any, table: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib import wiring
-from local.stack import LocalStack
+from local.stack import LOCAL_STAGE, LocalStack
 from tests.conftest import ROOT
 from tests.faults import WriteFaults
 
@@ -42,6 +42,34 @@ def test_changes_made_on_the_laptop_are_audited(local: LocalStack) -> None:
     assert created["newValue"] == {"key": "FEATURE_X", "value": True}
     assert (changed["updatedAttribute"], changed["oldValue"], changed["newValue"]) == ("value", True, False)
     assert deleted["oldValue"] == {"key": "FEATURE_X", "value": False}
+
+
+def test_the_local_stage_audits_a_change_of_each_table_into_its_own_trail_through_the_poller() -> None:
+    with LocalStack(LOCAL_STAGE) as local:
+        # GIVEN the local stage's two tables: the seed's, and feature flags keyed on pk and sk
+        assert [(t.source, t.trail) for t in local.audited] == [
+            ("Configuration", "Audit"),
+            ("FeatureFlags", "FeatureFlagsAudit"),
+        ]
+        local.start_poller()
+        # WHEN a change is made to each
+        flag = {"pk": "tenant-1", "sk": "flag#dark-mode"}
+        local.configuration.put_item(Item={"key": "CACHE_TTL_SEC", "value": 3600})
+        local.table("FeatureFlags").put_item(Item={**flag, "enabled": False})
+        local.table("FeatureFlags").update_item(
+            Key=flag, UpdateExpression="SET enabled = :on", ExpressionAttributeValues={":on": True}
+        )
+        wait_until(lambda: len(local.audit_entries()) == 1 and len(local.audit_entries("FeatureFlags")) == 2)
+        # THEN the seed's trail holds its change alone, exactly as before (no itemKeys)
+        [seed] = local.audit_entries()
+        assert (seed["itemKey"], seed["newValue"]) == ("CACHE_TTL_SEC", {"key": "CACHE_TTL_SEC", "value": 3600})
+        assert "itemKeys" not in seed
+        # AND the flags' trail holds the flag's changes under its key as text, with the typed key
+        created, changed = local.audit_entries("FeatureFlags")
+        assert created["itemKey"] == changed["itemKey"] == '{"pk":"tenant-1","sk":"flag#dark-mode"}'
+        assert created["newValue"] == {**flag, "enabled": False} and changed["itemKeys"] == flag
+        assert (changed["updatedAttribute"], changed["oldValue"], changed["newValue"]) == ("enabled", False, True)
+        assert local.poller is not None and local.poller.stats.gave_up == []
 
 
 def test_transient_write_failure_is_retried_by_the_poller_and_nothing_is_lost(
@@ -81,7 +109,14 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     assert re.search(r"updated cachePassword\s+\S+ \(cloudtrail\)\s+- -> \"redacted:hmac-sha256:[0-9a-f]{64}\"", trail)
     # and it ends with a rollback that is audited like any other change, with who made it
     assert "- config-audit rollback CACHE_TTL_SEC --to " in out and "rolled 'CACHE_TTL_SEC' back" in out
-    last = out[: out.index("\ndone in ")].rstrip().splitlines()[-1]
+    seed_part, flags_part = out.split("\nFeatureFlags, its own trail beside the seed's:\n")
+    last = seed_part.rstrip().splitlines()[-1]
     assert re.search(rf"created\s+{moto_user}\s+- -> .*\"value\": 1800", last)
+    # then beside it a composite-key change: a flag created and turned on, printed as its own trail
+    assert '- create flag {"pk":"tenant-1","sk":"flag#dark-mode"} in FeatureFlags' in flags_part
+    flag_trail = flags_part[flags_part.index("\ntime ") : flags_part.index("\ndone in ")].strip().splitlines()[2:]
+    assert len(flag_trail) == 2 and all("flag#dark-mode" in row for row in flag_trail), flag_trail
+    assert re.search(r"\s+created\s+.*- -> \{\"enabled\": false, \"pk\": \"tenant-1\"", flag_trail[0])
+    assert re.search(r"\s+updated enabled\s+.*false -> true$", flag_trail[1])
     assert "everything started has been stopped" in out
     assert "_aws" not in out and '"level"' not in out  # progress lines, not the function's JSON

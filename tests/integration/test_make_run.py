@@ -14,13 +14,17 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
+from config_audit.connection import client_arguments
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -95,15 +99,21 @@ class MakeRun:
     def serving(self) -> bool:
         return (self.state / "endpoint").exists() and answers(f"http://127.0.0.1:{self.port}/audit/ANY")
 
+    def dynamodb(self) -> Any:
+        """A DynamoDB client of the moto server this `make run` serves, as any program would make one."""
+        return boto3.client("dynamodb", **client_arguments((self.state / "endpoint").read_text()))
+
 
 @contextlib.contextmanager
-def make_run(tmp_path: Path, port: int) -> Iterator[MakeRun]:
-    """`make run` as a subprocess, its stdout and stderr kept apart in files (pipes could fill up)."""
+def make_run(tmp_path: Path, port: int, *command: str) -> Iterator[MakeRun]:
+    """`make run` (or ``python *command``) as a subprocess, its stdout and stderr kept apart in
+    files (pipes could fill up)."""
     state = tmp_path / "state"
     env = {**os.environ, "LOCAL_STATE_DIR": str(state), "CHALICE_LOCAL_PORT": str(port)}
     out, err = tmp_path / "stdout", tmp_path / "stderr"
+    argv = [sys.executable, *(command or ("-m", "local.run"))]
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "local.run"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
     try:
         yield MakeRun(process, port, state, out, err, env)
     finally:
@@ -131,6 +141,20 @@ def test_make_run_serves_until_interrupted_and_the_cli_reads_the_history(tmp_pat
         assert [(e["oldValue"], e["newValue"]) for e in page["entries"]] == [(3600, 1800)]
         assert page["entries"][0]["actor"]["source"] == "cloudtrail"
         assert page["next"]
+
+        # a change of the composite-key table audited beside the seed's is served from its own trail
+        flag = {"pk": {"S": "tenant-1"}, "sk": {"S": "flag#dark-mode"}}
+        run.dynamodb().put_item(TableName="FeatureFlags", Item={**flag, "enabled": {"BOOL": True}})
+        key = urllib.parse.quote('{"pk":"tenant-1","sk":"flag#dark-mode"}', safe="")
+        flags_url = f"http://127.0.0.1:{run.port}/audit/{key}?table=FeatureFlags"
+
+        def flag_entries() -> list[dict[str, Any]]:
+            with urllib.request.urlopen(flags_url, timeout=30) as response:
+                return list(json.loads(response.read())["entries"])
+
+        wait_until(lambda: flag_entries() != [])
+        [created] = flag_entries()
+        assert created["newValue"] == {"pk": "tenant-1", "sk": "flag#dark-mode", "enabled": True}
 
         run.process.send_signal(signal.SIGINT)
         assert run.process.wait(60) == 0, run.stderr.read_text()
@@ -161,6 +185,55 @@ def test_make_run_prints_only_its_banner_on_stdout_and_its_logs_on_stderr(
     # and what was logged went to stderr: the poller's line and the function's metrics (EMF)
     err = run.stderr.read_text()
     assert "local.poller: batch of 1 records" in err and '{"_aws":' in err
+
+
+# `make run` on a slow disk: a file it writes exists, empty, for a second before its text is in
+SLOW_DISK = """
+import pathlib, sys, time
+from local import run
+
+def slow_write_text(self, data, *args, **kwargs):
+    with self.open("w") as file:
+        file.flush()
+        time.sleep(1.0)
+        return file.write(data)
+
+pathlib.Path.write_text = slow_write_text
+sys.exit(run.main())
+"""
+
+
+def test_a_reader_of_the_endpoint_file_finds_the_whole_endpoint_or_no_file_never_less(tmp_path: Path) -> None:
+    # GIVEN `make run` starting on a slow disk, WHEN a reader (config-audit --local) keeps reading its endpoint file
+    with make_run(tmp_path, free_port(), "-c", SLOW_DISK) as run:
+        endpoint, seen = run.state / "endpoint", set()
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops everything." not in run.stdout.read_text():  # the banner: the file is written
+            assert time.monotonic() < deadline and run.process.poll() is None, run.stderr.read_text()
+            with contextlib.suppress(FileNotFoundError):
+                seen.add(endpoint.read_text())
+            time.sleep(0.005)
+        seen.add(endpoint.read_text())
+        run.process.send_signal(signal.SIGINT)
+        assert run.process.wait(60) == 0
+    # THEN it only ever read the endpoint, whole: an empty file would have sent the CLI to AWS
+    assert len(seen) == 1 and re.fullmatch(r"http://127\.0\.0\.1:\d+", seen.pop())
+
+
+def test_a_poison_record_is_logged_once_on_make_runs_stderr(tmp_path: Path) -> None:
+    with make_run(tmp_path, free_port()) as run:
+        wait_until(run.serving)
+        # GIVEN an item moto keeps though DynamoDB would refuse it (an empty attribute name): a poison record
+        run.dynamodb().put_item(TableName="Configuration", Item={"key": {"S": "ODD"}, "": {"N": "5"}})
+        # WHEN a change after it has been audited
+        assert run.cli("put", "AFTER", "1").returncode == 0
+        wait_until(lambda: '"AFTER"' in run.cli("history", "AFTER").stdout)
+        run.process.send_signal(signal.SIGINT)
+        assert run.process.wait(60) == 0
+    # THEN stderr says it was skipped once: the function's JSON line, not that line and a copy of it
+    said = [line for line in run.stderr.read_text().splitlines() if "poison record skipped" in line]
+    assert len(said) == 1, said
+    assert json.loads(said[0])["level"] == "ERROR"
 
 
 def test_a_kill_9_of_make_run_leaves_nothing_of_it_running(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import pytest
 from local.poller import Checkpoint, Invoke, StreamPoller
 from tests.conftest import CONFIGURATION, Stack
 
+FLAGS = "FeatureFlags"
+
 
 class Recorder:
     """A function that records what it was given and answers from a script."""
@@ -27,9 +29,39 @@ class Recorder:
         return answer(event) if callable(answer) else answer
 
 
-def poller(stack: Stack, invoke: Invoke, **options: Any) -> StreamPoller:
+def poller(stack: Stack, invoke: Invoke, *more_streams: str, **options: Any) -> StreamPoller:
     options.setdefault("backoff_seconds", 0.0)
-    return StreamPoller(stack.streams, stack.stream_arn, invoke, **options)
+    return StreamPoller(stack.streams, [stack.stream_arn, *more_streams], invoke, **options)
+
+
+@pytest.fixture
+def flags(stack: Stack) -> str:
+    """A second table with its stream, keyed on pk and sk; its stream ARN."""
+    stack.dynamodb.create_table(
+        TableName=FLAGS,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return str(stack.dynamodb.describe_table(TableName=FLAGS)["Table"]["LatestStreamArn"])
+
+
+def put_flag(stack: Stack, sk: str, enabled: bool) -> None:
+    stack.dynamodb.put_item(
+        TableName=FLAGS, Item={"pk": {"S": "tenant-1"}, "sk": {"S": sk}, "enabled": {"BOOL": enabled}}
+    )
+
+
+class Sources(list[list[str]]):
+    """A function that records, per batch, the table of each record (from its eventSourceARN)."""
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.append([r["eventSourceARN"].split(":table/")[1].split("/")[0] for r in event["Records"]])
+        return {"batchItemFailures": []}
 
 
 def test_batches_follow_the_functions_batch_size_in_order(stack: Stack) -> None:
@@ -82,6 +114,34 @@ def test_function_error_retries_the_whole_batch_then_gives_up_and_says_so(
     assert len(invoke.batches) == 3 and all(len(b) == 2 for b in invoke.batches)
     assert subject.stats.gave_up == invoke.batches[0]
     assert "gave up on 2 records after 3 attempts" in caplog.text
+
+
+def test_every_stream_is_read_and_each_record_carries_its_own_streams_arn(stack: Stack, flags: str) -> None:
+    # GIVEN changes on two audited tables
+    stack.put("K", value=1)
+    put_flag(stack, "flag#a", True)
+    stack.put("L", value=2)
+    # WHEN one poller reads both streams
+    sources = Sources()
+    poller(stack, sources, flags).poll_once()
+    # THEN every record reached the function, named by its own table's stream, a batch never mixing two
+    assert sorted(sources) == [[CONFIGURATION, CONFIGURATION], [FLAGS]]
+
+
+def test_each_stream_resumes_after_its_own_checkpoint(stack: Stack, flags: str, tmp_path: Path) -> None:
+    # GIVEN two streams, read once with a checkpoint file (moto numbers both streams' records alike,
+    # in shards of the same ID)
+    path = tmp_path / "checkpoint.json"
+    for value in range(3):
+        stack.put("K", value=value)
+    put_flag(stack, "flag#a", True)
+    poller(stack, Sources(), flags, checkpoint=Checkpoint(path)).poll_once()
+    # WHEN one more change is made, and a poller resumes from the file
+    put_flag(stack, "flag#a", False)
+    resumed = Sources()
+    poller(stack, resumed, flags, checkpoint=Checkpoint(path)).poll_once()
+    # THEN it delivers that change alone: nothing of either stream twice, nothing skipped
+    assert resumed == [[FLAGS]]
 
 
 def test_checkpoint_resumes_after_the_last_handled_record(stack: Stack, tmp_path: Path) -> None:
@@ -156,7 +216,7 @@ class Unreachable:
 def test_a_poll_that_fails_is_one_log_line_and_failing_polls_back_off(caplog: pytest.LogCaptureFixture) -> None:
     # GIVEN a stream the poller cannot reach, WHEN it polls for two seconds
     streams = Unreachable()
-    subject = StreamPoller(streams, "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/S", Recorder())
+    subject = StreamPoller(streams, ["arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/S"], Recorder())
     thread = subject.start()
     time.sleep(2.0)
     subject.stop()
