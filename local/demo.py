@@ -17,6 +17,7 @@ from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.keys import key_text
 from chalicelib.audit.repository import DynamoDBAuditRepository
 from chalicelib.observability import SERVICE
+from chalicelib.settings import AuditedTable
 from config_audit.render import differences, render_table
 from config_audit.replay import whole_history
 from config_audit.rollback import plan_rollback, write_back
@@ -155,18 +156,18 @@ def main() -> int:
             write()
             wait_for(f"{expected} {FLAGS} entries", functools.partial(_has_entries, stack, expected, FLAGS))
         print()
-        print(render_trail(trail, FLAG_KEY_TEXT, stack.audited_table(FLAGS).trail))
+        print(render_trail(trail, FLAG_KEY_TEXT, stack.audited_table(FLAGS)))
     print(f"\ndone in {time.monotonic() - started:.1f} s; everything started has been stopped")
     return 0
 
 
-def render_trail(trail: Trail, key: str, audit: str | None = None) -> str:
+def render_trail(trail: Trail, key: str, table: AuditedTable | None = None) -> str:
     """The key's history as `config-audit history` prints it: oldest first, with who made each change.
 
-    ``audit`` names the trail of another audited table than the stage's first.
+    ``table`` names another audited table than the stage's first.
     """
-    repository = trail.audit if audit is None else DynamoDBAuditRepository(trail.dynamodb, audit)
-    entries = with_actors(whole_history(repository, key), trail.actors)
+    repository = trail.audit if table is None else DynamoDBAuditRepository(trail.dynamodb, table.trail)
+    entries = with_actors(whole_history(repository, key), trail.actors, trail.table if table is None else table.source)
     return render_table([deserialize_image(entry) for entry in reversed(entries)])
 
 
