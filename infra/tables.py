@@ -70,17 +70,22 @@ class UnusableTable(Exception):
     """An existing table provisioning must not call ready: its message names the table and the fix."""
 
 
+KEY_TYPES = ("S", "N", "B")  # all DynamoDB allows a key: the producer audits every one of them
+
+
 def key_schema_problem(table: dict[str, Any]) -> str | None:
-    """Why a described table's key cannot be audited yet, or None: today it must be one string hash key ``key``."""
-    # The one place that knows which key schemas the producer can audit; widen it here.
+    """Why a described table's key cannot be audited, or None: a hash key of type S, N or B, and
+    optionally a range key of S, N or B."""
+    # The one place that knows which key schemas the producer can audit (SPEC.md, "Audited tables").
     types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
     keys = [(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])]
-    if keys == [(KEY_ATTRIBUTE, "HASH")] and types.get(KEY_ATTRIBUTE) == "S":
+    if [kind for _, kind in keys] in (["HASH"], ["HASH", "RANGE"]) and all(types.get(name) in KEY_TYPES
+                                                                          for name, _ in keys):  # fmt: skip
         return None
-    found = ", ".join(f"{name} ({types.get(name, '?')}, {kind.lower()})" for name, kind in keys)
+    found = ", ".join(f"{name} ({types.get(name, '?')}, {kind.lower()})" for name, kind in keys) or "none"
     return (
-        f"its key is {found}, and only a table whose key is one string hash key named 'key' can be audited: "
-        "point CONFIGURATION_TABLE_NAME at such a table"
+        f"its key is {found}, and only a hash key of type S, N or B, with or without a range key of S, N or B, "
+        "can be audited: take it out of AUDITED_TABLES"
     )
 
 
