@@ -35,6 +35,20 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
 
 
+# The lines app.py needs to register one audit_producer function per audited stream (Chalice
+# deploys one Lambda function per registration; docs/deploying.md, "Several tables"), with
+# infra/producers.py moved where app.py can import it in Lambda too: chalicelib/. Until app.py
+# carries them, the rehearsal deploys a copy that does; with one table they register nothing.
+APP_PY_REGISTERS_EVERY_STREAM = """
+from chalicelib.producers import stream_registrations
+
+for _function, _stream_arn in stream_registrations()[1:]:
+    app.on_dynamodb_record(
+        stream_arn=_stream_arn, name=_function, starting_position="TRIM_HORIZON", batch_size=BATCH_SIZE
+    )(audit_producer.func)
+"""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the Chalice project, so provisioning and deploying leave the repository alone."""
@@ -43,6 +57,11 @@ def project(tmp_path: Path) -> Path:
     for name in ("app.py", "chalicelib", "requirements.txt"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target / name)
+    if not (target / "chalicelib" / "producers.py").exists():
+        shutil.copy(ROOT / "infra" / "producers.py", target / "chalicelib" / "producers.py")
+    if "stream_registrations" not in (target / "app.py").read_text():
+        with (target / "app.py").open("a") as app_py:
+            app_py.write(APP_PY_REGISTERS_EVERY_STREAM)
     (target / ".chalice").mkdir()
     for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
         shutil.copy(path, target / ".chalice" / path.name)
@@ -161,6 +180,69 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
     assert lambda_.list_event_source_mappings()["EventSourceMappings"] == []
     left = [r["RoleName"] for r in iam.list_roles()["Roles"]]
     assert not any(f"config-audit-{REHEARSAL}-{function}" in left for function in FUNCTIONS)
+
+
+def test_chalice_deploy_subscribes_every_audited_stream_and_delete_removes_every_subscription(
+    endpoint: str, project: Path
+) -> None:
+    # GIVEN a pk/sk table a platform team already has, audited beside the seed's
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="FeatureFlags",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "N"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )  # fmt: skip
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    config["stages"][REHEARSAL] = json.loads(json.dumps(config["stages"]["dev"]))
+    config["stages"][REHEARSAL]["environment_variables"]["AUDITED_TABLES"] = (
+        "Configuration=Audit,FeatureFlags=FeatureFlagsAudit"
+    )
+    path.write_text(json.dumps(config, indent=2))
+    stage = provision(project)
+    streams = {table: dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+               for table in ("Configuration", "FeatureFlags")}  # fmt: skip
+    # WHEN the real `chalice deploy` runs
+    run(CHALICE, "--project-dir", str(project), "deploy", "--stage", REHEARSAL, timeout=900)
+    # THEN each audited stream is subscribed, from TRIM_HORIZON, by a function running the audit_producer handler
+    lambda_ = boto3.client("lambda")
+    producers = {"Configuration": ("audit_producer", "Audit"),
+                 "FeatureFlags": ("audit_producer-FeatureFlags", "FeatureFlagsAudit")}  # fmt: skip
+    functions = {table: f"config-audit-{REHEARSAL}-{function}" for table, (function, _) in producers.items()}
+    deployed = {table: lambda_.get_function(FunctionName=name)["Configuration"] for table, name in functions.items()}
+    mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
+    assert sorted((m["EventSourceArn"], m["FunctionArn"]) for m in mappings) == sorted(
+        (streams[table], deployed[table]["FunctionArn"]) for table in functions
+    )
+    assert all(m["StartingPosition"] == "TRIM_HORIZON" and m["BatchSize"] == 100 for m in mappings)
+    for function in deployed.values():
+        assert function["Handler"] == "app.audit_producer"
+        assert function["Environment"]["Variables"] == stage["environment_variables"]
+    # AND each runs under a role of its own, holding its own policy file: its stream, its trail
+    iam = boto3.client("iam")
+    for table, (function, trail) in producers.items():
+        role = deployed[table]["Role"]
+        assert role.endswith(f":role/{functions[table]}")
+        [policy_name] = iam.list_role_policies(RoleName=functions[table])["PolicyNames"]
+        granted = iam.get_role_policy(RoleName=functions[table], PolicyName=policy_name)["PolicyDocument"]
+        granted = json.loads(granted) if isinstance(granted, str) else granted
+        assert granted == json.loads((project / ".chalice" / f"policy-{REHEARSAL}-{function}.json").read_text())
+        statements = {s["Sid"]: s["Resource"] for s in granted["Statement"]}
+        assert statements["ReadConfigurationStream"] == streams[table]
+        trail_arn = dynamodb.describe_table(TableName=trail)["Table"]["TableArn"]
+        assert statements["WriteAuditEntries"] == trail_arn
+        # AND that role is the one role the trail lets write entries
+        table_policy = json.loads(dynamodb.get_resource_policy(ResourceArn=trail_arn)["Policy"])
+        assert table_policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == role
+    # WHEN `chalice delete` runs, THEN no subscription, no producer and no producer role is left
+    run(CHALICE, "--project-dir", str(project), "delete", "--stage", REHEARSAL)
+    assert lambda_.list_event_source_mappings()["EventSourceMappings"] == []
+    remaining = [f["FunctionName"] for f in lambda_.list_functions()["Functions"]]
+    assert not any(name in remaining for name in functions.values())
+    assert not any(r["RoleName"] in functions.values() for r in iam.list_roles()["Roles"])
 
 
 @pytest.fixture(scope="module")

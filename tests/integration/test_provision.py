@@ -218,3 +218,164 @@ def test_a_stage_that_names_no_tables_is_one_line_not_a_traceback(
     out, err = capsys.readouterr()
     assert (status, out) == (1, "") and err.count("\n") == 1 and message in err
     assert dynamodb.list_tables()["TableNames"] == []
+
+
+# -- several audited tables ------------------------------------------------------------------
+
+FLAGS, TENANTS = "FeatureFlags", "Tenants"
+SEVERAL = f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit,{TENANTS}={TENANTS}Audit"
+
+
+def audit_tables(project: Path, audited: str) -> None:
+    """The project's dev stage audits the tables of ``audited`` (AUDITED_TABLES)."""
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    config["stages"]["dev"]["environment_variables"]["AUDITED_TABLES"] = audited
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def stage_variables(project: Path) -> dict[str, str]:
+    variables: dict[str, str] = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"][
+        "environment_variables"
+    ]
+    return variables
+
+
+def test_every_audited_table_gets_its_trail_protected_and_written_by_its_own_function_only(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a pk/sk table and a numeric-key table a platform team already has, holding settings
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    existing_table(dynamodb, [("Id", "N", "HASH")], "NEW_AND_OLD_IMAGES", TENANTS)
+    dynamodb.put_item(TableName=FLAGS, Item={"pk": {"S": "tenant-1"}, "sk": {"S": "dark-mode"}})
+    audit_tables(project, SEVERAL)
+    # WHEN the stage is provisioned (twice: it is idempotent)
+    assert provision(project) == 0
+    capsys.readouterr()
+    assert provision(project) == 0
+    # THEN the seed's tables and every trail exist, and nobody's configuration table was made
+    assert sorted(dynamodb.list_tables()["TableNames"]) == sorted(
+        ["Audit", "AuditActors", CONFIGURATION, FLAGS, f"{FLAGS}Audit", TENANTS, f"{TENANTS}Audit"]
+    )
+    # AND the stage records every stream, in AUDITED_TABLES order, the first also as before
+    arns = [dynamodb.describe_table(TableName=t)["Table"]["LatestStreamArn"] for t in (CONFIGURATION, FLAGS, TENANTS)]
+    variables = stage_variables(project)
+    assert variables["CONFIGURATION_STREAM_ARN"] == arns[0]
+    assert variables["AUDITED_STREAM_ARNS"] == ",".join(arns)
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines() == [
+        f"stage dev: tables ready; CONFIGURATION_STREAM_ARN = {arns[0]}",
+        f"stage dev: AUDITED_STREAM_ARNS = {','.join(arns)}",
+        "now: chalice deploy --stage dev",
+    ]
+    # AND every trail is protected, and append-only: written by the role of the function auditing its table alone
+    writers = {"Audit": "audit_producer", f"{FLAGS}Audit": f"audit_producer-{FLAGS}",
+               f"{TENANTS}Audit": f"audit_producer-{TENANTS}"}  # fmt: skip
+    for trail, function in writers.items():
+        described = dynamodb.describe_table(TableName=trail)["Table"]
+        assert described["DeletionProtectionEnabled"] is True
+        backups = dynamodb.describe_continuous_backups(TableName=trail)["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+        changes, writes = json.loads(dynamodb.get_resource_policy(ResourceArn=described["TableArn"])["Policy"])[
+            "Statement"
+        ]
+        assert (changes["Effect"], changes["Principal"], changes["Resource"]) == ("Deny", "*", described["TableArn"])
+        assert writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == (
+            f"arn:aws:iam::123456789012:role/config-audit-dev-{function}"
+        )
+    # AND each function has its own policy file, named in the stage's config
+    stage = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    for function in [*writers.values(), "api_handler", "actor_recorder"]:
+        assert stage["lambda_functions"][function]["iam_policy_file"] == f"policy-dev-{function}.json"
+        assert (project / ".chalice" / f"policy-dev-{function}.json").exists()
+    # AND the other teams' tables are left as they were: their settings kept, their protection their call
+    assert dynamodb.get_item(TableName=FLAGS, Key={"pk": {"S": "tenant-1"}, "sk": {"S": "dark-mode"}})["Item"]
+    assert not dynamodb.describe_table(TableName=FLAGS)["Table"].get("DeletionProtectionEnabled")
+
+
+def test_a_missing_audited_table_is_refused_not_created(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a stage naming a second table nobody has made
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    audit_tables(project, SEVERAL)
+    config_before = (project / ".chalice" / "config.json").read_text()
+    # WHEN it is provisioned, THEN one line names the table and the fix, and nothing is created or written
+    assert provision(project, "--enable-stream") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err == (
+        f"stage 'dev' not provisioned: table '{TENANTS}' cannot be audited: it does not exist, and provisioning "
+        "creates no table but the first of AUDITED_TABLES: create it with a NEW_AND_OLD_IMAGES stream, or take it "
+        "out of AUDITED_TABLES\n"
+    )
+    assert dynamodb.list_tables()["TableNames"] == [FLAGS]
+    assert (project / ".chalice" / "config.json").read_text() == config_before
+
+
+def test_one_table_refused_leaves_every_table_as_it_was(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a seed table without a stream, and a second whose stream carries keys only
+    existing_table(dynamodb, KEY, None)
+    existing_table(dynamodb, PK_SK, "KEYS_ONLY", FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    # WHEN provisioned with --enable-stream, THEN the second is refused by name
+    assert provision(project, "--enable-stream") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"table '{FLAGS}' cannot be audited: its stream carries KEYS_ONLY" in err
+    # AND the first got no stream either: nothing is changed before every table is known to be fit
+    assert stream_view(dynamodb) is None
+    assert sorted(dynamodb.list_tables()["TableNames"]) == [CONFIGURATION, FLAGS]
+
+
+def test_enable_stream_turns_on_every_audited_table_that_has_none(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing_table(dynamodb, PK_SK, None, FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    assert provision(project) == 1
+    assert f"table '{FLAGS}' cannot be audited: it has no stream: run provisioning again with --enable-stream" in (
+        capsys.readouterr().err
+    )
+    assert provision(project, "--enable-stream") == 0
+    assert stream_view(dynamodb, FLAGS) == "NEW_AND_OLD_IMAGES"
+    assert (
+        stage_variables(project)["AUDITED_STREAM_ARNS"].split(",")[1]
+        == (dynamodb.describe_table(TableName=FLAGS)["Table"]["LatestStreamArn"])
+    )
+
+
+def test_a_table_taken_out_of_audited_tables_takes_its_functions_policy_with_it(dynamodb: Any, project: Path) -> None:
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    assert provision(project) == 0
+    assert (project / ".chalice" / f"policy-dev-audit_producer-{FLAGS}.json").exists()
+    # WHEN the stage audits its first table alone again
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    del config["stages"]["dev"]["environment_variables"]["AUDITED_TABLES"]
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    assert provision(project) == 0
+    # THEN no file, no config entry and no recorded stream is left of the second
+    assert not (project / ".chalice" / f"policy-dev-audit_producer-{FLAGS}.json").exists()
+    stage = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert sorted(stage["lambda_functions"]) == ["actor_recorder", "api_handler", "audit_producer"]
+    assert "AUDITED_STREAM_ARNS" not in stage["environment_variables"]
+
+
+def test_a_stage_whose_functions_names_would_be_too_long_is_one_line(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    stage = "a-stage-name-long-enough-to-overflow"
+    assert main(["--stage", stage, "--project", str(project)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    name = f"config-audit-{stage}-audit_producer-{FLAGS}"
+    assert err == (
+        f"stage {stage!r} not provisioned: function {name!r} would be {len(name)} characters, over Lambda's 64: "
+        "choose a shorter stage name\n"
+    )
+    assert dynamodb.list_tables()["TableNames"] == [FLAGS]
