@@ -300,6 +300,49 @@ def test_the_mapping_reads_the_stream_by_reference_with_the_settings_chalice_can
     assert stack_template["Resources"]["ChangeTopic"]["Condition"] == "NotifyChangesOn"
 
 
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def _holds(condition: Any, parameters: dict[str, str], template: dict[str, Any]) -> bool:
+    """A condition (or a rule's assertion) of the template, given its parameters' values."""
+    [(function, arguments)] = condition.items()
+    if function == "Condition":
+        return _holds(template["Conditions"][arguments], parameters, template)
+    if function == "Fn::Equals":
+        left, right = (parameters.get(a["Ref"], template["Parameters"][a["Ref"]].get("Default")) if isinstance(a, dict)
+                       else a for a in arguments)  # fmt: skip
+        return bool(left == right)
+    if function == "Fn::Not":
+        return not _holds(arguments[0], parameters, template)
+    checks = [_holds(a, parameters, template) for a in arguments]
+    return all(checks) if function == "Fn::And" else any(checks)
+
+
+def resolved(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    """The template as CloudFormation would create it with these parameters: conditions decided, Fn::If taken,
+    AWS::NoValue dropped, resources and outputs whose condition fails left out; AssertionError if a rule fails."""
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" not in rule or _holds(rule["RuleCondition"], parameters, template):
+            assert all(_holds(a["Assert"], parameters, template) for a in rule["Assertions"]), name
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [v for v in (walk(item) for item in value) if v != NO_VALUE]
+        if isinstance(value, dict):
+            if "Fn::If" in value:
+                name, when_true, when_false = value["Fn::If"]
+                return walk(when_true if _holds({"Condition": name}, parameters, template) else when_false)
+            return {k: v for k, v in ((k, walk(item)) for k, item in value.items()) if v != NO_VALUE}
+        return value
+
+    kept = {
+        section: {name: walk(body) for name, body in template.get(section, {}).items()
+                  if "Condition" not in body or _holds({"Condition": body["Condition"]}, parameters, template)}
+        for section in ("Resources", "Outputs")
+    }  # fmt: skip
+    return {**template, **kept}
+
+
 def _statements(document: Any) -> list[dict[str, Any]]:
     found = []
     for statement in document["Statement"]:
@@ -331,7 +374,8 @@ def test_the_audit_table_is_append_only_and_only_the_producer_role_writes_it(sta
 
 
 def test_a_trail_of_the_configuration_tables_writes_feeds_actor_recorder(stack_template: dict[str, Any]) -> None:
-    resources = stack_template["Resources"]
+    assert "ConfigurationWritesTrail" not in resolved(stack_template)["Resources"]
+    resources = resolved(stack_template, RecordActors="true")["Resources"]
     # the trail exists only where RecordActors=true, and logs successful-or-not writes on one table only
     trail = resources["ConfigurationWritesTrail"]
     assert trail["Condition"] == resources["TrailBucket"]["Condition"] == "RecordActorsOn"
@@ -370,8 +414,13 @@ def test_a_trail_of_the_configuration_tables_writes_feeds_actor_recorder(stack_t
     }
 
 
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+EVERY_OPTION = {"NotifyChanges": "true", "RedactAttributes": "*secret*", "RedactionKeyParameter": "/config-audit/key",
+                "RedactionKmsKeyArn": KMS_KEY}  # fmt: skip
+
+
 def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[str, Any]) -> None:
-    resources = stack_template["Resources"]
+    resources = resolved(stack_template, **EVERY_OPTION)["Resources"]
     producer = _statements(resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
     history = _statements(resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
     actions = {s["Sid"]: set(s["Action"]) for s in producer}
@@ -410,6 +459,109 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
             assert "${AWS::StackName}-*" in resource["Fn::Sub"]
         else:
             assert "*" not in json.dumps(resource)
+
+
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/{}/stream/2024-09-11T09:00:17.927"
+TWO_EXISTING = {"AuditedTable1": "FeatureFlags", "AuditedTable1StreamArn": STREAM_ARN.format("FeatureFlags"),
+                "AuditedTable2": "Tenants", "AuditedTable2StreamArn": STREAM_ARN.format("Tenants")}  # fmt: skip
+
+
+def _granted(role: dict[str, Any], action: str) -> set[str]:
+    """The resources (as JSON) a resolved role's policy grants one action on."""
+    statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    return {json.dumps(s["Resource"], sort_keys=True) for s in statements if action in s["Action"]}
+
+
+def test_the_stack_audits_tables_that_exist_each_into_a_protected_trail_of_its_own(
+    stack_template: dict[str, Any],
+) -> None:
+    # GIVEN the stack with two tables that exist already, by name and stream ARN
+    template = resolved(stack_template, **TWO_EXISTING, RecordActors="true")
+    resources = template["Resources"]
+    slots = ("AuditedTable1", "AuditedTable2")
+    assert sorted(name for name in resources if name.startswith("AuditedTable")) == sorted(
+        f"{slot}{kind}" for slot in slots for kind in ("Trail", "EventSourceMapping")
+    )
+    audit = resources["AuditTable"]
+    for slot in slots:
+        # THEN each gets a trail shaped and protected as Audit: deletion protection, PITR, retained, append-only
+        trail = resources[f"{slot}Trail"]
+        assert trail["DeletionPolicy"] == trail["UpdateReplacePolicy"] == "Retain"
+        different = {"TableName", "ResourcePolicy"}
+        assert {k: v for k, v in trail["Properties"].items() if k not in different} == {
+            k: v for k, v in audit["Properties"].items() if k not in different
+        }
+        assert trail["Properties"]["DeletionProtectionEnabled"] is True
+        assert trail["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        name = trail["Properties"]["TableName"]["Fn::Sub"]
+        assert name == f"${{AWS::StackName}}-${{{slot}}}-audit"
+        changes, writes = trail["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        assert (changes["Effect"], changes["Principal"], "Condition" in changes) == ("Deny", "*", False)
+        assert (
+            changes["Resource"]["Fn::Sub"].endswith(f":table/{name}")
+            and changes["Action"] == (audit["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][0]["Action"])
+        )
+        assert writes == {**audit["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][1],
+                          "Resource": changes["Resource"]}  # fmt: skip
+        # AND the producer reads its stream with the very settings of the Configuration stream's mapping
+        [seed_event] = resources["AuditProducer"]["Properties"]["Events"].values()
+        seed = {k: v for k, v in seed_event["Properties"].items() if k not in ("Stream", "DestinationConfig")}
+        assert resources[f"{slot}EventSourceMapping"]["Properties"] == {
+            "FunctionName": {"Ref": "AuditProducer"},
+            "EventSourceArn": {"Ref": f"{slot}StreamArn"},
+            **seed,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}},
+        }
+        assert seed["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and seed["BisectBatchOnFunctionError"]
+    # AND the producer may read exactly those streams and write exactly those trails
+    producer = resources["AuditProducerRole"]
+    streams = [{"Fn::GetAtt": ["ConfigurationTable", "StreamArn"]}, *({"Ref": f"{s}StreamArn"} for s in slots)]
+    assert _granted(producer, "dynamodb:GetRecords") == {json.dumps(s, sort_keys=True) for s in streams}
+    trails = [{"Fn::GetAtt": [name, "Arn"]} for name in ("AuditTable", *(f"{s}Trail" for s in slots))]
+    assert _granted(producer, "dynamodb:BatchWriteItem") == {json.dumps(t, sort_keys=True) for t in trails}
+    # AND the history route may query exactly their history indexes and AuditActors
+    indexes = [
+        {"Fn::Sub": f"${{{t}.Arn}}/index/{HISTORY_INDEX}"} for t in ("AuditTable", *(f"{s}Trail" for s in slots))
+    ]
+    assert _granted(resources["ApiHandlerRole"], "dynamodb:Query") == {
+        json.dumps(r, sort_keys=True) for r in [*indexes, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}]
+    }
+    # AND every function knows every pair, the stack's own first
+    audited = {"Fn::Join": ["", [{"Fn::Sub": "${ConfigurationTable}=${AuditTable}"},
+                                 {"Fn::Sub": ",${AuditedTable1}=${AuditedTable1Trail}"},
+                                 {"Fn::Sub": ",${AuditedTable2}=${AuditedTable2Trail}"}, ""]]}  # fmt: skip
+    for function in ("AuditProducer", "APIHandler", "ActorRecorder"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["AUDITED_TABLES"] == audited
+    # AND CloudTrail logs the write calls on every audited table, for actor_recorder
+    [selector] = resources["ConfigurationWritesTrail"]["Properties"]["AdvancedEventSelectors"]
+    arns = next(f["Equals"] for f in selector["FieldSelectors"] if f["Field"] == "resources.ARN")
+    assert arns[1:] == [{"Fn::Sub": f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/"
+                                    f"${{{slot}}}"} for slot in slots]  # fmt: skip
+    assert set(template["Outputs"]) >= {"AuditedTable1TrailName", "AuditedTable2TrailName"}
+
+
+def test_the_stack_without_tables_that_exist_holds_the_seeds_alone(stack_template: dict[str, Any]) -> None:
+    template = resolved(stack_template)
+    resources = template["Resources"]
+    assert not [name for name in [*resources, *template["Outputs"]] if name.startswith("AuditedTable")]
+    for function in ("AuditProducer", "APIHandler", "ActorRecorder"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["AUDITED_TABLES"] == ""
+    statements = resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in statements] == [
+        "WriteOwnLogs", "ReadConfigurationStream", "WriteAuditEntries", "SendPoisonRecords"
+    ]  # fmt: skip
+    history = resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in history] == ["WriteOwnLogs", "ReadAuditHistory", "ReadActors"]
+
+
+@pytest.mark.parametrize(
+    "given", [{"AuditedTable1": "FeatureFlags"}, {"AuditedTable2StreamArn": STREAM_ARN.format("Tenants")}]
+)
+def test_a_table_that_exists_is_given_with_its_stream_or_not_at_all(
+    stack_template: dict[str, Any], given: dict[str, str]
+) -> None:
+    with pytest.raises(AssertionError, match="WithItsStream"):
+        resolved(stack_template, **given)
 
 
 @pytest.fixture(scope="module")
