@@ -619,7 +619,8 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     trail = resources["aws_cloudtrail"]["configuration_writes"]
     assert trail["count"] == resources["aws_s3_bucket"]["trail"]["count"] == "${var.record_actors ? 1 : 0}"
     fields = {f["field"]: f["equals"] for f in trail["advanced_event_selector"][0]["field_selector"]}
-    assert fields["resources.ARN"] == ["${aws_dynamodb_table.configuration.arn}"] and fields["readOnly"] == ["false"]
+    assert fields["resources.ARN"].startswith("${concat([aws_dynamodb_table.configuration.arn], ")
+    assert fields["readOnly"] == ["false"]
     assert all(
         v is True
         for k, v in resources["aws_s3_bucket_public_access_block"]["trail"].items()
@@ -634,6 +635,67 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     )
     policies = override["aws_iam_role_policy"]
     assert policies["audit_producer_role"]["policy"] == "${data.aws_iam_policy_document.audit_producer.json}"
+
+
+def test_terraform_audits_tables_that_exist_each_into_a_protected_trail_of_its_own(terraform: Path) -> None:
+    chalice = json.loads((terraform / "chalice.tf.json").read_text())["resource"]
+    override = json.loads((terraform / "chalice_override.tf.json").read_text())["resource"]
+    ours = json.loads((terraform / "audit.tf.json").read_text())
+    # GIVEN the tables that exist as a variable: name => stream ARN, none by default
+    variable = ours["variable"]["audited_tables"]
+    assert (variable["type"], variable["default"]) == ("map(string)", {})
+    assert "${name}/stream/" in variable["validation"]["condition"]  # each ARN is its own table's stream
+    # THEN each gets a trail shaped and protected as Audit
+    resources = ours["resource"]
+    tables = resources["aws_dynamodb_table"]
+    trail = tables["trail"]
+    assert trail["for_each"] == "${var.audited_tables}" and trail["name"] == "${each.key}-audit-${var.stage}"
+    assert {k: v for k, v in trail.items() if k not in ("for_each", "name")} == {
+        k: v for k, v in tables["audit"].items() if k != "name"
+    }
+    assert trail["deletion_protection_enabled"] is True and trail["point_in_time_recovery"] == {"enabled": True}
+    # AND an append-only policy each: no change by anyone, no write but by the producer's role
+    policy = resources["aws_dynamodb_resource_policy"]["trail"]
+    assert policy["for_each"] == "${aws_dynamodb_table.trail}" and policy["resource_arn"] == "${each.value.arn}"
+    assert policy["policy"] == "${data.aws_iam_policy_document.trail_append_only[each.key].json}"
+    documents = ours["data"]["aws_iam_policy_document"]
+    append_only = documents["trail_append_only"]
+    assert append_only["for_each"] == "${aws_dynamodb_table.trail}"
+    assert append_only["statement"] == [
+        {**statement, "resources": ["${each.value.arn}"]} for statement in documents["audit_append_only"]["statement"]
+    ]
+    # AND one mapping per stream onto Chalice's function, with the very settings of the Configuration stream's
+    mapping = resources["aws_lambda_event_source_mapping"]["audited"]
+    [(name, seed)] = chalice["aws_lambda_event_source_mapping"].items()
+    seed = {**seed, **override["aws_lambda_event_source_mapping"][name]}
+    assert mapping == {
+        "for_each": "${var.audited_tables}",
+        **{k: v for k, v in seed.items() if k != "event_source_arn"},
+        "event_source_arn": "${each.value}",
+    }
+    assert mapping["function_name"] == "${aws_lambda_function.audit_producer.arn}"
+    # AND the producer may read exactly those streams and write exactly those trails, the history route query them
+    statements = {s["sid"]: s["resources"] for s in documents["audit_producer"]["statement"]}
+    assert statements["ReadConfigurationStream"] == (
+        "${concat([aws_dynamodb_table.configuration.stream_arn], values(var.audited_tables))}"
+    )
+    assert statements["WriteAuditEntries"] == (
+        "${concat([aws_dynamodb_table.audit.arn], [for trail in aws_dynamodb_table.trail : trail.arn])}"
+    )
+    history = {s["sid"]: s["resources"] for s in documents["api_handler"]["statement"]}
+    assert (
+        f'[for trail in aws_dynamodb_table.trail : "${{trail.arn}}/index/{HISTORY_INDEX}"]'
+        in history["ReadAuditHistory"]
+    )
+    # AND every function knows every pair, and none where no table that exists is given
+    for function in ("audit_producer", "api_handler", "actor_recorder"):
+        audited = override["aws_lambda_function"][function]["environment"]["variables"]["AUDITED_TABLES"]
+        assert audited.startswith('${length(var.audited_tables) == 0 ? "" : join(",", concat(')
+        assert '[for name, trail in aws_dynamodb_table.trail : "${name}=${trail.name}"]' in audited
+    # AND CloudTrail logs their write calls too, for actor_recorder
+    selector = resources["aws_cloudtrail"]["configuration_writes"]["advanced_event_selector"][0]["field_selector"]
+    arns = next(f["equals"] for f in selector if f["field"] == "resources.ARN")
+    assert "[for name in keys(var.audited_tables) : " in arns and ":table/${name}" in arns
 
 
 def test_workflows_parse_and_call_makefile_targets_that_exist() -> None:
