@@ -132,13 +132,14 @@ def prepare_tables(
     existing = set()
     for page in client.get_paginator("list_tables").paginate():
         existing.update(page["TableNames"])
-    for source, _ in pairs[1:]:
-        if source not in existing:
-            raise UnusableTable(
-                f"table {source!r} cannot be audited: it does not exist, and provisioning creates no table but "
-                f"the first of AUDITED_TABLES: create it with a {AUDITED_VIEW_TYPE} stream, or take it out of "
-                "AUDITED_TABLES"
-            )
+    missing = [source for source, _ in pairs[1:] if source not in existing]
+    if missing:
+        table, they, them = ("table", "it does", "it") if len(missing) == 1 else ("tables", "they do", "them")
+        raise UnusableTable(
+            f"{table} {', '.join(repr(source) for source in missing)} cannot be audited: {they} not exist, and "
+            f"provisioning creates no table but the first of AUDITED_TABLES: create {them} with a "
+            f"{AUDITED_VIEW_TYPE} stream, or take {them} out of AUDITED_TABLES"
+        )
     streamless = []
     for source, _ in pairs:
         if source not in existing:

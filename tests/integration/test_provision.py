@@ -296,7 +296,7 @@ def test_every_audited_table_gets_its_trail_protected_and_written_by_its_own_fun
 def test_a_missing_audited_table_is_refused_not_created(
     dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN a stage naming a second table nobody has made
+    # GIVEN a stage naming a table nobody has made
     existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
     audit_tables(project, SEVERAL)
     config_before = (project / ".chalice" / "config.json").read_text()
@@ -311,6 +311,12 @@ def test_a_missing_audited_table_is_refused_not_created(
     )
     assert dynamodb.list_tables()["TableNames"] == [FLAGS]
     assert (project / ".chalice" / "config.json").read_text() == config_before
+    # AND where several are missing, the one line names them all
+    dynamodb.delete_table(TableName=FLAGS)
+    assert provision(project) == 1
+    assert capsys.readouterr().err.startswith(
+        f"stage 'dev' not provisioned: tables '{FLAGS}', '{TENANTS}' cannot be audited: they do not exist, and "
+    )
 
 
 def test_one_table_refused_leaves_every_table_as_it_was(
