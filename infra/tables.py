@@ -134,9 +134,9 @@ def prepare_tables(
         existing.update(page["TableNames"])
     missing = [source for source, _ in pairs[1:] if source not in existing]
     if missing:
-        table, they, them = ("table", "it does", "it") if len(missing) == 1 else ("tables", "they do", "them")
+        noun, they, them = ("table", "it does", "it") if len(missing) == 1 else ("tables", "they do", "them")
         raise UnusableTable(
-            f"{table} {', '.join(repr(source) for source in missing)} cannot be audited: {they} not exist, and "
+            f"{noun} {', '.join(repr(source) for source in missing)} cannot be audited: {they} not exist, and "
             f"provisioning creates no table but the first of AUDITED_TABLES: create {them} with a "
             f"{AUDITED_VIEW_TYPE} stream, or take {them} out of AUDITED_TABLES"
         )
