@@ -165,8 +165,8 @@ def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         for p in found
     }
     indexes = [f"{table(p.trail)}/index/{HISTORY_INDEX}" for p in found]
-    statements["api_handler"] = history_statements(logs("api_handler"), indexes[0] if len(indexes) == 1 else indexes,
-                                                   actors)  # fmt: skip
+    history_index = indexes[0] if len(indexes) == 1 else indexes  # one table: the one resource, as ever
+    statements["api_handler"] = history_statements(logs("api_handler"), history_index, actors)
     statements["actor_recorder"] = recorder_statements(logs("actor_recorder"), actors)
     return {
         function: {"Version": "2012-10-17", "Statement": statements[function]}

@@ -61,6 +61,13 @@ def audited_pairs(env: Mapping[str, str]) -> list[tuple[str, str]]:
         if any(source == s or trail == t for s, t in pairs):
             raise ValueError(f"AUDITED_TABLES names {source!r} or {trail!r} twice: each table has its own trail")
         pairs.append((source, trail))
+    trails = {trail for _, trail in pairs}
+    for source, _ in pairs:
+        if source in trails:
+            # its entries would be audited into another trail, whose entries... : nothing but a loop
+            raise ValueError(
+                f"AUDITED_TABLES names {source!r} as an audited table and as a trail: a trail is never audited"
+            )
     configuration = env.get("CONFIGURATION_TABLE_NAME", "").strip()
     audit = env.get("AUDIT_TABLE_NAME", "").strip()
     if not pairs:

@@ -83,6 +83,7 @@ def test_every_table_gets_a_function_name_of_its_own_that_lambda_and_iam_accept(
         ({"AUDITED_TABLES": "A=B,C"}, "AUDITED_TABLES holds 'C', not SOURCE=TRAIL"),
         ({"AUDITED_TABLES": "A=B,A=C"}, "AUDITED_TABLES names 'A' or 'C' twice"),
         ({"AUDITED_TABLES": "A=B", "CONFIGURATION_TABLE_NAME": "X"}, "AUDITED_TABLES starts with A=B, but"),
+        ({"AUDITED_TABLES": "A=B,B=C"}, "AUDITED_TABLES names 'B' as an audited table and as a trail"),
         ({"CONFIGURATION_TABLE_NAME": "X"}, "AUDIT_TABLE_NAME not set in the stage's environment_variables"),
     ],
 )
