@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 STAGE  ?= dev
-# e.g. PROVISION_FLAGS=--enable-stream: turn on the stream of an existing table that has none
+# e.g. PROVISION_FLAGS=--enable-stream: turn on the stream of every existing audited table that has none
 PROVISION_FLAGS ?=
 
 .PHONY: venv test lint demo run bench provision package terraform clean

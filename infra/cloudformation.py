@@ -7,7 +7,11 @@
 tables (from infra/tables.py), the stream wired by Fn::GetAtt, the event source mapping settings
 (partial batch responses, bisection, bounded retries and record age, an SQS on-failure
 destination), the stage variables by reference, an optional SNS topic, and one least-privilege
-role per function (statements from infra/policy.py, resources by reference).
+role per function (statements from infra/policy.py, resources by reference). Up to
+AUDITED_TABLE_SLOTS tables that exist already (parameters AuditedTableN and AuditedTableNStreamArn)
+are audited beside Configuration by the same function: each gets a trail of its own, protected as
+Audit, and a mapping on its stream with the same settings; the roles grant their streams and
+trails, and AUDITED_TABLES names every pair. With no such table the stack is the seed's alone.
 """
 
 from __future__ import annotations
@@ -43,6 +47,25 @@ TRAIL_NAME = "${AWS::StackName}-configuration-writes"
 # Lambda event source mapping settings Chalice's decorator cannot take
 MAXIMUM_RETRY_ATTEMPTS = 10
 MAXIMUM_RECORD_AGE_SECONDS = 86_400  # a DynamoDB stream keeps records for 24 hours
+
+# Tables that exist already, audited beside the Configuration table the stack makes: a template
+# cannot loop over a parameter without a macro, so each is a slot of two parameters (its name, its
+# stream ARN); an empty slot adds nothing. More: raise this and run python -m infra.cloudformation.
+AUDITED_TABLE_SLOTS = 3
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def _mapping_settings() -> dict[str, Any]:
+    """What every event source mapping of the producer sets beside its stream and on-failure queue."""
+    return {
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": 100,
+        "MaximumBatchingWindowInSeconds": 0,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": MAXIMUM_RETRY_ATTEMPTS,
+        "MaximumRecordAgeInSeconds": MAXIMUM_RECORD_AGE_SECONDS,
+    }
 
 
 def _table(definition: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +103,7 @@ def _role_arn(name: str) -> dict[str, str]:
 
 
 def _trail() -> dict[str, Any]:
-    """A trail of the Configuration table's successful write calls only, and its private bucket."""
+    """A trail of the audited tables' write calls only, and its private bucket."""
     bucket_arn = {"Fn::GetAtt": ["TrailBucket", "Arn"]}
     trail_arn = {
         "Fn::Sub": f"arn:${{AWS::Partition}}:cloudtrail:${{AWS::Region}}:${{AWS::AccountId}}:trail/{TRAIL_NAME}"
@@ -156,11 +179,20 @@ def _trail() -> dict[str, Any]:
                 "EnableLogFileValidation": True,
                 "AdvancedEventSelectors": [
                     {
-                        "Name": "Write calls on the Configuration table, and nothing else",
+                        "Name": "Write calls on the audited tables, and nothing else",
                         "FieldSelectors": [
                             {"Field": "eventCategory", "Equals": ["Data"]},
                             {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]},
-                            {"Field": "resources.ARN", "Equals": [{"Fn::GetAtt": ["ConfigurationTable", "Arn"]}]},
+                            {
+                                "Field": "resources.ARN",
+                                "Equals": [
+                                    {"Fn::GetAtt": ["ConfigurationTable", "Arn"]},
+                                    *(
+                                        {"Fn::If": [f"{slot}On", _arn("dynamodb", f"table/${{{slot}}}"), NO_VALUE]}
+                                        for slot in _slots()
+                                    ),
+                                ],
+                            },
                             {"Field": "readOnly", "Equals": ["false"]},
                             {"Field": "eventName", "Equals": sorted(WRITE_CALLS)},
                         ],
@@ -169,6 +201,79 @@ def _trail() -> dict[str, Any]:
             },
         },
     }
+
+
+STREAM_ARN_PATTERN = "^$|^arn:aws[A-Za-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$"
+
+
+def _slots() -> list[str]:
+    """The parameter names of the existing tables' slots: AuditedTable1, AuditedTable2, ..."""
+    return [f"AuditedTable{number}" for number in range(1, AUDITED_TABLE_SLOTS + 1)]
+
+
+def _slot_parameters(slot: str) -> dict[str, Any]:
+    return {
+        slot: {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^$|^[A-Za-z0-9_.-]{3,255}$",
+            "Description": "The name of a table that exists already, audited beside Configuration into a trail "
+            "of its own (its stream must carry NEW_AND_OLD_IMAGES); empty: none",
+        },
+        f"{slot}StreamArn": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": STREAM_ARN_PATTERN,
+            "Description": f"The stream ARN of {slot} (aws dynamodb describe-table --query Table.LatestStreamArn)",
+        },
+    }
+
+
+def _slot_rule(slot: str) -> dict[str, Any]:
+    """A slot's name and stream ARN are given together, or neither."""
+    empty = [{"Fn::Equals": [{"Ref": name}, ""]} for name in (slot, f"{slot}StreamArn")]
+    return {
+        "Assertions": [
+            {
+                "Assert": {"Fn::Or": [{"Fn::And": empty}, {"Fn::And": [{"Fn::Not": [e]} for e in empty]}]},
+                "AssertDescription": f"{slot} and {slot}StreamArn go together: the table's name and its stream ARN",
+            }
+        ]
+    }
+
+
+def _slot_resources(slot: str, queue: dict[str, Any]) -> dict[str, Any]:
+    """An existing table's trail, protected as the Audit table, and the producer's mapping on its stream."""
+    trail_name = f"${{AWS::StackName}}-${{{slot}}}-audit"
+    trail = _table(audit_table("Audit"))
+    trail["Condition"] = f"{slot}On"
+    trail["Properties"]["TableName"] = {"Fn::Sub": trail_name}
+    trail["Properties"]["ResourcePolicy"] = {
+        "PolicyDocument": append_only_table_policy(
+            _arn("dynamodb", f"table/{trail_name}"), _role_arn(PRODUCER_ROLE_NAME)
+        )
+    }
+    return {
+        f"{slot}Trail": trail,
+        f"{slot}EventSourceMapping": {
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "Condition": f"{slot}On",
+            "Properties": {
+                "FunctionName": {"Ref": "AuditProducer"},
+                "EventSourceArn": {"Ref": f"{slot}StreamArn"},
+                **_mapping_settings(),
+                "DestinationConfig": {"OnFailure": {"Destination": queue}},
+            },
+        },
+    }
+
+
+def _audited_tables() -> dict[str, Any]:
+    """AUDITED_TABLES: Configuration=Audit and every filled slot's pair; empty where no slot is, as ever."""
+    pairs = [{"Fn::Sub": "${ConfigurationTable}=${AuditTable}"}] + [
+        {"Fn::If": [f"{slot}On", {"Fn::Sub": f",${{{slot}}}=${{{slot}Trail}}"}, ""]} for slot in _slots()
+    ]
+    return {"Fn::If": ["AuditedTablesOn", {"Fn::Join": ["", pairs]}, ""]}
 
 
 def merge_template() -> dict[str, Any]:
@@ -187,6 +292,20 @@ def merge_template() -> dict[str, Any]:
     read_key, decrypt_key = redaction_statements(parameter, kms_key, {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"})
     producer.append({"Fn::If": ["RedactionOn", read_key, {"Ref": "AWS::NoValue"}]})
     producer.append({"Fn::If": ["CustomerManagedRedactionKey", decrypt_key, {"Ref": "AWS::NoValue"}]})
+    history = history_statements(
+        logs, {"Fn::Sub": f"${{AuditTable.Arn}}/index/{HISTORY_INDEX}"}, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}
+    )
+    # an existing table's stream and trail, granted exactly where its slot is filled
+    for slot in _slots():
+        trail_arn = {"Fn::GetAtt": [f"{slot}Trail", "Arn"]}
+        read_stream, write_trail = producer_statements(logs, {"Ref": f"{slot}StreamArn"}, trail_arn)[1:3]
+        read_history = history_statements(logs, {"Fn::Sub": f"${{{slot}Trail.Arn}}/index/{HISTORY_INDEX}"})[1]
+        for statements, statement, sid in (
+            (producer, read_stream, f"Read{slot}Stream"),
+            (producer, write_trail, f"Write{slot}Entries"),
+            (history, read_history, f"Read{slot}History"),
+        ):
+            statements.append({"Fn::If": [f"{slot}On", {**statement, "Sid": sid}, NO_VALUE]})
     audit_table_arn = _arn("dynamodb", f"table/{AUDIT_TABLE_NAME}")
     producer_role_arn = _role_arn(PRODUCER_ROLE_NAME)
     audit_resource = _table(audit_table("Audit"))
@@ -207,6 +326,7 @@ def merge_template() -> dict[str, Any]:
     variables = {
         "CONFIGURATION_TABLE_NAME": {"Ref": "ConfigurationTable"},
         "AUDIT_TABLE_NAME": {"Ref": "AuditTable"},
+        "AUDITED_TABLES": _audited_tables(),
         "ACTORS_TABLE_NAME": {"Ref": "AuditActorsTable"},
     }
     return {
@@ -241,6 +361,7 @@ def merge_template() -> dict[str, Any]:
                 "Default": "",
                 "Description": "The customer managed KMS key of that parameter, if any (recommended over aws/ssm)",
             },
+            **{name: value for slot in _slots() for name, value in _slot_parameters(slot).items()},
         },
         "Rules": {
             "RedactionNeedsAKey": {
@@ -252,7 +373,8 @@ def merge_template() -> dict[str, Any]:
                         "(python -m infra.redaction_key NAME creates one)",
                     }
                 ],
-            }
+            },
+            **{f"{slot}WithItsStream": _slot_rule(slot) for slot in _slots()},
         },
         "Conditions": {
             "NotifyChangesOn": {"Fn::Equals": [{"Ref": "NotifyChanges"}, "true"]},
@@ -264,6 +386,9 @@ def merge_template() -> dict[str, Any]:
                     {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedactionKmsKeyArn"}, ""]}]},
                 ]
             },
+            # on the stream ARN, which a rule pairs with the name: the linter then knows it is set where used
+            **{f"{slot}On": {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{slot}StreamArn"}, ""]}]} for slot in _slots()},
+            "AuditedTablesOn": {"Fn::Or": [{"Condition": f"{slot}On"} for slot in _slots()]},
         },
         "Resources": {
             "ConfigurationTable": _table(configuration_table("Configuration")),
@@ -293,13 +418,7 @@ def merge_template() -> dict[str, Any]:
                             "Type": "DynamoDB",
                             "Properties": {
                                 "Stream": stream,
-                                "StartingPosition": "TRIM_HORIZON",
-                                "BatchSize": 100,
-                                "MaximumBatchingWindowInSeconds": 0,
-                                "FunctionResponseTypes": ["ReportBatchItemFailures"],
-                                "BisectBatchOnFunctionError": True,
-                                "MaximumRetryAttempts": MAXIMUM_RETRY_ATTEMPTS,
-                                "MaximumRecordAgeInSeconds": MAXIMUM_RECORD_AGE_SECONDS,
+                                **_mapping_settings(),
                                 "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": queue}},
                             },
                         }
@@ -310,14 +429,8 @@ def merge_template() -> dict[str, Any]:
             "ActorRecorder": {"Properties": {"Environment": {"Variables": variables}}},
             "ActorRecorderRole": recorder_role,
             "APIHandler": {"Properties": {"Environment": {"Variables": variables}}},
-            "ApiHandlerRole": _role(
-                "AuditHistory",
-                history_statements(
-                    logs,
-                    {"Fn::Sub": f"${{AuditTable.Arn}}/index/{HISTORY_INDEX}"},
-                    {"Fn::GetAtt": ["AuditActorsTable", "Arn"]},
-                ),
-            ),
+            "ApiHandlerRole": _role("AuditHistory", history),
+            **{name: value for slot in _slots() for name, value in _slot_resources(slot, queue).items()},
         },
         "Outputs": {
             "ConfigurationTableName": {"Value": {"Ref": "ConfigurationTable"}},
@@ -327,6 +440,7 @@ def merge_template() -> dict[str, Any]:
             "AuditActorsTableName": {"Value": {"Ref": "AuditActorsTable"}},
             "TrailName": {"Condition": "RecordActorsOn", "Value": {"Ref": "ConfigurationWritesTrail"}},
             "ChangeTopicArn": {"Condition": "NotifyChangesOn", "Value": topic},
+            **{f"{slot}TrailName": {"Condition": f"{slot}On", "Value": {"Ref": f"{slot}Trail"}} for slot in _slots()},
         },
     }
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from chalicelib.audit.repository import HISTORY_INDEX
 from config_audit.stage import stage_environment
+from infra.producers import FIRST_PRODUCER, Producer, producers
 from infra.redaction_key import parameter_arn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def redaction_statements(parameter: Arn, kms_key: Arn | None, ssm_service: Arn) 
 
 
 def history_statements(logs: Arn, history_index: Arn, actors_table: Arn | None = None) -> list[dict[str, Any]]:
-    """What the history route calls: its logs, Query on the history index and on AuditActors."""
+    """What the history route calls: its logs, Query on the history index (of every trail) and on AuditActors."""
     statements = [
         _allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs),
         _allow("ReadAuditHistory", ["dynamodb:Query"], history_index),
@@ -121,21 +122,27 @@ def _allow(sid: str, actions: list[str], resource: Arn) -> dict[str, Any]:
 
 
 # The app's functions as Chalice names them; the REST API's function is always "api_handler".
-FUNCTIONS = ("audit_producer", "api_handler", "actor_recorder")
+# A stage auditing several tables has one more audit_producer function per table (infra/producers.py).
+FUNCTIONS = (FIRST_PRODUCER, "api_handler", "actor_recorder")
+
+# Lambda function and IAM role names: config-audit-<stage>-<function>
+MAX_NAME_LENGTH = 64
+
+
+def stage_functions(env: dict[str, str]) -> tuple[str, ...]:
+    """Every function a stage deploys: the app's three, and one audit_producer more per audited table."""
+    return (*FUNCTIONS, *(p.function for p in producers(env)[1:]))
 
 
 def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Each function's policy document: exactly what it calls, on exactly the stage's ARNs."""
-    missing = [name for name in ("CONFIGURATION_STREAM_ARN", "AUDIT_TABLE_NAME") if not env.get(name)]
-    if missing:
-        raise ValueError(f"{' and '.join(missing)} not set in the stage's environment_variables")
-    stream = env["CONFIGURATION_STREAM_ARN"]
-    partition, region, account = arn_parts(stream)
+    found = _producers_with_streams(env)
+    partition, region, account = arn_parts(found[0].stream_arn or "")
+    check_function_names(stage, tuple(p.function for p in found))
 
     def table(name: str) -> str:
         return f"arn:{partition}:dynamodb:{region}:{account}:table/{name}"
 
-    audit = table(env["AUDIT_TABLE_NAME"])
     actors = table(env["ACTORS_TABLE_NAME"]) if env.get("ACTORS_TABLE_NAME") else None
 
     def logs(function: str) -> list[str]:  # its own log group, and the streams in it
@@ -143,18 +150,53 @@ def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         return [group, f"{group}:*"]
 
     queue = queue_arn(env["DEAD_LETTER_QUEUE_URL"]) if env.get("DEAD_LETTER_QUEUE_URL") else None
-    producer = producer_statements(logs("audit_producer"), stream, audit, env.get("CHANGE_TOPIC_ARN") or None, queue)
-    # only the producer digests secrets: a reader holding the key could guess low-entropy ones offline
+    redaction: list[dict[str, Any]] = []
+    # only the producers digest secrets: a reader holding the key could guess low-entropy ones offline
     if env.get("REDACT_ATTRIBUTES", "").strip() and env.get("REDACTION_KEY_PARAMETER", "").strip():
         parameter = parameter_arn(partition, region, account, env["REDACTION_KEY_PARAMETER"].strip())
         kms_key = env.get("REDACTION_KMS_KEY_ARN") or None
-        producer += redaction_statements(parameter, kms_key, f"ssm.{region}.amazonaws.com")
+        redaction = redaction_statements(parameter, kms_key, f"ssm.{region}.amazonaws.com")
+    # each producer reads its own table's stream and writes that table's trail, nothing of another's
     statements = {
-        "audit_producer": producer,
-        "api_handler": history_statements(logs("api_handler"), f"{audit}/index/{HISTORY_INDEX}", actors),
-        "actor_recorder": recorder_statements(logs("actor_recorder"), actors),
+        p.function: producer_statements(
+            logs(p.function), p.stream_arn, table(p.trail), env.get("CHANGE_TOPIC_ARN") or None, queue
+        )
+        + redaction
+        for p in found
     }
-    return {function: {"Version": "2012-10-17", "Statement": statements[function]} for function in FUNCTIONS}
+    indexes = [f"{table(p.trail)}/index/{HISTORY_INDEX}" for p in found]
+    history_index = indexes[0] if len(indexes) == 1 else indexes  # one table: the one resource, as ever
+    statements["api_handler"] = history_statements(logs("api_handler"), history_index, actors)
+    statements["actor_recorder"] = recorder_statements(logs("actor_recorder"), actors)
+    return {
+        function: {"Version": "2012-10-17", "Statement": statements[function]}
+        for function in (*FUNCTIONS, *(p.function for p in found[1:]))
+    }
+
+
+def check_function_names(stage: str, functions: tuple[str, ...]) -> None:
+    """ValueError where a function's deployed name (and its role's) would be too long for Lambda and IAM."""
+    for function in functions:
+        name = function_name(stage, function)
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"function {name!r} would be {len(name)} characters, over Lambda's {MAX_NAME_LENGTH}: "
+                "choose a shorter stage name"
+            )
+
+
+def _producers_with_streams(env: dict[str, str]) -> tuple[Producer, ...]:
+    """The stage's producers, each with its stream; ValueError naming the variable that lacks one."""
+    found = producers(env)
+    if not found[0].stream_arn:
+        raise ValueError("CONFIGURATION_STREAM_ARN not set in the stage's environment_variables")
+    lacking = [p.source for p in found if not p.stream_arn]
+    if lacking:
+        raise ValueError(
+            f"AUDITED_STREAM_ARNS has no stream of table {lacking[0]!r} in the stage's environment_variables "
+            "(make provision records it)"
+        )
+    return found
 
 
 def function_name(stage: str, function: str) -> str:
@@ -167,33 +209,41 @@ def policy_file(stage: str, function: str) -> str:
     return f"policy-{stage}-{function}.json"
 
 
-def assign_policy_files(stage: str, stage_config: dict[str, Any]) -> None:
-    """Point each function of a stage's config at its own policy file, and drop a shared one."""
+def assign_policy_files(stage: str, stage_config: dict[str, Any], functions: tuple[str, ...] = FUNCTIONS) -> None:
+    """Point each function of a stage's config at its own policy file, and drop a shared one and
+    those of producers the stage no longer deploys."""
     # a stage-wide iam_policy_file is what Chalice falls back to for a function without its own
     stage_config.pop("iam_policy_file", None)
-    functions = stage_config.setdefault("lambda_functions", {})
-    for function in FUNCTIONS:
-        functions.setdefault(function, {})["iam_policy_file"] = policy_file(stage, function)
+    configured = stage_config.setdefault("lambda_functions", {})
+    for gone in [f for f in configured if f.startswith(f"{FIRST_PRODUCER}-") and f not in functions]:
+        configured[gone].pop("iam_policy_file", None)
+        if not configured[gone]:
+            del configured[gone]
+    for function in functions:
+        configured.setdefault(function, {})["iam_policy_file"] = policy_file(stage, function)
 
 
-def unassigned_functions(stage: str, config: dict[str, Any]) -> list[str]:
+def unassigned_functions(stage: str, config: dict[str, Any], functions: tuple[str, ...] = FUNCTIONS) -> list[str]:
     """The functions whose policy file in a Chalice config is not their own for the stage."""
     stage_config = config.get("stages", {}).get(stage, {})
     return [
         function
-        for function in FUNCTIONS
+        for function in functions
         if stage_config.get("lambda_functions", {}).get(function, {}).get("iam_policy_file")
         != policy_file(stage, function)
     ]
 
 
 def write_policies(stage: str, env: dict[str, str], directory: Path) -> list[Path]:
-    """Write each function's policy file of a stage into ``directory`` (a project's .chalice)."""
+    """Write each function's policy file of a stage into ``directory`` (a project's .chalice), and
+    remove those of producers the stage no longer deploys."""
     written = []
     for function, policy in policies_for(stage, env).items():
         path = directory / policy_file(stage, function)
         path.write_text(render(policy))
         written.append(path)
+    for stale in set(directory.glob(policy_file(stage, f"{FIRST_PRODUCER}-*"))) - set(written):
+        stale.unlink()
     return written
 
 
@@ -222,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = [
         f"{directory / 'config.json'}: {function} of stage {args.stage!r} does not have "
         f"iam_policy_file {policy_file(args.stage, function)!r} of its own"
-        for function in unassigned_functions(args.stage, config)
+        for function in unassigned_functions(args.stage, config, tuple(policies))
     ]
     for function, policy in policies.items():
         path = directory / policy_file(args.stage, function)

@@ -70,17 +70,22 @@ class UnusableTable(Exception):
     """An existing table provisioning must not call ready: its message names the table and the fix."""
 
 
+KEY_TYPES = ("S", "N", "B")  # all DynamoDB allows a key: the producer audits every one of them
+
+
 def key_schema_problem(table: dict[str, Any]) -> str | None:
-    """Why a described table's key cannot be audited yet, or None: today it must be one string hash key ``key``."""
-    # The one place that knows which key schemas the producer can audit; widen it here.
+    """Why a described table's key cannot be audited, or None: a hash key of type S, N or B, and
+    optionally a range key of S, N or B."""
+    # The one place that knows which key schemas the producer can audit (SPEC.md, "Audited tables").
     types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
     keys = [(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])]
-    if keys == [(KEY_ATTRIBUTE, "HASH")] and types.get(KEY_ATTRIBUTE) == "S":
+    if [kind for _, kind in keys] in (["HASH"], ["HASH", "RANGE"]) and all(types.get(name) in KEY_TYPES
+                                                                          for name, _ in keys):  # fmt: skip
         return None
-    found = ", ".join(f"{name} ({types.get(name, '?')}, {kind.lower()})" for name, kind in keys)
+    found = ", ".join(f"{name} ({types.get(name, '?')}, {kind.lower()})" for name, kind in keys) or "none"
     return (
-        f"its key is {found}, and only a table whose key is one string hash key named 'key' can be audited: "
-        "point CONFIGURATION_TABLE_NAME at such a table"
+        f"its key is {found}, and only a hash key of type S, N or B, with or without a range key of S, N or B, "
+        "can be audited: take it out of AUDITED_TABLES"
     )
 
 
@@ -107,21 +112,60 @@ def _stream_view(table: dict[str, Any]) -> str | None:
     return str(stream.get("StreamViewType")) if stream.get("StreamEnabled") else None
 
 
-def adopt_table(client: Any, name: str, enable_stream: bool = False) -> None:
-    """Check an existing audited table, turning its stream on when asked and it has none; else UnusableTable."""
-    waiter = client.get_waiter("table_exists")
-    waiter.wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    table = client.describe_table(TableName=name)["Table"]
-    problem = key_schema_problem(table)
-    if problem is None and enable_stream and _stream_view(table) is None:
-        client.update_table(
-            TableName=name, StreamSpecification={"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE}
+def _wait(client: Any, name: str) -> dict[str, Any]:
+    """A table's description once it is ACTIVE."""
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return dict(client.describe_table(TableName=name)["Table"])
+
+
+def prepare_tables(
+    client: Any, pairs: list[tuple[str, str]], actors_name: str | None = None, *, enable_stream: bool = False
+) -> list[str]:
+    """Create the audited tables' trails (and the first table, and AuditActors) where missing, idempotent;
+    return each audited table's stream ARN, in order.
+
+    Every audited table that exists is checked before anything is created or changed, and one that
+    cannot be audited is refused (UnusableTable); so is a missing one but the first: provisioning
+    never creates someone's configuration table for them. ``enable_stream`` turns on
+    NEW_AND_OLD_IMAGES where an audited table has no stream.
+    """
+    existing = set()
+    for page in client.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
+    missing = [source for source, _ in pairs[1:] if source not in existing]
+    if missing:
+        noun, they, them = ("table", "it does", "it") if len(missing) == 1 else ("tables", "they do", "them")
+        raise UnusableTable(
+            f"{noun} {', '.join(repr(source) for source in missing)} cannot be audited: {they} not exist, and "
+            f"provisioning creates no table but the first of AUDITED_TABLES: create {them} with a "
+            f"{AUDITED_VIEW_TYPE} stream, or take {them} out of AUDITED_TABLES"
         )
-        waiter.wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        table = client.describe_table(TableName=name)["Table"]
-    problem = problem or stream_problem(table)
-    if problem:
-        raise UnusableTable(f"table {name!r} cannot be audited: {problem}")
+    streamless = []
+    for source, _ in pairs:
+        if source not in existing:
+            continue
+        table = _wait(client, source)
+        problem = key_schema_problem(table)
+        if problem is None and enable_stream and _stream_view(table) is None:
+            streamless.append(source)
+            continue
+        problem = problem or stream_problem(table)
+        if problem:
+            raise UnusableTable(f"table {source!r} cannot be audited: {problem}")
+    for source in streamless:
+        client.update_table(
+            TableName=source, StreamSpecification={"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE}
+        )
+        _wait(client, source)
+    definitions = [configuration_table(pairs[0][0]), *(audit_table(trail) for _, trail in pairs)]
+    if actors_name:
+        definitions.append(actors_table(actors_name))
+    for definition in definitions:
+        if definition["TableName"] not in existing:
+            client.create_table(**definition)
+    for definition in definitions:
+        _wait(client, definition["TableName"])
+    return [str(_wait(client, source)["LatestStreamArn"]) for source, _ in pairs]
 
 
 def create_tables(
@@ -132,26 +176,13 @@ def create_tables(
     *,
     enable_stream: bool = False,
 ) -> str:
-    """Create the tables where missing (idempotent); return the Configuration stream ARN.
+    """Create the tables of one audited table where missing (idempotent); return the Configuration stream ARN.
 
     An existing Configuration table is checked first and nothing is created if it cannot be audited
     (UnusableTable); ``enable_stream`` turns on NEW_AND_OLD_IMAGES where it has no stream.
     """
-    existing = set()
-    for page in client.get_paginator("list_tables").paginate():
-        existing.update(page["TableNames"])
-    if configuration_name in existing:
-        adopt_table(client, configuration_name, enable_stream)
-    definitions = [configuration_table(configuration_name), audit_table(audit_name)]
-    if actors_name:
-        definitions.append(actors_table(actors_name))
-    for definition in definitions:
-        if definition["TableName"] not in existing:
-            client.create_table(**definition)
-        client.get_waiter("table_exists").wait(
-            TableName=definition["TableName"], WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-        )
-    return str(client.describe_table(TableName=configuration_name)["Table"]["LatestStreamArn"])
+    [arn] = prepare_tables(client, [(configuration_name, audit_name)], actors_name, enable_stream=enable_stream)
+    return arn
 
 
 def protect_tables(client: Any, names: list[str], append_only: dict[str, dict[str, Any]]) -> None:

@@ -5,7 +5,9 @@
 
 `make terraform` copies them next to Chalice's chalice.tf.json in dist/terraform/:
 - audit.tf.json: both tables (from infra/tables.py), the dead-letter queue, an optional topic,
-  and each function's least-privilege policy document (statements from infra/policy.py);
+  and each function's least-privilege policy document (statements from infra/policy.py); for
+  every table that exists already (var.audited_tables, name => stream ARN) a trail protected as
+  Audit and the producer's event source mapping on its stream, with the same settings;
 - chalice_override.tf.json: Terraform's override file for Chalice's resources: the event source
   mapping wired to the table's stream by reference, with partial batch responses, bisection,
   bounded retries and record age and the on-failure queue; the functions' variables by reference;
@@ -38,6 +40,33 @@ MAPPING = "audit_producer-dynamodb-event-source"  # the name chalice package giv
 
 STREAM = "${aws_dynamodb_table.configuration.stream_arn}"
 AUDIT_ARN = "${aws_dynamodb_table.audit.arn}"
+TABLE_ARN = (
+    "arn:${data.aws_partition.chalice.partition}:dynamodb:${data.aws_region.chalice.name}:"
+    "${data.aws_caller_identity.chalice.account_id}:table/"
+)
+
+
+class Expression(str):
+    """A Terraform expression that is a list already: a statement's resources, not one of them."""
+
+
+# Tables that exist already (var.audited_tables, name => stream ARN), each with a trail of its own
+STREAMS = Expression("${concat([aws_dynamodb_table.configuration.stream_arn], values(var.audited_tables))}")
+TRAILS = Expression("${concat([aws_dynamodb_table.audit.arn], [for trail in aws_dynamodb_table.trail : trail.arn])}")
+HISTORY_INDEXES = Expression(
+    f'${{concat(["${{aws_dynamodb_table.audit.arn}}/index/{HISTORY_INDEX}"], '
+    f'[for trail in aws_dynamodb_table.trail : "${{trail.arn}}/index/{HISTORY_INDEX}"])}}'
+)
+AUDITED_TABLE_ARNS = Expression(
+    "${concat([aws_dynamodb_table.configuration.arn], "
+    f'[for name in keys(var.audited_tables) : "{TABLE_ARN}${{name}}"])}}'
+)
+# empty where no table that exists is given: the seed's stage, exactly as without the variable
+AUDITED_TABLES = (
+    '${length(var.audited_tables) == 0 ? "" : join(",", concat('
+    '["${aws_dynamodb_table.configuration.name}=${aws_dynamodb_table.audit.name}"], '
+    '[for name, trail in aws_dynamodb_table.trail : "${name}=${trail.name}"]))}'
+)
 ACTORS_ARN = "${aws_dynamodb_table.actors.arn}"
 TRAIL = "${var.record_actors ? 1 : 0}"  # count: the trail and its bucket exist only where asked for
 BUCKET_ARN = "${aws_s3_bucket.trail[0].arn}"
@@ -92,7 +121,7 @@ def _statement(s: dict[str, Any]) -> dict[str, Any]:
         "sid": s["Sid"],
         "effect": s["Effect"],
         "actions": s["Action"],
-        "resources": s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]],
+        "resources": s["Resource"] if isinstance(s["Resource"], list | Expression) else [s["Resource"]],
     }
     if s.get("Principal") == "*":
         block["principals"] = [{"type": "*", "identifiers": ["*"]}]
@@ -125,7 +154,7 @@ def _trail_bucket_policy() -> dict[str, Any]:
 
 
 def _trail() -> dict[str, Any]:
-    """A trail of the Configuration table's write calls only, and its private, encrypted bucket."""
+    """A trail of the audited tables' write calls only, and its private, encrypted bucket."""
     bucket = "${aws_s3_bucket.trail[0].id}"
     return {
         "aws_s3_bucket": {"trail": {"count": TRAIL, "bucket_prefix": "config-audit-${var.stage}-trail-",
@@ -147,11 +176,11 @@ def _trail() -> dict[str, Any]:
             "enable_log_file_validation": True,
             "depends_on": ["aws_s3_bucket_policy.trail"],
             "advanced_event_selector": [{
-                "name": "Write calls on the Configuration table, and nothing else",
+                "name": "Write calls on the audited tables, and nothing else",
                 "field_selector": [
                     {"field": "eventCategory", "equals": ["Data"]},
                     {"field": "resources.type", "equals": ["AWS::DynamoDB::Table"]},
-                    {"field": "resources.ARN", "equals": ["${aws_dynamodb_table.configuration.arn}"]},
+                    {"field": "resources.ARN", "equals": AUDITED_TABLE_ARNS},
                     {"field": "readOnly", "equals": ["false"]},
                     {"field": "eventName", "equals": sorted(WRITE_CALLS)},
                 ],
@@ -160,8 +189,44 @@ def _trail() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _mapping_settings() -> dict[str, Any]:
+    """What every event source mapping of the producer sets beside its stream, function and batch."""
+    return {
+        "starting_position": "TRIM_HORIZON",
+        "function_response_types": ["ReportBatchItemFailures"],
+        "bisect_batch_on_function_error": True,
+        "maximum_retry_attempts": MAXIMUM_RETRY_ATTEMPTS,
+        "maximum_record_age_in_seconds": MAXIMUM_RECORD_AGE_SECONDS,
+        "destination_config": {"on_failure": {"destination_arn": QUEUE_ARN}},
+    }
+
+
+def _audited_tables() -> dict[str, Any]:
+    """Every table that exists already: a trail shaped and protected as Audit, append-only, and a mapping."""
+    trail = _table("trail", audit_table("${each.key}-audit"))
+    append_only = append_only_table_policy("${each.value.arn}", "${aws_iam_role.audit_producer_role.arn}")
+    return {
+        "trail": {"for_each": "${var.audited_tables}", **trail},
+        "trail_policy": {
+            "for_each": "${aws_dynamodb_table.trail}",
+            "resource_arn": "${each.value.arn}",
+            "policy": "${data.aws_iam_policy_document.trail_append_only[each.key].json}",
+        },
+        "trail_append_only": {"for_each": "${aws_dynamodb_table.trail}", **_document(append_only["Statement"])},
+        "mapping": {
+            "for_each": "${var.audited_tables}",
+            "function_name": "${aws_lambda_function.audit_producer.arn}",
+            "event_source_arn": "${each.value}",
+            "batch_size": 100,
+            "maximum_batching_window_in_seconds": 0,
+            **_mapping_settings(),
+        },
+    }
+
+
 def audit_tf() -> dict[str, Any]:
-    producer = _document(producer_statements(logs("audit_producer"), STREAM, AUDIT_ARN, None, QUEUE_ARN))
+    audited = _audited_tables()
+    producer = _document(producer_statements(logs("audit_producer"), STREAMS, TRAILS, None, QUEUE_ARN))
     [publish] = _document(
         producer_statements(logs("audit_producer"), STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None)
     )["statement"][-1:]
@@ -181,7 +246,7 @@ def audit_tf() -> dict[str, Any]:
         ]
     }
     append_only = _document(append_only_table_policy(AUDIT_ARN, "${aws_iam_role.audit_producer_role.arn}")["Statement"])
-    history = _document(history_statements(logs("api_handler"), f"{AUDIT_ARN}/index/{HISTORY_INDEX}", ACTORS_ARN))
+    history = _document(history_statements(logs("api_handler"), HISTORY_INDEXES, ACTORS_ARN))
     recorder = _document(recorder_statements(logs("actor_recorder"), ACTORS_ARN))
     actors_append_only = _document(
         append_only_table_policy(ACTORS_ARN, "${aws_iam_role.actor_recorder_role.arn}")["Statement"]
@@ -209,7 +274,20 @@ def audit_tf() -> dict[str, Any]:
             "record_actors": {
                 "type": "bool",
                 "default": False,
-                "description": "a CloudTrail trail of the Configuration table's write calls (data events are charged)",
+                "description": "a CloudTrail trail of the audited tables' write calls (data events are charged)",
+            },
+            "audited_tables": {
+                "type": "map(string)",
+                "default": {},
+                "description": "tables that exist already, audited beside Configuration, each into a trail of its "
+                "own: name => stream ARN (a stream of NEW_AND_OLD_IMAGES)",
+                "validation": {
+                    # Chalice's output pins Terraform below 1.4: no startswith(), no strcontains()
+                    "condition": "${alltrue([for name, arn in var.audited_tables : "
+                    'substr(arn, 0, 4) == "arn:" && length(split(":table/${name}/stream/", arn)) == 2])}',
+                    "error_message": "audited_tables maps a table's name to its stream's ARN, "
+                    "arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL",
+                },
             },
         },
         "resource": {
@@ -217,7 +295,9 @@ def audit_tf() -> dict[str, Any]:
                 "configuration": _table("configuration", configuration_table("Configuration")),
                 "audit": _table("audit", audit_table("Audit")),
                 "actors": _table("actors", actors_table("AuditActors")),
+                "trail": audited["trail"],
             },
+            "aws_lambda_event_source_mapping": {"audited": audited["mapping"]},
             "aws_sqs_queue": {
                 "dead_letters": {"name": "config-audit-${var.stage}-dead-letters", "message_retention_seconds": 1209600}
             },
@@ -233,6 +313,7 @@ def audit_tf() -> dict[str, Any]:
                     "resource_arn": ACTORS_ARN,
                     "policy": "${data.aws_iam_policy_document.actors_append_only.json}",
                 },
+                "trail": audited["trail_policy"],
             },
             **_trail(),
         },
@@ -243,6 +324,7 @@ def audit_tf() -> dict[str, Any]:
                 "audit_append_only": append_only,
                 "actor_recorder": recorder,
                 "actors_append_only": actors_append_only,
+                "trail_append_only": audited["trail_append_only"],
                 "trail_bucket": _trail_bucket_policy(),
             },
         },
@@ -251,6 +333,7 @@ def audit_tf() -> dict[str, Any]:
             "configuration_stream_arn": {"value": STREAM},
             "audit_table": {"value": "${aws_dynamodb_table.audit.name}"},
             "actors_table": {"value": "${aws_dynamodb_table.actors.name}"},
+            "audited_trails": {"value": "${ {for name, trail in aws_dynamodb_table.trail : name => trail.name} }"},
             "dead_letter_queue_url": {"value": "${aws_sqs_queue.dead_letters.url}"},
         },
     }
@@ -260,6 +343,7 @@ def override_tf() -> dict[str, Any]:
     names = {
         "CONFIGURATION_TABLE_NAME": "${aws_dynamodb_table.configuration.name}",
         "AUDIT_TABLE_NAME": "${aws_dynamodb_table.audit.name}",
+        "AUDITED_TABLES": AUDITED_TABLES,
         "ACTORS_TABLE_NAME": "${aws_dynamodb_table.actors.name}",
     }
     return {
@@ -267,17 +351,7 @@ def override_tf() -> dict[str, Any]:
         # newer (aws_dynamodb_resource_policy). An override file's requirement replaces Chalice's.
         "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": ">= 5.43.0, < 6.0.0"}}},
         "resource": {
-            "aws_lambda_event_source_mapping": {
-                MAPPING: {
-                    "event_source_arn": STREAM,
-                    "starting_position": "TRIM_HORIZON",
-                    "function_response_types": ["ReportBatchItemFailures"],
-                    "bisect_batch_on_function_error": True,
-                    "maximum_retry_attempts": MAXIMUM_RETRY_ATTEMPTS,
-                    "maximum_record_age_in_seconds": MAXIMUM_RECORD_AGE_SECONDS,
-                    "destination_config": {"on_failure": {"destination_arn": QUEUE_ARN}},
-                }
-            },
+            "aws_lambda_event_source_mapping": {MAPPING: {"event_source_arn": STREAM, **_mapping_settings()}},
             "aws_lambda_function": {
                 "audit_producer": {
                     "environment": {

@@ -35,6 +35,20 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
 
 
+# The lines app.py needs to register one audit_producer function per audited stream (Chalice
+# deploys one Lambda function per registration; docs/deploying.md, "Several tables"), with
+# infra/producers.py moved where app.py can import it in Lambda too: chalicelib/. Until app.py
+# carries them, the rehearsal deploys a copy that does; with one table they register nothing.
+APP_PY_REGISTERS_EVERY_STREAM = """
+from chalicelib.producers import stream_registrations
+
+for _function, _stream_arn in stream_registrations()[1:]:
+    app.on_dynamodb_record(
+        stream_arn=_stream_arn, name=_function, starting_position="TRIM_HORIZON", batch_size=BATCH_SIZE
+    )(audit_producer.func)
+"""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the Chalice project, so provisioning and deploying leave the repository alone."""
@@ -43,6 +57,11 @@ def project(tmp_path: Path) -> Path:
     for name in ("app.py", "chalicelib", "requirements.txt"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target / name)
+    if not (target / "chalicelib" / "producers.py").exists():
+        shutil.copy(ROOT / "infra" / "producers.py", target / "chalicelib" / "producers.py")
+    if "stream_registrations" not in (target / "app.py").read_text():
+        with (target / "app.py").open("a") as app_py:
+            app_py.write(APP_PY_REGISTERS_EVERY_STREAM)
     (target / ".chalice").mkdir()
     for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
         shutil.copy(path, target / ".chalice" / path.name)
@@ -163,6 +182,69 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
     assert not any(f"config-audit-{REHEARSAL}-{function}" in left for function in FUNCTIONS)
 
 
+def test_chalice_deploy_subscribes_every_audited_stream_and_delete_removes_every_subscription(
+    endpoint: str, project: Path
+) -> None:
+    # GIVEN a pk/sk table a platform team already has, audited beside the seed's
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="FeatureFlags",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "N"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )  # fmt: skip
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    config["stages"][REHEARSAL] = json.loads(json.dumps(config["stages"]["dev"]))
+    config["stages"][REHEARSAL]["environment_variables"]["AUDITED_TABLES"] = (
+        "Configuration=Audit,FeatureFlags=FeatureFlagsAudit"
+    )
+    path.write_text(json.dumps(config, indent=2))
+    stage = provision(project)
+    streams = {table: dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+               for table in ("Configuration", "FeatureFlags")}  # fmt: skip
+    # WHEN the real `chalice deploy` runs
+    run(CHALICE, "--project-dir", str(project), "deploy", "--stage", REHEARSAL, timeout=900)
+    # THEN each audited stream is subscribed, from TRIM_HORIZON, by a function running the audit_producer handler
+    lambda_ = boto3.client("lambda")
+    producers = {"Configuration": ("audit_producer", "Audit"),
+                 "FeatureFlags": ("audit_producer-FeatureFlags", "FeatureFlagsAudit")}  # fmt: skip
+    functions = {table: f"config-audit-{REHEARSAL}-{function}" for table, (function, _) in producers.items()}
+    deployed = {table: lambda_.get_function(FunctionName=name)["Configuration"] for table, name in functions.items()}
+    mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
+    assert sorted((m["EventSourceArn"], m["FunctionArn"]) for m in mappings) == sorted(
+        (streams[table], deployed[table]["FunctionArn"]) for table in functions
+    )
+    assert all(m["StartingPosition"] == "TRIM_HORIZON" and m["BatchSize"] == 100 for m in mappings)
+    for function in deployed.values():
+        assert function["Handler"] == "app.audit_producer"
+        assert function["Environment"]["Variables"] == stage["environment_variables"]
+    # AND each runs under a role of its own, holding its own policy file: its stream, its trail
+    iam = boto3.client("iam")
+    for table, (function, trail) in producers.items():
+        role = deployed[table]["Role"]
+        assert role.endswith(f":role/{functions[table]}")
+        [policy_name] = iam.list_role_policies(RoleName=functions[table])["PolicyNames"]
+        granted = iam.get_role_policy(RoleName=functions[table], PolicyName=policy_name)["PolicyDocument"]
+        granted = json.loads(granted) if isinstance(granted, str) else granted
+        assert granted == json.loads((project / ".chalice" / f"policy-{REHEARSAL}-{function}.json").read_text())
+        statements = {s["Sid"]: s["Resource"] for s in granted["Statement"]}
+        assert statements["ReadConfigurationStream"] == streams[table]
+        trail_arn = dynamodb.describe_table(TableName=trail)["Table"]["TableArn"]
+        assert statements["WriteAuditEntries"] == trail_arn
+        # AND that role is the one role the trail lets write entries
+        table_policy = json.loads(dynamodb.get_resource_policy(ResourceArn=trail_arn)["Policy"])
+        assert table_policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == role
+    # WHEN `chalice delete` runs, THEN no subscription, no producer and no producer role is left
+    run(CHALICE, "--project-dir", str(project), "delete", "--stage", REHEARSAL)
+    assert lambda_.list_event_source_mappings()["EventSourceMappings"] == []
+    remaining = [f["FunctionName"] for f in lambda_.list_functions()["Functions"]]
+    assert not any(name in remaining for name in functions.values())
+    assert not any(r["RoleName"] in functions.values() for r in iam.list_roles()["Roles"])
+
+
 @pytest.fixture(scope="module")
 def stack_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """`make package`'s output: Chalice's SAM template merged with infra/cloudformation/merge.json."""
@@ -218,6 +300,49 @@ def test_the_mapping_reads_the_stream_by_reference_with_the_settings_chalice_can
     assert stack_template["Resources"]["ChangeTopic"]["Condition"] == "NotifyChangesOn"
 
 
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def _holds(condition: Any, parameters: dict[str, str], template: dict[str, Any]) -> bool:
+    """A condition (or a rule's assertion) of the template, given its parameters' values."""
+    [(function, arguments)] = condition.items()
+    if function == "Condition":
+        return _holds(template["Conditions"][arguments], parameters, template)
+    if function == "Fn::Equals":
+        left, right = (parameters.get(a["Ref"], template["Parameters"][a["Ref"]].get("Default")) if isinstance(a, dict)
+                       else a for a in arguments)  # fmt: skip
+        return bool(left == right)
+    if function == "Fn::Not":
+        return not _holds(arguments[0], parameters, template)
+    checks = [_holds(a, parameters, template) for a in arguments]
+    return all(checks) if function == "Fn::And" else any(checks)
+
+
+def resolved(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    """The template as CloudFormation would create it with these parameters: conditions decided, Fn::If taken,
+    AWS::NoValue dropped, resources and outputs whose condition fails left out; AssertionError if a rule fails."""
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" not in rule or _holds(rule["RuleCondition"], parameters, template):
+            assert all(_holds(a["Assert"], parameters, template) for a in rule["Assertions"]), name
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [v for v in (walk(item) for item in value) if v != NO_VALUE]
+        if isinstance(value, dict):
+            if "Fn::If" in value:
+                name, when_true, when_false = value["Fn::If"]
+                return walk(when_true if _holds({"Condition": name}, parameters, template) else when_false)
+            return {k: v for k, v in ((k, walk(item)) for k, item in value.items()) if v != NO_VALUE}
+        return value
+
+    kept = {
+        section: {name: walk(body) for name, body in template.get(section, {}).items()
+                  if "Condition" not in body or _holds({"Condition": body["Condition"]}, parameters, template)}
+        for section in ("Resources", "Outputs")
+    }  # fmt: skip
+    return {**template, **kept}
+
+
 def _statements(document: Any) -> list[dict[str, Any]]:
     found = []
     for statement in document["Statement"]:
@@ -249,7 +374,8 @@ def test_the_audit_table_is_append_only_and_only_the_producer_role_writes_it(sta
 
 
 def test_a_trail_of_the_configuration_tables_writes_feeds_actor_recorder(stack_template: dict[str, Any]) -> None:
-    resources = stack_template["Resources"]
+    assert "ConfigurationWritesTrail" not in resolved(stack_template)["Resources"]
+    resources = resolved(stack_template, RecordActors="true")["Resources"]
     # the trail exists only where RecordActors=true, and logs successful-or-not writes on one table only
     trail = resources["ConfigurationWritesTrail"]
     assert trail["Condition"] == resources["TrailBucket"]["Condition"] == "RecordActorsOn"
@@ -288,8 +414,13 @@ def test_a_trail_of_the_configuration_tables_writes_feeds_actor_recorder(stack_t
     }
 
 
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+EVERY_OPTION = {"NotifyChanges": "true", "RedactAttributes": "*secret*", "RedactionKeyParameter": "/config-audit/key",
+                "RedactionKmsKeyArn": KMS_KEY}  # fmt: skip
+
+
 def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[str, Any]) -> None:
-    resources = stack_template["Resources"]
+    resources = resolved(stack_template, **EVERY_OPTION)["Resources"]
     producer = _statements(resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
     history = _statements(resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"])
     actions = {s["Sid"]: set(s["Action"]) for s in producer}
@@ -328,6 +459,109 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
             assert "${AWS::StackName}-*" in resource["Fn::Sub"]
         else:
             assert "*" not in json.dumps(resource)
+
+
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/{}/stream/2024-09-11T09:00:17.927"
+TWO_EXISTING = {"AuditedTable1": "FeatureFlags", "AuditedTable1StreamArn": STREAM_ARN.format("FeatureFlags"),
+                "AuditedTable2": "Tenants", "AuditedTable2StreamArn": STREAM_ARN.format("Tenants")}  # fmt: skip
+
+
+def _granted(role: dict[str, Any], action: str) -> set[str]:
+    """The resources (as JSON) a resolved role's policy grants one action on."""
+    statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    return {json.dumps(s["Resource"], sort_keys=True) for s in statements if action in s["Action"]}
+
+
+def test_the_stack_audits_tables_that_exist_each_into_a_protected_trail_of_its_own(
+    stack_template: dict[str, Any],
+) -> None:
+    # GIVEN the stack with two tables that exist already, by name and stream ARN
+    template = resolved(stack_template, **TWO_EXISTING, RecordActors="true")
+    resources = template["Resources"]
+    slots = ("AuditedTable1", "AuditedTable2")
+    assert sorted(name for name in resources if name.startswith("AuditedTable")) == sorted(
+        f"{slot}{kind}" for slot in slots for kind in ("Trail", "EventSourceMapping")
+    )
+    audit = resources["AuditTable"]
+    for slot in slots:
+        # THEN each gets a trail shaped and protected as Audit: deletion protection, PITR, retained, append-only
+        trail = resources[f"{slot}Trail"]
+        assert trail["DeletionPolicy"] == trail["UpdateReplacePolicy"] == "Retain"
+        different = {"TableName", "ResourcePolicy"}
+        assert {k: v for k, v in trail["Properties"].items() if k not in different} == {
+            k: v for k, v in audit["Properties"].items() if k not in different
+        }
+        assert trail["Properties"]["DeletionProtectionEnabled"] is True
+        assert trail["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        name = trail["Properties"]["TableName"]["Fn::Sub"]
+        assert name == f"${{AWS::StackName}}-${{{slot}}}-audit"
+        changes, writes = trail["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        assert (changes["Effect"], changes["Principal"], "Condition" in changes) == ("Deny", "*", False)
+        assert (
+            changes["Resource"]["Fn::Sub"].endswith(f":table/{name}")
+            and changes["Action"] == (audit["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][0]["Action"])
+        )
+        assert writes == {**audit["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][1],
+                          "Resource": changes["Resource"]}  # fmt: skip
+        # AND the producer reads its stream with the very settings of the Configuration stream's mapping
+        [seed_event] = resources["AuditProducer"]["Properties"]["Events"].values()
+        seed = {k: v for k, v in seed_event["Properties"].items() if k not in ("Stream", "DestinationConfig")}
+        assert resources[f"{slot}EventSourceMapping"]["Properties"] == {
+            "FunctionName": {"Ref": "AuditProducer"},
+            "EventSourceArn": {"Ref": f"{slot}StreamArn"},
+            **seed,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}},
+        }
+        assert seed["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and seed["BisectBatchOnFunctionError"]
+    # AND the producer may read exactly those streams and write exactly those trails
+    producer = resources["AuditProducerRole"]
+    streams = [{"Fn::GetAtt": ["ConfigurationTable", "StreamArn"]}, *({"Ref": f"{s}StreamArn"} for s in slots)]
+    assert _granted(producer, "dynamodb:GetRecords") == {json.dumps(s, sort_keys=True) for s in streams}
+    trails = [{"Fn::GetAtt": [name, "Arn"]} for name in ("AuditTable", *(f"{s}Trail" for s in slots))]
+    assert _granted(producer, "dynamodb:BatchWriteItem") == {json.dumps(t, sort_keys=True) for t in trails}
+    # AND the history route may query exactly their history indexes and AuditActors
+    indexes = [
+        {"Fn::Sub": f"${{{t}.Arn}}/index/{HISTORY_INDEX}"} for t in ("AuditTable", *(f"{s}Trail" for s in slots))
+    ]
+    assert _granted(resources["ApiHandlerRole"], "dynamodb:Query") == {
+        json.dumps(r, sort_keys=True) for r in [*indexes, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}]
+    }
+    # AND every function knows every pair, the stack's own first
+    audited = {"Fn::Join": ["", [{"Fn::Sub": "${ConfigurationTable}=${AuditTable}"},
+                                 {"Fn::Sub": ",${AuditedTable1}=${AuditedTable1Trail}"},
+                                 {"Fn::Sub": ",${AuditedTable2}=${AuditedTable2Trail}"}, ""]]}  # fmt: skip
+    for function in ("AuditProducer", "APIHandler", "ActorRecorder"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["AUDITED_TABLES"] == audited
+    # AND CloudTrail logs the write calls on every audited table, for actor_recorder
+    [selector] = resources["ConfigurationWritesTrail"]["Properties"]["AdvancedEventSelectors"]
+    arns = next(f["Equals"] for f in selector["FieldSelectors"] if f["Field"] == "resources.ARN")
+    assert arns[1:] == [{"Fn::Sub": f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/"
+                                    f"${{{slot}}}"} for slot in slots]  # fmt: skip
+    assert set(template["Outputs"]) >= {"AuditedTable1TrailName", "AuditedTable2TrailName"}
+
+
+def test_the_stack_without_tables_that_exist_holds_the_seeds_alone(stack_template: dict[str, Any]) -> None:
+    template = resolved(stack_template)
+    resources = template["Resources"]
+    assert not [name for name in [*resources, *template["Outputs"]] if name.startswith("AuditedTable")]
+    for function in ("AuditProducer", "APIHandler", "ActorRecorder"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["AUDITED_TABLES"] == ""
+    statements = resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in statements] == [
+        "WriteOwnLogs", "ReadConfigurationStream", "WriteAuditEntries", "SendPoisonRecords"
+    ]  # fmt: skip
+    history = resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in history] == ["WriteOwnLogs", "ReadAuditHistory", "ReadActors"]
+
+
+@pytest.mark.parametrize(
+    "given", [{"AuditedTable1": "FeatureFlags"}, {"AuditedTable2StreamArn": STREAM_ARN.format("Tenants")}]
+)
+def test_a_table_that_exists_is_given_with_its_stream_or_not_at_all(
+    stack_template: dict[str, Any], given: dict[str, str]
+) -> None:
+    with pytest.raises(AssertionError, match="WithItsStream"):
+        resolved(stack_template, **given)
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +619,8 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     trail = resources["aws_cloudtrail"]["configuration_writes"]
     assert trail["count"] == resources["aws_s3_bucket"]["trail"]["count"] == "${var.record_actors ? 1 : 0}"
     fields = {f["field"]: f["equals"] for f in trail["advanced_event_selector"][0]["field_selector"]}
-    assert fields["resources.ARN"] == ["${aws_dynamodb_table.configuration.arn}"] and fields["readOnly"] == ["false"]
+    assert fields["resources.ARN"].startswith("${concat([aws_dynamodb_table.configuration.arn], ")
+    assert fields["readOnly"] == ["false"]
     assert all(
         v is True
         for k, v in resources["aws_s3_bucket_public_access_block"]["trail"].items()
@@ -400,6 +635,67 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     )
     policies = override["aws_iam_role_policy"]
     assert policies["audit_producer_role"]["policy"] == "${data.aws_iam_policy_document.audit_producer.json}"
+
+
+def test_terraform_audits_tables_that_exist_each_into_a_protected_trail_of_its_own(terraform: Path) -> None:
+    chalice = json.loads((terraform / "chalice.tf.json").read_text())["resource"]
+    override = json.loads((terraform / "chalice_override.tf.json").read_text())["resource"]
+    ours = json.loads((terraform / "audit.tf.json").read_text())
+    # GIVEN the tables that exist as a variable: name => stream ARN, none by default
+    variable = ours["variable"]["audited_tables"]
+    assert (variable["type"], variable["default"]) == ("map(string)", {})
+    assert "${name}/stream/" in variable["validation"]["condition"]  # each ARN is its own table's stream
+    # THEN each gets a trail shaped and protected as Audit
+    resources = ours["resource"]
+    tables = resources["aws_dynamodb_table"]
+    trail = tables["trail"]
+    assert trail["for_each"] == "${var.audited_tables}" and trail["name"] == "${each.key}-audit-${var.stage}"
+    assert {k: v for k, v in trail.items() if k not in ("for_each", "name")} == {
+        k: v for k, v in tables["audit"].items() if k != "name"
+    }
+    assert trail["deletion_protection_enabled"] is True and trail["point_in_time_recovery"] == {"enabled": True}
+    # AND an append-only policy each: no change by anyone, no write but by the producer's role
+    policy = resources["aws_dynamodb_resource_policy"]["trail"]
+    assert policy["for_each"] == "${aws_dynamodb_table.trail}" and policy["resource_arn"] == "${each.value.arn}"
+    assert policy["policy"] == "${data.aws_iam_policy_document.trail_append_only[each.key].json}"
+    documents = ours["data"]["aws_iam_policy_document"]
+    append_only = documents["trail_append_only"]
+    assert append_only["for_each"] == "${aws_dynamodb_table.trail}"
+    assert append_only["statement"] == [
+        {**statement, "resources": ["${each.value.arn}"]} for statement in documents["audit_append_only"]["statement"]
+    ]
+    # AND one mapping per stream onto Chalice's function, with the very settings of the Configuration stream's
+    mapping = resources["aws_lambda_event_source_mapping"]["audited"]
+    [(name, seed)] = chalice["aws_lambda_event_source_mapping"].items()
+    seed = {**seed, **override["aws_lambda_event_source_mapping"][name]}
+    assert mapping == {
+        "for_each": "${var.audited_tables}",
+        **{k: v for k, v in seed.items() if k != "event_source_arn"},
+        "event_source_arn": "${each.value}",
+    }
+    assert mapping["function_name"] == "${aws_lambda_function.audit_producer.arn}"
+    # AND the producer may read exactly those streams and write exactly those trails, the history route query them
+    statements = {s["sid"]: s["resources"] for s in documents["audit_producer"]["statement"]}
+    assert statements["ReadConfigurationStream"] == (
+        "${concat([aws_dynamodb_table.configuration.stream_arn], values(var.audited_tables))}"
+    )
+    assert statements["WriteAuditEntries"] == (
+        "${concat([aws_dynamodb_table.audit.arn], [for trail in aws_dynamodb_table.trail : trail.arn])}"
+    )
+    history = {s["sid"]: s["resources"] for s in documents["api_handler"]["statement"]}
+    assert (
+        f'[for trail in aws_dynamodb_table.trail : "${{trail.arn}}/index/{HISTORY_INDEX}"]'
+        in history["ReadAuditHistory"]
+    )
+    # AND every function knows every pair, and none where no table that exists is given
+    for function in ("audit_producer", "api_handler", "actor_recorder"):
+        audited = override["aws_lambda_function"][function]["environment"]["variables"]["AUDITED_TABLES"]
+        assert audited.startswith('${length(var.audited_tables) == 0 ? "" : join(",", concat(')
+        assert '[for name, trail in aws_dynamodb_table.trail : "${name}=${trail.name}"]' in audited
+    # AND CloudTrail logs their write calls too, for actor_recorder
+    selector = resources["aws_cloudtrail"]["configuration_writes"]["advanced_event_selector"][0]["field_selector"]
+    arns = next(f["equals"] for f in selector if f["field"] == "resources.ARN")
+    assert "[for name in keys(var.audited_tables) : " in arns and ":table/${name}" in arns
 
 
 def test_workflows_parse_and_call_makefile_targets_that_exist() -> None:

@@ -1,5 +1,6 @@
-"""Provisioning an existing audited table: adopted when every change can be audited, refused when
-none could (one line naming the table and the fix, exit status 1), its stream turned on when asked."""
+"""Provisioning existing audited tables: adopted when every change can be audited (any key schema),
+refused when none could (one line naming the table and the fix, exit status 1), their streams
+turned on when asked; with AUDITED_TABLES, every pair's trail made and protected."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def existing_table(dynamodb: Any, keys: list[tuple[str, str, str]], view: str | None) -> None:
-    """A Configuration table made by someone else: (name, type, HASH|RANGE) keys, a stream view or none."""
+def existing_table(
+    dynamodb: Any, keys: list[tuple[str, str, str]], view: str | None, name: str = CONFIGURATION
+) -> None:
+    """A configuration table made by someone else: (name, type, HASH|RANGE) keys, a stream view or none."""
     options: dict[str, Any] = {}
     if view is not None:
         options["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
     dynamodb.create_table(
-        TableName=CONFIGURATION,
+        TableName=name,
         AttributeDefinitions=[{"AttributeName": name, "AttributeType": kind} for name, kind, _ in keys],
         KeySchema=[{"AttributeName": name, "KeyType": role} for name, _, role in keys],
         BillingMode="PAY_PER_REQUEST",
@@ -42,25 +45,14 @@ def provision(project: Path, *flags: str) -> int:
     return main(["--stage", "dev", "--project", str(project), *flags])
 
 
-def stream_view(dynamodb: Any) -> str | None:
-    stream = dynamodb.describe_table(TableName=CONFIGURATION)["Table"].get("StreamSpecification") or {}
+def stream_view(dynamodb: Any, name: str = CONFIGURATION) -> str | None:
+    stream = dynamodb.describe_table(TableName=name)["Table"].get("StreamSpecification") or {}
     return stream.get("StreamViewType") if stream.get("StreamEnabled") else None
 
 
 KEY = [("key", "S", "HASH")]
+PK_SK = [("pk", "S", "HASH"), ("sk", "S", "RANGE")]
 REFUSED = {
-    "a pk/sk key": (
-        [("pk", "S", "HASH"), ("sk", "S", "RANGE")],
-        "NEW_AND_OLD_IMAGES",
-        "its key is pk (S, hash), sk (S, range), and only a table whose key is one string hash key named 'key' "
-        "can be audited: point CONFIGURATION_TABLE_NAME at such a table",
-    ),
-    "a numeric key": (
-        [("key", "N", "HASH")],
-        "NEW_AND_OLD_IMAGES",
-        "its key is key (N, hash), and only a table whose key is one string hash key named 'key'",
-    ),
-    "a string hash key of another name": ([("id", "S", "HASH")], "NEW_AND_OLD_IMAGES", "its key is id (S, hash)"),
     "a KEYS_ONLY stream": (
         KEY,
         "KEYS_ONLY",
@@ -140,24 +132,47 @@ def test_enable_stream_turns_on_both_images_on_a_table_without_a_stream(
     }
 
 
-@pytest.mark.parametrize(
-    ("keys", "view"),
-    [(KEY, "KEYS_ONLY"), ([("pk", "S", "HASH"), ("sk", "S", "RANGE")], None)],
-    ids=["a stream of another view type", "a key that cannot be audited"],
-)
-def test_enable_stream_leaves_a_table_it_cannot_fix_as_it_was(
-    dynamodb: Any,
-    project: Path,
-    capsys: pytest.CaptureFixture[str],
-    keys: list[tuple[str, str, str]],
-    view: str | None,
+def test_enable_stream_leaves_a_stream_of_another_view_type_as_it_was(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    existing_table(dynamodb, keys, view)
+    existing_table(dynamodb, KEY, "KEYS_ONLY")
     assert provision(project, "--enable-stream") == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "table 'Configuration' cannot be audited" in err
-    # another reader's stream is not ended, and a table that cannot be audited gets no stream
-    assert stream_view(dynamodb) == view
+    # another reader's stream is not ended
+    assert stream_view(dynamodb) == "KEYS_ONLY"
+
+
+KEY_SCHEMAS = {
+    f"{hash_type} hash" + (f", {range_type} range" if range_type else ""): [("Id", hash_type, "HASH")]
+    + ([("Ver", range_type, "RANGE")] if range_type else [])
+    for hash_type in ("S", "N", "B")
+    for range_type in (None, "S", "N", "B")
+}
+
+
+@pytest.mark.parametrize("keys", KEY_SCHEMAS.values(), ids=KEY_SCHEMAS.keys())
+def test_an_existing_table_of_any_key_schema_is_adopted(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str], keys: list[tuple[str, str, str]]
+) -> None:
+    # GIVEN an existing Configuration table of a hash key of S, N or B, with or without a range key
+    existing_table(dynamodb, keys, "NEW_AND_OLD_IMAGES")
+    arn = dynamodb.describe_table(TableName=CONFIGURATION)["Table"]["LatestStreamArn"]
+    # WHEN the stage is provisioned, THEN it is ready, and the stage records the table's stream
+    assert provision(project) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines()[0] == f"stage dev: tables ready; CONFIGURATION_STREAM_ARN = {arn}"
+    described = dynamodb.describe_table(TableName=CONFIGURATION)["Table"]
+    assert described["KeySchema"] == [{"AttributeName": name, "KeyType": role} for name, _, role in keys]
+
+
+@pytest.mark.parametrize("keys", [KEY, PK_SK, [("Id", "N", "HASH")]], ids=["key", "pk/sk", "Id (N)"])
+def test_enable_stream_turns_on_the_stream_of_a_table_of_any_key(
+    dynamodb: Any, project: Path, keys: list[tuple[str, str, str]]
+) -> None:
+    existing_table(dynamodb, keys, None)
+    assert provision(project, "--enable-stream") == 0
+    assert stream_view(dynamodb) == "NEW_AND_OLD_IMAGES"
 
 
 def test_a_good_existing_table_is_adopted_as_it_is(
@@ -203,3 +218,170 @@ def test_a_stage_that_names_no_tables_is_one_line_not_a_traceback(
     out, err = capsys.readouterr()
     assert (status, out) == (1, "") and err.count("\n") == 1 and message in err
     assert dynamodb.list_tables()["TableNames"] == []
+
+
+# -- several audited tables ------------------------------------------------------------------
+
+FLAGS, TENANTS = "FeatureFlags", "Tenants"
+SEVERAL = f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit,{TENANTS}={TENANTS}Audit"
+
+
+def audit_tables(project: Path, audited: str) -> None:
+    """The project's dev stage audits the tables of ``audited`` (AUDITED_TABLES)."""
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    config["stages"]["dev"]["environment_variables"]["AUDITED_TABLES"] = audited
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def stage_variables(project: Path) -> dict[str, str]:
+    variables: dict[str, str] = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"][
+        "environment_variables"
+    ]
+    return variables
+
+
+def test_every_audited_table_gets_its_trail_protected_and_written_by_its_own_function_only(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a pk/sk table and a numeric-key table a platform team already has, holding settings
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    existing_table(dynamodb, [("Id", "N", "HASH")], "NEW_AND_OLD_IMAGES", TENANTS)
+    dynamodb.put_item(TableName=FLAGS, Item={"pk": {"S": "tenant-1"}, "sk": {"S": "dark-mode"}})
+    audit_tables(project, SEVERAL)
+    # WHEN the stage is provisioned (twice: it is idempotent)
+    assert provision(project) == 0
+    capsys.readouterr()
+    assert provision(project) == 0
+    # THEN the seed's tables and every trail exist, and nobody's configuration table was made
+    assert sorted(dynamodb.list_tables()["TableNames"]) == sorted(
+        ["Audit", "AuditActors", CONFIGURATION, FLAGS, f"{FLAGS}Audit", TENANTS, f"{TENANTS}Audit"]
+    )
+    # AND the stage records every stream, in AUDITED_TABLES order, the first also as before
+    arns = [dynamodb.describe_table(TableName=t)["Table"]["LatestStreamArn"] for t in (CONFIGURATION, FLAGS, TENANTS)]
+    variables = stage_variables(project)
+    assert variables["CONFIGURATION_STREAM_ARN"] == arns[0]
+    assert variables["AUDITED_STREAM_ARNS"] == ",".join(arns)
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines() == [
+        f"stage dev: tables ready; CONFIGURATION_STREAM_ARN = {arns[0]}",
+        f"stage dev: AUDITED_STREAM_ARNS = {','.join(arns)}",
+        "now: chalice deploy --stage dev",
+    ]
+    # AND every trail is protected, and append-only: written by the role of the function auditing its table alone
+    writers = {"Audit": "audit_producer", f"{FLAGS}Audit": f"audit_producer-{FLAGS}",
+               f"{TENANTS}Audit": f"audit_producer-{TENANTS}"}  # fmt: skip
+    for trail, function in writers.items():
+        described = dynamodb.describe_table(TableName=trail)["Table"]
+        assert described["DeletionProtectionEnabled"] is True
+        backups = dynamodb.describe_continuous_backups(TableName=trail)["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+        changes, writes = json.loads(dynamodb.get_resource_policy(ResourceArn=described["TableArn"])["Policy"])[
+            "Statement"
+        ]
+        assert (changes["Effect"], changes["Principal"], changes["Resource"]) == ("Deny", "*", described["TableArn"])
+        assert writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == (
+            f"arn:aws:iam::123456789012:role/config-audit-dev-{function}"
+        )
+    # AND each function has its own policy file, named in the stage's config
+    stage = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    for function in [*writers.values(), "api_handler", "actor_recorder"]:
+        assert stage["lambda_functions"][function]["iam_policy_file"] == f"policy-dev-{function}.json"
+        assert (project / ".chalice" / f"policy-dev-{function}.json").exists()
+    # AND the other teams' tables are left as they were: their settings kept, their protection their call
+    assert dynamodb.get_item(TableName=FLAGS, Key={"pk": {"S": "tenant-1"}, "sk": {"S": "dark-mode"}})["Item"]
+    assert not dynamodb.describe_table(TableName=FLAGS)["Table"].get("DeletionProtectionEnabled")
+
+
+def test_a_missing_audited_table_is_refused_not_created(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a stage naming a table nobody has made
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    audit_tables(project, SEVERAL)
+    config_before = (project / ".chalice" / "config.json").read_text()
+    # WHEN it is provisioned, THEN one line names the table and the fix, and nothing is created or written
+    assert provision(project, "--enable-stream") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err == (
+        f"stage 'dev' not provisioned: table '{TENANTS}' cannot be audited: it does not exist, and provisioning "
+        "creates no table but the first of AUDITED_TABLES: create it with a NEW_AND_OLD_IMAGES stream, or take it "
+        "out of AUDITED_TABLES\n"
+    )
+    assert dynamodb.list_tables()["TableNames"] == [FLAGS]
+    assert (project / ".chalice" / "config.json").read_text() == config_before
+    # AND where several are missing, the one line names them all
+    dynamodb.delete_table(TableName=FLAGS)
+    assert provision(project) == 1
+    assert capsys.readouterr().err.startswith(
+        f"stage 'dev' not provisioned: tables '{FLAGS}', '{TENANTS}' cannot be audited: they do not exist, and "
+    )
+
+
+def test_one_table_refused_leaves_every_table_as_it_was(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a seed table without a stream, and a second whose stream carries keys only
+    existing_table(dynamodb, KEY, None)
+    existing_table(dynamodb, PK_SK, "KEYS_ONLY", FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    # WHEN provisioned with --enable-stream, THEN the second is refused by name
+    assert provision(project, "--enable-stream") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"table '{FLAGS}' cannot be audited: its stream carries KEYS_ONLY" in err
+    # AND the first got no stream either: nothing is changed before every table is known to be fit
+    assert stream_view(dynamodb) is None
+    assert sorted(dynamodb.list_tables()["TableNames"]) == [CONFIGURATION, FLAGS]
+
+
+def test_enable_stream_turns_on_every_audited_table_that_has_none(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing_table(dynamodb, PK_SK, None, FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    assert provision(project) == 1
+    assert f"table '{FLAGS}' cannot be audited: it has no stream: run provisioning again with --enable-stream" in (
+        capsys.readouterr().err
+    )
+    assert provision(project, "--enable-stream") == 0
+    assert stream_view(dynamodb, FLAGS) == "NEW_AND_OLD_IMAGES"
+    assert (
+        stage_variables(project)["AUDITED_STREAM_ARNS"].split(",")[1]
+        == (dynamodb.describe_table(TableName=FLAGS)["Table"]["LatestStreamArn"])
+    )
+
+
+def test_a_table_taken_out_of_audited_tables_takes_its_functions_policy_with_it(dynamodb: Any, project: Path) -> None:
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    assert provision(project) == 0
+    assert (project / ".chalice" / f"policy-dev-audit_producer-{FLAGS}.json").exists()
+    # WHEN the stage audits its first table alone again
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    del config["stages"]["dev"]["environment_variables"]["AUDITED_TABLES"]
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    assert provision(project) == 0
+    # THEN no file, no config entry and no recorded stream is left of the second
+    assert not (project / ".chalice" / f"policy-dev-audit_producer-{FLAGS}.json").exists()
+    stage = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert sorted(stage["lambda_functions"]) == ["actor_recorder", "api_handler", "audit_producer"]
+    assert "AUDITED_STREAM_ARNS" not in stage["environment_variables"]
+
+
+def test_a_stage_whose_functions_names_would_be_too_long_is_one_line(
+    dynamodb: Any, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing_table(dynamodb, PK_SK, "NEW_AND_OLD_IMAGES", FLAGS)
+    audit_tables(project, f"{CONFIGURATION}=Audit,{FLAGS}={FLAGS}Audit")
+    stage = "a-stage-name-long-enough-to-overflow"
+    assert main(["--stage", stage, "--project", str(project)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    name = f"config-audit-{stage}-audit_producer-{FLAGS}"
+    assert err == (
+        f"stage {stage!r} not provisioned: function {name!r} would be {len(name)} characters, over Lambda's 64: "
+        "choose a shorter stage name\n"
+    )
+    assert dynamodb.list_tables()["TableNames"] == [FLAGS]

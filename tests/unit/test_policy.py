@@ -142,7 +142,14 @@ def test_queue_arn_from_url() -> None:
 
 def test_policy_refuses_a_stream_arn_that_is_not_one() -> None:
     with pytest.raises(ValueError, match="CONFIGURATION_STREAM_ARN is not a DynamoDB stream ARN"):
-        policies_for("dev", {"CONFIGURATION_STREAM_ARN": "nope", "AUDIT_TABLE_NAME": "Audit"})
+        policies_for(
+            "dev",
+            {
+                "CONFIGURATION_STREAM_ARN": "nope",
+                "CONFIGURATION_TABLE_NAME": "Configuration",
+                "AUDIT_TABLE_NAME": "Audit",
+            },
+        )
 
 
 def test_a_customer_managed_key_is_decryptable_through_ssm_only() -> None:
@@ -229,3 +236,59 @@ def test_a_stage_without_its_stream_gets_no_policy_but_an_error_naming_the_varia
     env = {k: v for k, v in stage_environment("dev", ROOT).items() if k != "CONFIGURATION_STREAM_ARN"}
     with pytest.raises(ValueError, match=r"^CONFIGURATION_STREAM_ARN not set in the stage's environment_variables$"):
         policies_for("dev", env)
+
+
+# -- several audited tables ------------------------------------------------------------------
+
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/"
+THREE = {
+    **{k: v for k, v in stage_environment("dev", ROOT).items() if k != "CONFIGURATION_STREAM_ARN"},
+    "AUDITED_TABLES": "Configuration=Audit,FeatureFlags=FeatureFlagsAudit,Tenants=TenantsAudit",
+    # in any order: each stream is found by the table its ARN names
+    "AUDITED_STREAM_ARNS": f"{ARN}Tenants/stream/3,{ARN}Configuration/stream/1,{ARN}FeatureFlags/stream/2",
+}
+PRODUCERS = {
+    "audit_producer": ("Configuration", "Audit"),
+    "audit_producer-FeatureFlags": ("FeatureFlags", "FeatureFlagsAudit"),
+    "audit_producer-Tenants": ("Tenants", "TenantsAudit"),
+}
+
+
+@pytest.mark.parametrize("tables", [2, 3])
+def test_with_several_tables_each_producer_reads_its_stream_and_writes_its_trail_and_nothing_else(tables: int) -> None:
+    env = {**THREE, "AUDITED_TABLES": ",".join(THREE["AUDITED_TABLES"].split(",")[:tables])}
+    policies = policies_for("dev", env)
+    producers = dict(list(PRODUCERS.items())[:tables])
+    assert list(policies) == ["audit_producer", "api_handler", "actor_recorder", *list(producers)[1:]]
+    for function, (source, trail) in producers.items():
+        granted = grants(policies[function])
+        stream = {r for a, r in granted if a.startswith("dynamodb:") and a in STREAM}
+        written = {r for a, r in granted if a == "dynamodb:BatchWriteItem"}
+        assert stream == {f"{ARN}{source}/stream/{list(PRODUCERS).index(function) + 1}"}
+        assert written == {ARN + trail}
+        assert {a for a, _ in granted} == EXPECTED_ACTIONS["audit_producer"]
+        [logs] = [s for s in policies[function]["Statement"] if s["Sid"] == "WriteOwnLogs"]
+        assert resources(logs)[0].endswith(f":log-group:/aws/lambda/config-audit-dev-{function}")
+    # AND the history route queries exactly every trail's history index and AuditActors, and writes nothing
+    queried = {r for a, r in grants(policies["api_handler"]) if a == "dynamodb:Query"}
+    assert queried == {f"{ARN}{trail}/index/itemKey-modificationTime-index" for _, trail in producers.values()} | {
+        ARN + "AuditActors"
+    }
+    assert {a for a, _ in grants(policies["api_handler"])} == EXPECTED_ACTIONS["api_handler"]
+    # AND actor_recorder is as with one table: its logs and AuditActors
+    assert policies["actor_recorder"] == policies_for("dev", stage_environment("dev", ROOT))["actor_recorder"]
+
+
+def test_a_table_without_a_recorded_stream_gets_no_policy_but_an_error_naming_it() -> None:
+    env = {**THREE, "AUDITED_STREAM_ARNS": f"{ARN}Configuration/stream/1,{ARN}FeatureFlags/stream/2"}
+    with pytest.raises(ValueError, match=r"^AUDITED_STREAM_ARNS has no stream of table 'Tenants' in the stage's"):
+        policies_for("dev", env)
+
+
+def test_a_function_name_lambda_would_refuse_gets_no_policy() -> None:
+    assert len("config-audit-twenty-three-characters-audit_producer-FeatureFlags") == 64
+    policies_for("twenty-three-characters", THREE)  # Lambda's limit, not over it
+    with pytest.raises(
+        ValueError, match=r"^function 'config-audit-twenty-four-characters-x-audit_producer-\w+' would be 65"
+    ):
+        policies_for("twenty-four-characters-x", THREE)
