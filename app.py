@@ -12,6 +12,7 @@ from chalicelib.actors.cloudtrail import WRITE_CALLS
 from chalicelib.audit.repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
 from chalicelib.observability import misconfiguration_logged
+from chalicelib.producers import stream_registrations
 from chalicelib.settings import Settings, UnknownTable, stream_arn_for_registration
 
 app = Chalice(app_name="config-audit")
@@ -29,10 +30,18 @@ BUSY = {"Code": "ServiceUnavailable", "Message": "the Audit table is busy; try a
     batch_size=BATCH_SIZE,
 )
 def audit_producer(event: Any) -> dict[str, Any]:
-    """Write the audit entries of one batch of Configuration stream records."""
+    """Write the audit entries of one batch of an audited table's stream records."""
     with misconfiguration_logged():
         producer = wiring.producer_for(Settings.from_environ())
         return producer.handle(event.to_dict(), event.context)
+
+
+# Every other audited table's stream (AUDITED_TABLES): Chalice deploys one function per
+# registration, so each is an audit_producer of its own, named after its table (chalicelib/producers.py).
+for _function, _stream_arn in stream_registrations()[1:]:
+    app.on_dynamodb_record(
+        stream_arn=_stream_arn, name=_function, starting_position="TRIM_HORIZON", batch_size=BATCH_SIZE
+    )(audit_producer.func)
 
 
 @app.route("/audit/{key}", methods=["GET"], authorizer=IAMAuthorizer())

@@ -156,6 +156,11 @@ def _audited_tables(raw: str, problems: list[str]) -> list[AuditedTable]:
             problems.append(f"AUDITED_TABLES names {source!r} or {trail!r} twice: each table has its own trail")
         else:
             tables.append(AuditedTable(source, trail))
+    for table in tables:  # its entries would be audited into a trail, whose entries...: a loop
+        if any(table.source == other.trail for other in tables):
+            problems.append(
+                f"AUDITED_TABLES names {table.source!r} as an audited table and as a trail: a trail is never audited"
+            )
     return tables
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.audit.repository import HISTORY_INDEX
+from chalicelib.producers import FIRST_PRODUCER, Producer, producers
 from config_audit.stage import stage_environment
-from infra.producers import FIRST_PRODUCER, Producer, producers
 from infra.redaction_key import parameter_arn
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,6 +28,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.producers import producers
 from infra.policy import (
     APP_NAME,
     append_only_table_policy,
@@ -37,7 +38,6 @@ from infra.policy import (
     stage_functions,
     write_policies,
 )
-from infra.producers import producers
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import UnusableTable, prepare_tables, protect_tables
 

@@ -35,20 +35,6 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
 
 
-# The lines app.py needs to register one audit_producer function per audited stream (Chalice
-# deploys one Lambda function per registration; docs/deploying.md, "Several tables"), with
-# infra/producers.py moved where app.py can import it in Lambda too: chalicelib/. Until app.py
-# carries them, the rehearsal deploys a copy that does; with one table they register nothing.
-APP_PY_REGISTERS_EVERY_STREAM = """
-from chalicelib.producers import stream_registrations
-
-for _function, _stream_arn in stream_registrations()[1:]:
-    app.on_dynamodb_record(
-        stream_arn=_stream_arn, name=_function, starting_position="TRIM_HORIZON", batch_size=BATCH_SIZE
-    )(audit_producer.func)
-"""
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the Chalice project, so provisioning and deploying leave the repository alone."""
@@ -57,11 +43,6 @@ def project(tmp_path: Path) -> Path:
     for name in ("app.py", "chalicelib", "requirements.txt"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target / name)
-    if not (target / "chalicelib" / "producers.py").exists():
-        shutil.copy(ROOT / "infra" / "producers.py", target / "chalicelib" / "producers.py")
-    if "stream_registrations" not in (target / "app.py").read_text():
-        with (target / "app.py").open("a") as app_py:
-            app_py.write(APP_PY_REGISTERS_EVERY_STREAM)
     (target / ".chalice").mkdir()
     for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
         shutil.copy(path, target / ".chalice" / path.name)

@@ -200,7 +200,7 @@ def test_create_tables_keeps_its_positional_signature_for_the_local_stack(dynamo
 @pytest.mark.parametrize(
     ("stage", "removed", "message"),
     [
-        ("dev", "AUDIT_TABLE_NAME", "AUDIT_TABLE_NAME not set in the stage's environment_variables"),
+        ("dev", "AUDIT_TABLE_NAME", "AUDIT_TABLE_NAME is not set"),
         ("prod", "stages.dev", "has no stage 'prod', nor 'dev' to start it from"),
     ],
 )

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from chalicelib.producers import Producer, producer_function, producers, stream_registrations
 from chalicelib.settings import UNSET_STREAM_ARN
-from infra.producers import Producer, producer_function, producers, stream_registrations
 
 ARN = "arn:aws:dynamodb:eu-central-1:905418349556:table/"
 ONE = {"CONFIGURATION_TABLE_NAME": "Configuration", "AUDIT_TABLE_NAME": "Audit",
@@ -84,7 +84,7 @@ def test_every_table_gets_a_function_name_of_its_own_that_lambda_and_iam_accept(
         ({"AUDITED_TABLES": "A=B,A=C"}, "AUDITED_TABLES names 'A' or 'C' twice"),
         ({"AUDITED_TABLES": "A=B", "CONFIGURATION_TABLE_NAME": "X"}, "AUDITED_TABLES starts with A=B, but"),
         ({"AUDITED_TABLES": "A=B,B=C"}, "AUDITED_TABLES names 'B' as an audited table and as a trail"),
-        ({"CONFIGURATION_TABLE_NAME": "X"}, "AUDIT_TABLE_NAME not set in the stage's environment_variables"),
+        ({"CONFIGURATION_TABLE_NAME": "X"}, "AUDIT_TABLE_NAME is not set"),
     ],
 )
 def test_a_stage_whose_tables_cannot_be_read_is_an_error_naming_what_is_wrong(

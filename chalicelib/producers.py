@@ -9,9 +9,8 @@ audit_producer handler: the first table's keeps the name ``audit_producer``, eac
 named after its table (``audit_producer-FeatureFlags``). Each may read its own stream and write
 its own trail only, and each trail's append-only policy names its own writer.
 
-Read from a stage's environment alone and importing nothing outside chalicelib, so that app.py can
-register from it at import time (no network call), once it moves to chalicelib/ (shipped to
-Lambda; infra/ is not).
+Read from a stage's environment alone, so that app.py registers from it at import time (no
+network call); infra/ derives each function's policy from the same list.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib.settings import stream_arn_for_registration
+from chalicelib.settings import Settings, SettingsError, stream_arn_for_registration
 
 FIRST_PRODUCER = "audit_producer"
 
@@ -50,38 +49,13 @@ def producer_function(source: str) -> str:
 
 
 def audited_pairs(env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """(source, trail) of every audited table, first the default; ValueError naming what is wrong."""
-    pairs: list[tuple[str, str]] = []
-    for pair in (part.strip() for part in env.get("AUDITED_TABLES", "").split(",")):
-        if not pair:
-            continue
-        source, equals, trail = (part.strip() for part in pair.partition("="))
-        if not (equals and source and trail):
-            raise ValueError(f"AUDITED_TABLES holds {pair!r}, not SOURCE=TRAIL")
-        if any(source == s or trail == t for s, t in pairs):
-            raise ValueError(f"AUDITED_TABLES names {source!r} or {trail!r} twice: each table has its own trail")
-        pairs.append((source, trail))
-    trails = {trail for _, trail in pairs}
-    for source, _ in pairs:
-        if source in trails:
-            # its entries would be audited into another trail, whose entries... : nothing but a loop
-            raise ValueError(
-                f"AUDITED_TABLES names {source!r} as an audited table and as a trail: a trail is never audited"
-            )
-    configuration = env.get("CONFIGURATION_TABLE_NAME", "").strip()
-    audit = env.get("AUDIT_TABLE_NAME", "").strip()
-    if not pairs:
-        missing = [name for name, value in (("CONFIGURATION_TABLE_NAME", configuration), ("AUDIT_TABLE_NAME", audit))
-                   if not value]  # fmt: skip
-        if missing:
-            raise ValueError(f"{' and '.join(missing)} not set in the stage's environment_variables")
-        return [(configuration, audit)]
-    if (configuration or pairs[0][0], audit or pairs[0][1]) != pairs[0]:
-        raise ValueError(
-            f"AUDITED_TABLES starts with {pairs[0][0]}={pairs[0][1]}, but CONFIGURATION_TABLE_NAME={configuration} "
-            f"and AUDIT_TABLE_NAME={audit}: make them agree, or unset the two"
-        )
-    return pairs
+    """(source, trail) of every audited table, first the default, as the function reads them
+    (``Settings``); ValueError naming what is wrong with the stage's variables."""
+    try:
+        settings = Settings.from_environ(env)
+    except SettingsError as error:
+        raise ValueError(str(error)) from None
+    return [(table.source, table.trail) for table in settings.audited_tables]
 
 
 def stream_table(stream_arn: str) -> str:
