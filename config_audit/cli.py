@@ -41,7 +41,7 @@ from botocore.exceptions import ConnectionError as CannotConnect  # not the buil
 from chalicelib.attribute_values import AttributeValue, deserialize_image
 from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.aws_calls import CallFailed, ConfigurationError
-from config_audit.connection import REGION, client_arguments, endpoint_file, environment
+from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Incomplete, NotDone
 from config_audit.render import differences, printable, render_table, show
 from config_audit.replay import Item, item_at
@@ -107,14 +107,42 @@ def stage_variables(args: argparse.Namespace) -> dict[str, str]:
 
 
 def connection(args: argparse.Namespace) -> dict[str, Any]:
-    """boto3 client arguments: AWS with the default credentials, or the local stack's moto server."""
-    endpoint = args.endpoint
-    if args.local and not endpoint:
-        running = endpoint_file(args.project_dir)
-        if not running.exists():
-            raise NotDone(f"no local stack is running ({running} is missing): start `make run`, or give --endpoint")
-        endpoint = running.read_text().strip()
-    return client_arguments(endpoint) if endpoint else {}
+    """boto3 client arguments: AWS with the default credentials, or the local stack's moto server.
+
+    --local and --endpoint never fall back to AWS: an endpoint that is missing, empty or not a
+    server's URL is refused before anything is sent anywhere.
+    """
+    if args.endpoint is not None:
+        problem = endpoint_problem(args.endpoint)
+        if problem is not None:
+            raise NotDone(
+                f"--endpoint {args.endpoint!r} is not a moto server's URL ({problem}): "
+                "give one such as http://127.0.0.1:5000"
+            )
+        return client_arguments(args.endpoint)
+    if not args.local:
+        return {}
+    running = endpoint_file(args.project_dir)
+    try:
+        endpoint = running.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise NotDone(
+            f"no local stack is running for {args.project_dir.absolute()} (looked for {running}): "
+            "start `make run` in the checkout, or name the checkout `make run` serves with --project-dir, "
+            "or give --endpoint URL"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:  # a directory, unreadable, not text
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise NotDone(
+            f"{running} cannot be read ({reason}): remove it and start `make run`, or give --endpoint URL"
+        ) from None
+    problem = endpoint_problem(endpoint)
+    if problem is not None:
+        raise NotDone(
+            f"{running} does not hold a moto server's URL ({problem}): "
+            "remove it and start `make run`, or give --endpoint URL"
+        )
+    return client_arguments(endpoint)
 
 
 @contextlib.contextmanager

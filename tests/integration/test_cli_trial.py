@@ -1,0 +1,112 @@
+"""config-audit as a fresh-clone trial found it (#16/#17): every refusal one line, nothing sent to the
+wrong place, nothing written that the trail would not audit (moto)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from config_audit import cli
+from tests.conftest import CONFIGURATION, Stack
+
+
+def audit(stack: Stack, client: Client) -> None:
+    assert client.lambda_.invoke("audit_producer", stack.new_event()).payload == {"batchItemFailures": []}
+
+
+def fails_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """main() fails: exit status 1, nothing on stdout, one line on stderr (no traceback); the line."""
+    capsys.readouterr()
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("config-audit: ") and "Traceback" not in line
+    return line
+
+
+def configuration_items(stack: Stack) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = stack.dynamodb.scan(TableName=CONFIGURATION)["Items"]
+    return items
+
+
+# -- 1. --local and --endpoint never fall back to AWS ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "it is empty"),
+        ("\n", "it is empty"),
+        ("foo", "it is not http://HOST:PORT or https://HOST:PORT"),
+        ("garbage", "it is not http://HOST:PORT or https://HOST:PORT"),
+        ("http://127.0.0.1:99999", "its port is not a number from 1 to 65535"),
+        ("http://127.0.0.1", "it names no port"),
+    ],
+)
+def test_a_local_endpoint_file_that_is_no_url_is_one_line_and_nothing_reaches_aws(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    content: str, problem: str,
+) -> None:  # fmt: skip
+    # GIVEN a .local/endpoint that names no server, and AWS (moto here) reachable with the default credentials
+    (tmp_path / "endpoint").write_text(content)
+    monkeypatch.setenv("LOCAL_STATE_DIR", str(tmp_path))
+    # WHEN the operator writes with --local
+    line = fails_with_one_line(capsys, ["--local", "put", "K", "1"])
+    # THEN the line names the file, what is wrong and the fix, and AWS received nothing
+    assert line == (
+        f"config-audit: {tmp_path / 'endpoint'} does not hold a moto server's URL ({problem}): "
+        "remove it and start `make run`, or give --endpoint URL"
+    )
+    assert configuration_items(stack) == []
+
+
+def test_a_local_endpoint_that_is_a_directory_is_one_line_and_nothing_reaches_aws(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "endpoint").mkdir()
+    monkeypatch.setenv("LOCAL_STATE_DIR", str(tmp_path))
+    line = fails_with_one_line(capsys, ["--local", "put", "K", "1"])
+    assert line.startswith(f"config-audit: {tmp_path / 'endpoint'} cannot be read (Is a directory): ")
+    assert configuration_items(stack) == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("", "it is empty"),
+        ("foo", "it is not http://HOST:PORT or https://HOST:PORT"),
+        ("garbage", "it is not http://HOST:PORT or https://HOST:PORT"),
+        ("http://127.0.0.1:99999", "its port is not a number from 1 to 65535"),
+        ("http://127.0.0.1:5000/path", "a server's URL has nothing after HOST:PORT"),
+    ],
+)
+@pytest.mark.parametrize("local", [[], ["--local"]])
+def test_an_endpoint_option_that_is_no_url_is_one_line_and_nothing_reaches_aws(
+    stack: Stack, capsys: pytest.CaptureFixture[str], endpoint: str, problem: str, local: list[str]
+) -> None:
+    line = fails_with_one_line(capsys, [*local, "--endpoint", endpoint, "put", "K", "1"])
+    assert line == (
+        f"config-audit: --endpoint {endpoint!r} is not a moto server's URL ({problem}): "
+        "give one such as http://127.0.0.1:5000"
+    )
+    assert configuration_items(stack) == []
+
+
+# -- 7. where --local looked ------------------------------------------------------------------
+
+
+def test_local_outside_the_checkout_says_where_it_looked_and_how_to_name_the_checkout(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LOCAL_STATE_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # cd /tmp while `make run` serves the checkout
+    line = fails_with_one_line(capsys, ["--local", "history", "K"])
+    assert line == (
+        f"config-audit: no local stack is running for {tmp_path} (looked for {tmp_path}/.local/endpoint): "
+        "start `make run` in the checkout, or name the checkout `make run` serves with --project-dir, "
+        "or give --endpoint URL"
+    )
