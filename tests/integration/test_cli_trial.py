@@ -10,7 +10,7 @@ import pytest
 from chalice.test import Client
 
 from config_audit import cli
-from tests.conftest import CONFIGURATION, Stack
+from tests.conftest import CONFIGURATION, Stack, project_with
 
 
 def audit(stack: Stack, client: Client) -> None:
@@ -110,3 +110,59 @@ def test_local_outside_the_checkout_says_where_it_looked_and_how_to_name_the_che
         "start `make run` in the checkout, or name the checkout `make run` serves with --project-dir, "
         "or give --endpoint URL"
     )
+
+
+# -- 2. a project or a value that would have been a traceback --------------------------------
+
+
+def project(tmp_path: Path, config: str) -> Path:
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(config)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("{not json", "config.json is not JSON: Expecting property name"),
+        ("[]", "config.json is not a Chalice config: it holds no JSON object"),
+        ('{"stages": []}', "stage 'dev' is not in"),
+        ('{"stages": {"dev": 5}}', "config.json: stage 'dev' is not a JSON object"),
+        (
+            '{"stages": {"dev": {"environment_variables": []}}}',
+            "the environment_variables of stage 'dev' are not a JSON object",
+        ),
+        (
+            '{"stages": {"dev": {"environment_variables": {"AUDIT_TABLE_NAME": 5}}}}',
+            "AUDIT_TABLE_NAME of stage 'dev' is 5, not a string",
+        ),
+        ("[" * 100_000, "config.json is not a Chalice config: it is nested too deep"),
+    ],
+)
+def test_a_project_config_chalice_could_not_read_is_one_line(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str, message: str
+) -> None:
+    line = fails_with_one_line(capsys, ["--project-dir", str(project(tmp_path, config)), "history", "K"])
+    assert message in line and str(tmp_path) in line
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        (["AUDIT_TABLE_NAME"], "AUDIT_TABLE_NAME is not set"),
+        (["CONFIGURATION_TABLE_NAME"], "CONFIGURATION_TABLE_NAME is not set"),
+        (
+            ["CONFIGURATION_TABLE_NAME", "AUDIT_TABLE_NAME"],
+            "CONFIGURATION_TABLE_NAME is not set; AUDIT_TABLE_NAME is not set",
+        ),
+    ],
+)
+def test_a_stage_without_its_tables_is_one_line_naming_every_missing_variable(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: list[str], message: str
+) -> None:
+    copy = project_with(tmp_path, **dict.fromkeys(missing))
+    line = fails_with_one_line(capsys, ["--project-dir", copy, "put", "K", "1"])
+    assert line == (
+        "config-audit: the stage's environment_variables in .chalice/config.json are incomplete: " + message
+    )
+    assert configuration_items(stack) == []
