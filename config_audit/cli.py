@@ -22,80 +22,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import decimal
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from botocore.exceptions import ConnectionError as CannotConnect  # not the builtin of that name
 
-from chalicelib.attribute_values import AttributeValue, deserialize_image
+from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.aws_calls import CallFailed, ConfigurationError
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Incomplete, NotDone
+from config_audit.items import checked_key, new_item
 from config_audit.render import differences, printable, render_table, show
 from config_audit.replay import Item, item_at
 from config_audit.rollback import plan_rollback, write_back
 from config_audit.stage import UnknownStage, stage_environment
 from config_audit.times import parse_time
 from config_audit.trail import Trail
-
-
-def _no_constant(text: str) -> NoReturn:
-    raise ValueError(f"{text} is no number DynamoDB holds")
-
-
-def parse_value(text: str) -> Any:
-    """A JSON value (numbers exact), or else the text itself as a string."""
-    try:
-        return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
-    except ValueError:
-        return text
-
-
-def checked_key(key: str) -> str:
-    """The KEY argument, refused when empty (the table's key cannot be empty)."""
-    if not key:
-        raise NotDone("KEY is empty: name a configuration key")
-    return key
-
-
-def new_item(args: argparse.Namespace) -> Item:
-    """The item ``put`` writes, from KEY, VALUE and each ``--set NAME=VALUE``; Refused when malformed."""
-    item: dict[str, Any] = {KEY_ATTRIBUTE: args.key, "value": parse_value(args.value)}
-    for assignment in args.set:
-        name, equals, value = assignment.partition("=")
-        if not equals:
-            raise NotDone(f"--set {assignment!r} has no '=': write --set NAME=VALUE")
-        if not name:
-            raise NotDone(f"--set {assignment!r} has no attribute name before '='")
-        if name == KEY_ATTRIBUTE:
-            raise NotDone(f"--set cannot change {KEY_ATTRIBUTE!r}, the item's key: give it as KEY")
-        if name in item:
-            raise NotDone(f"attribute {name!r} is given twice")
-        item[name] = parse_value(value)
-    return {name: _serialized(name, value) for name, value in item.items()}
-
-
-def _serialized(name: str, value: Any) -> AttributeValue:
-    try:
-        serialized: AttributeValue = TypeSerializer().serialize(value)
-    except (TypeError, ValueError, decimal.DecimalException):  # boto3 traps what DynamoDB would round
-        raise NotDone(
-            f"attribute {name!r} holds a number DynamoDB cannot store exactly "
-            "(at most 38 significant digits, between 1E-130 and 1E+126)"
-        ) from None
-    return serialized
 
 
 def stage_variables(args: argparse.Namespace) -> dict[str, str]:
@@ -286,13 +236,17 @@ def rollback(c: Command) -> str:
 
 
 def put(c: Command) -> str:
-    c.trail.dynamodb.put_item(TableName=c.trail.table, Item=new_item(c.args))
+    c.trail.dynamodb.put_item(TableName=c.trail.table, Item=_new_item(c.args))
     return f"put {c.key!r}"
 
 
 def delete(c: Command) -> str:
     c.trail.dynamodb.delete_item(TableName=c.trail.table, Key={KEY_ATTRIBUTE: {"S": c.key}})
     return f"deleted {c.key!r}"
+
+
+def _new_item(args: argparse.Namespace) -> Item:
+    return new_item({KEY_ATTRIBUTE: {"S": args.key}}, args.value, args.set)
 
 
 COMMANDS: dict[str, Callable[[Command], str]] = {
@@ -305,7 +259,7 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
     """The answer to one command line, or NotDone/Incomplete saying why not (nothing half-done)."""
     key = checked_key(args.key)
     if args.command == "put":
-        new_item(args)  # checked before anything connects or is written
+        _new_item(args)  # checked before anything connects or is written
     session = connection(args)
     trail = Trail(stage_variables(args), session)
     if "endpoint_url" in session and args.command in WRITES:

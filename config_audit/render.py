@@ -7,6 +7,7 @@ printed escaped as JSON escapes it, and what JSON leaves raw as \\uXXXX.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from chalicelib.attribute_values import changed_names, deserialize_image
 from chalicelib.audit.entries import change_kind
 from config_audit.replay import Item
+
+AttributePath = tuple[str | int, ...]  # map member names and list indices, from the top-level attribute down
 
 
 def _json_escape(character: str) -> str:
@@ -98,3 +101,19 @@ def differences(before: Item | None, after: Item | None) -> list[str]:
 
 def _plain(value: Any) -> Any:
     return deserialize_image({"v": value})["v"]
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def spelled_path(path: AttributePath) -> str:
+    """An attribute path as an operator reads it: config.password, servers[0].password, a["b.c"]."""
+    spelled = ""
+    for step in path:
+        if isinstance(step, int):
+            spelled += f"[{step}]"
+        elif _PLAIN_NAME.fullmatch(step):
+            spelled += f".{step}" if spelled else step
+        else:
+            spelled += f'["{escaped(step)}"]'
+    return spelled

@@ -7,7 +7,6 @@ meanwhile is never silently lost.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,9 @@ from chalicelib.attribute_values import AttributeValue, changed_names, same_valu
 from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.audit.redaction import PREFIX as REDACTED
 from config_audit.errors import Incomplete, NotDone
-from config_audit.render import escaped
+from config_audit.render import AttributePath, spelled_path
 from config_audit.replay import Item, item_at
 from config_audit.trail import Trail
-
-AttributePath = tuple[str | int, ...]  # map member names and list indices, from the top-level attribute down
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ def plan_rollback(trail: Trail, key: str, time: str) -> RollbackPlan:
         digest, recorded, kept = _at(target, path), _at(recorded_now, path), _at(current, path)
         if recorded is None or kept is None or digest is None or not same_value(recorded, digest):
             raise NotDone(
-                f"'{_spelled(path)}' held a secret at that time, redacted in the history, and the table no "
+                f"'{spelled_path(path)}' held a secret at that time, redacted in the history, and the table no "
                 "longer holds that secret: it cannot be restored; nothing written"
             )
         restored = _replaced(restored, path, kept)  # unchanged since TIME: the table's own value
@@ -114,22 +111,6 @@ def _replaced(item: Item, path: AttributePath, new: AttributeValue) -> Item:
 
     replaced: Item = replace({"M": item}, path)["M"]
     return replaced
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _spelled(path: AttributePath) -> str:
-    """An attribute path as an operator reads it: config.password, servers[0].password, a["b.c"]."""
-    spelled = ""
-    for step in path:
-        if isinstance(step, int):
-            spelled += f"[{step}]"
-        elif _PLAIN_NAME.fullmatch(step):
-            spelled += f".{step}" if spelled else step
-        else:
-            spelled += f'["{escaped(step)}"]'
-    return spelled
 
 
 def _agrees(recorded: AttributeValue, actual: AttributeValue) -> bool:

@@ -166,3 +166,82 @@ def test_a_stage_without_its_tables_is_one_line_naming_every_missing_variable(
         "config-audit: the stage's environment_variables in .chalice/config.json are incomplete: " + message
     )
     assert configuration_items(stack) == []
+
+
+def nested(levels: int, innermost: str = "1") -> str:
+    """A JSON map nested ``levels`` deep: {"a":{"a":...1...}}."""
+    return '{"a":' * levels + innermost + "}" * levels
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["put", "K", "[" * 500 + "]" * 500], "attribute 'value' is nested deeper than DynamoDB's 32 levels"),
+        (["put", "K", "[" * 100_000 + "]" * 100_000], "attribute 'value' is nested deeper than DynamoDB's 32 levels"),
+        (["put", "K", "[" * 33 + "]" * 33], "attribute 'value' is nested deeper than DynamoDB's 32 levels"),
+        (["put", "K", "1", "--set", f"a={nested(500)}"], "attribute 'a' is nested deeper than DynamoDB's 32 levels"),
+        (["put", "K", "1", "--set", f"a={nested(32)}"], "attribute 'a' is nested deeper than DynamoDB's 32 levels"),
+        (["put", "K", '{"": 1}'], "attribute 'value' cannot be stored: value has a member with an empty name"),
+        (
+            ["put", "K", "1", "--set", 'config={"servers": [{"": 1}]}'],
+            "attribute 'config' cannot be stored: config.servers[0] has a member with an empty name",
+        ),
+    ],
+)
+def test_a_value_dynamodb_would_refuse_is_refused_before_writing(
+    stack: Stack, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    line = fails_with_one_line(capsys, argv)
+    assert line == f"config-audit: {message}"
+    assert configuration_items(stack) == []
+
+
+def test_a_value_32_levels_deep_is_written_and_audited(
+    stack: Stack, client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN values exactly as deep as DynamoDB allows: 32 levels, the attribute itself the first
+    assert cli.main(["put", "K", "[" * 32 + "]" * 32, "--set", f"a={nested(31)}"]) == 0
+    # THEN they are written, and the trail audits the change
+    audit(stack, client)
+    assert {entry["itemKey"] for entry in stack.audit_entries()} == {"K"}
+
+
+# -- 3. text that is not UTF-8, and keys longer than a key can be ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["put", "\udcff", "1"], "KEY is not UTF-8 text (the byte 0xff is not UTF-8): DynamoDB keeps text as UTF-8"),
+        (["history", "K\udcff"], "KEY is not UTF-8 text (the byte 0xff is not UTF-8)"),
+        (["delete", "\udce9t\udce9"], "KEY is not UTF-8 text (the byte 0xe9 is not UTF-8)"),
+        (["at", "\udcff", "2024-09-11T09:03:00Z"], "KEY is not UTF-8 text"),
+        (["put", "K", "\udcff"], "VALUE is not UTF-8 text (the byte 0xff is not UTF-8)"),
+        (["put", "K", "1", "--set", "n\udcff=1"], "--set 'n\\udcff=1' is not UTF-8 text (the byte 0xff is not UTF-8)"),
+        (
+            ["put", "K", '"\\ud800"'],
+            "attribute 'value' cannot be stored: value is not UTF-8 text (it holds the lone surrogate",
+        ),
+        (["put", "x" * 2049, "1"], "key is longer than 2,048 bytes, so no configuration item can have it"),
+        (["history", "é" * 1025], "key is longer than 2,048 bytes, so no configuration item can have it"),
+    ],
+)
+def test_text_that_is_not_utf8_and_a_key_too_long_are_refused_in_one_line(
+    stack: Stack, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    line = fails_with_one_line(capsys, argv)
+    assert line.startswith(f"config-audit: {message}")
+    assert configuration_items(stack) == []
+
+
+def test_a_key_of_2048_bytes_is_written(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["put", "é" * 1024, "1"]) == 0
+    assert [item["key"]["S"] for item in configuration_items(stack)] == ["é" * 1024]
+
+
+# -- 8. VALUE given again with --set ---------------------------------------------------------
+
+
+def test_setting_value_again_says_it_is_value(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    line = fails_with_one_line(capsys, ["put", "K1", "v", "--set", "value=2"])
+    assert line == "config-audit: --set cannot set 'value': VALUE is the item's 'value', given once after KEY"
