@@ -37,6 +37,7 @@ from botocore.exceptions import ConnectionError as CannotConnect  # not the buil
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.aws_calls import CallFailed, ConfigurationError
+from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Incomplete, NotDone
 from config_audit.items import checked_key, new_item
@@ -114,21 +115,24 @@ def _function_logs_on_stderr() -> Iterator[None]:
             handler.setStream(stream)
 
 
-def play_cloudtrail(client: Any, session: dict[str, Any], args: argparse.Namespace) -> None:
-    """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it."""
-    os.environ.update(environment(session["endpoint_url"]))
-    from chalice.test import Client
+def play_cloudtrail(trail: Trail, session: dict[str, Any]) -> None:
+    """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it.
 
-    from app import app
-    from local.cloudtrail import CloudTrailPlayer, identity_of
+    The recorder is called as the function would call it (chalicelib.wiring), not through
+    chalice.test, whose imports (inquirer, blessed) query the terminal and stall it.
+    """
+    if trail.settings.actors_table_name is None:  # the stage attributes no call: nothing records one
+        return
+    os.environ.update(environment(session["endpoint_url"]))  # the recorder's own clients reach the same server
+    from chalicelib import wiring
 
-    recorder = Client(app, stage_name=args.stage, project_dir=str(args.project_dir))
+    recorder = wiring.recorder_for(trail.settings)
 
     def deliver(event: dict[str, Any]) -> Any:  # EventBridge's part: the event reaches actor_recorder
         with _function_logs_on_stderr():  # an operator's stdout holds only the answer
-            return recorder.lambda_.invoke("actor_recorder", event)
+            return recorder.handle(event)
 
-    CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), REGION).attach(client)
+    CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), REGION).attach(trail.dynamodb)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -263,7 +267,7 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
     session = connection(args)
     trail = Trail(stage_variables(args), session)
     if "endpoint_url" in session and args.command in WRITES:
-        play_cloudtrail(trail.dynamodb, session, args)
+        play_cloudtrail(trail, session)
     return COMMANDS[args.command](Command(args, key, trail, session, ask))
 
 

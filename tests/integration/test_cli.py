@@ -238,6 +238,7 @@ def no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # not on EC2: no need to wait for IMDS to say so
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a fresh process: no credentials resolved before
 
 
 def test_missing_region_against_aws_is_one_line(no_aws_configuration: None, capsys: pytest.CaptureFixture[str]) -> None:
