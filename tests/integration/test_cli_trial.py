@@ -10,6 +10,7 @@ import pytest
 from chalice.test import Client
 
 from config_audit import cli
+from config_audit.times import parse_time
 from tests.conftest import CONFIGURATION, Stack, project_with
 
 
@@ -237,6 +238,42 @@ def test_text_that_is_not_utf8_and_a_key_too_long_are_refused_in_one_line(
 def test_a_key_of_2048_bytes_is_written(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["put", "é" * 1024, "1"]) == 0
     assert [item["key"]["S"] for item in configuration_items(stack)] == ["é" * 1024]
+
+
+# -- 5. times before the year 1000 -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("year", ["0001", "0999", "1000"])
+def test_a_time_is_written_with_a_four_digit_year(year: str) -> None:
+    assert parse_time(f"{year}-01-01T00:00:00Z") == f"{year}-01-01T00:00:00.000Z"
+    assert parse_time(f"{year}-06-30T12:00:00.5+00:00") == f"{year}-06-30T12:00:00.500Z"
+
+
+@pytest.fixture
+def created(stack: Stack, client: Client) -> str:
+    """K created with value 1 and audited: the time of its entry."""
+    stack.put("K", value=1)
+    audit(stack, client)
+    time: str = stack.audit_entries()[0]["modificationTime"]
+    return time
+
+
+@pytest.mark.parametrize("year", ["0001", "0999", "1000"])
+def test_a_time_before_the_year_1000_is_before_every_change(
+    stack: Stack, client: Client, created: str, year: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    early = f"{year}-01-01T00:00:00Z"
+    capsys.readouterr()
+    assert cli.main(["at", "K", early]) == 0
+    assert capsys.readouterr().out == f"'K' did not exist at {year}-01-01T00:00:00.000Z\n"
+    assert cli.main(["diff", "K", early, created]) == 0
+    assert capsys.readouterr().out == '+ created: {"key": "K", "value": 1}\n'
+    assert cli.main(["rollback", "K", "--to", early, "--yes"]) == 0
+    assert (
+        capsys.readouterr().out
+        == '- deleted: {"key": "K", "value": 1}\n' + "deleted 'K': it did not exist at that time\n"
+    )
+    assert configuration_items(stack) == []
 
 
 # -- 8. VALUE given again with --set ---------------------------------------------------------
