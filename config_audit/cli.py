@@ -189,22 +189,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def ask_on_stderr(question: str) -> str:
+    """The answer to ``question``, asked on stderr (stdout holds only the answer); EOFError at end of input."""
+    sys.stdout.flush()  # what the question is about comes first
+    sys.stderr.write(printable(question))
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
+
+
 def _confirmed(ask: Callable[[str], str], question: str) -> bool:
     try:
         return ask(question).strip().lower() in ("y", "yes")
-    except EOFError:  # no terminal to answer (a pipe, a job): not confirmed
+    except EOFError:  # the input ended before an answer: not confirmed
         return False
 
 
 @dataclass
 class Command:
-    """One invocation: what was asked, the stage's trail, and how to ask the operator."""
+    """One invocation: what was asked, the stage's trail, and how to ask the operator (None: no one to ask)."""
 
     args: argparse.Namespace
     key: str
     trail: Trail
     session: dict[str, Any]
-    ask: Callable[[str], str]
+    ask: Callable[[str], str] | None
 
 
 def history(c: Command) -> str:
@@ -232,8 +243,10 @@ def rollback(c: Command) -> str:
     lines = differences(plan.before, plan.after)  # the history's view: secrets as digests
     if not lines:
         return f"{c.key!r} already holds what it held at {time}: nothing to do"
+    if not c.args.yes and c.ask is None:  # refused at once: nobody would ever answer
+        raise NotDone("not confirmed: nothing written; give --yes to roll back without asking")
     print("\n".join(lines))
-    if not c.args.yes and not _confirmed(c.ask, f"roll {c.key!r} back to {time}? [y/N] "):
+    if c.ask is not None and not c.args.yes and not _confirmed(c.ask, f"roll {c.key!r} back to {time}? [y/N] "):
         raise NotDone("not confirmed: nothing written")
     operator = boto3.client("sts", **c.session).get_caller_identity()["Arn"]
     return write_back(c.trail, c.key, plan.current, plan.target, operator)
@@ -259,8 +272,11 @@ COMMANDS: dict[str, Callable[[Command], str]] = {
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 
 
-def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
-    """The answer to one command line, or NotDone/Incomplete saying why not (nothing half-done)."""
+def run(args: argparse.Namespace, ask: Callable[[str], str] | None = None) -> str:
+    """The answer to one command line, or NotDone/Incomplete saying why not (nothing half-done).
+
+    ``ask`` asks the operator a question; None: there is no one to ask (a rollback needs --yes).
+    """
     key = checked_key(args.key)
     if args.command == "put":
         _new_item(args)  # checked before anything connects or is written
@@ -304,7 +320,7 @@ def failure(error: Exception, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        print(run(args))
+        print(run(args, ask_on_stderr if sys.stdin is not None and sys.stdin.isatty() else None))
     except (NotDone, Incomplete) as refused:
         message = str(refused)
     except ConfigurationError as error:  # the stage names a table that is missing or out of reach

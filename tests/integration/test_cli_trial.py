@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from chalice.test import Client
 
 from config_audit import cli
 from config_audit.times import parse_time
-from tests.conftest import CONFIGURATION, Stack, project_with
+from tests.conftest import CONFIGURATION, REGION, Stack, project_with
 
 
 def audit(stack: Stack, client: Client) -> None:
@@ -274,6 +275,75 @@ def test_a_time_before_the_year_1000_is_before_every_change(
         == '- deleted: {"key": "K", "value": 1}\n' + "deleted 'K': it did not exist at that time\n"
     )
     assert configuration_items(stack) == []
+
+
+# -- 6. the rollback's question -----------------------------------------------------------------
+
+
+class Terminal:
+    """stdin as the operator's terminal (or not one): what it answers, line by line."""
+
+    def __init__(self, *answers: str, tty: bool = True) -> None:
+        self.answers, self.tty, self.asked = list(answers), tty, 0
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def readline(self) -> str:
+        self.asked += 1
+        assert self.tty, "read an answer from a stdin that is not a terminal"
+        return self.answers.pop(0) if self.answers else ""
+
+
+@pytest.fixture
+def changed(stack: Stack, client: Client, created: str) -> str:
+    """K changed from 1 to 2 since ``created``: the time to roll back to."""
+    stack.put("K", value=2)
+    audit(stack, client)
+    return created
+
+
+def value_of_k(stack: Stack) -> Any:
+    item = boto3.resource("dynamodb", region_name=REGION).Table(CONFIGURATION).get_item(Key={"key": "K"})["Item"]
+    return item["value"]
+
+
+def test_the_rollback_asks_on_stderr_and_stdout_holds_only_the_answer(
+    stack: Stack, changed: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    capsys.readouterr()
+    assert cli.main(["rollback", "K", "--to", changed]) == 0
+    out, err = capsys.readouterr()
+    assert out == "~ value: 2 -> 1\nrolled 'K' back\n"
+    assert err == f"roll 'K' back to {changed}? [y/N] "
+    assert value_of_k(stack) == 1
+
+
+@pytest.mark.parametrize("answer", ["", "n\n", "\n"])
+def test_a_rollback_not_answered_yes_writes_nothing(
+    stack: Stack, changed: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], answer: str
+) -> None:
+    monkeypatch.setattr("sys.stdin", Terminal(answer))  # "": the input ended (EOF)
+    capsys.readouterr()
+    assert cli.main(["rollback", "K", "--to", changed]) == 1
+    out, err = capsys.readouterr()
+    assert out == "~ value: 2 -> 1\n"
+    assert err == f"roll 'K' back to {changed}? [y/N] config-audit: not confirmed: nothing written\n"
+    assert value_of_k(stack) == 2
+
+
+def test_a_rollback_with_no_terminal_to_ask_refuses_at_once(
+    stack: Stack, changed: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stdin = Terminal("y\n", tty=False)  # a pipe or a job: whatever it holds is no operator's answer
+    monkeypatch.setattr("sys.stdin", stdin)
+    line = fails_with_one_line(capsys, ["rollback", "K", "--to", changed])
+    assert line == "config-audit: not confirmed: nothing written; give --yes to roll back without asking"
+    assert stdin.asked == 0 and value_of_k(stack) == 2
+    # AND --yes is how a job rolls back
+    assert cli.main(["rollback", "K", "--to", changed, "--yes"]) == 0
+    assert value_of_k(stack) == 1
 
 
 # -- 8. VALUE given again with --set ---------------------------------------------------------
