@@ -7,10 +7,10 @@
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
 
-Against AWS with the default credentials and the tables of ``--stage`` in the project's
-.chalice/config.json (``--project-dir``, the current directory by default), or against the local
-stack (``--local``: the one `make run` started, or ``--endpoint URL``); these options go before
-or after the command.
+Against AWS with the default credentials and the tables of --stage in the project's
+.chalice/config.json (--project-dir, the current directory by default), or against the local
+stack (--local: the one `make run` started, or --endpoint URL); these options go before or
+after the command.
 Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
 A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
 still what its history says it is now; otherwise it refuses and says why.
@@ -160,6 +160,10 @@ def _connection_options(suppress: bool) -> _Parser:
     return options
 
 
+KEY_HELP = "the configuration key, as the history names it"
+TIME_HELP = "ISO 8601 with a zone, such as 2024-09-11T09:03:00Z or 2024-09-11T11:03:00.250+02:00"
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="config-audit",
@@ -168,24 +172,38 @@ def parser() -> argparse.ArgumentParser:
         parents=[_connection_options(suppress=False)],
     )
     after = [_connection_options(suppress=True)]
-    commands = p.add_subparsers(dest="command", required=True)
-    commands.add_parser("history", parents=after, help="every change of a key, with who made it").add_argument("key")
-    at = commands.add_parser("at", parents=after, help="what a key held at a time")
-    at.add_argument("key")
-    at.add_argument("time")
-    diff = commands.add_parser("diff", parents=after, help="what changed between two times")
-    diff.add_argument("key")
-    diff.add_argument("start", metavar="FROM")
-    diff.add_argument("end", metavar="TO")
-    rollback = commands.add_parser("rollback", parents=after, help="write a key back to what it held at a time")
-    rollback.add_argument("key")
-    rollback.add_argument("--to", required=True, dest="time")
-    rollback.add_argument("--yes", action="store_true", help="do not ask")
-    put = commands.add_parser("put", parents=after, help="create or replace a setting")
-    put.add_argument("key")
-    put.add_argument("value")
-    put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute")
-    commands.add_parser("delete", parents=after, help="delete a setting").add_argument("key")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=after, help=summary, description=description)
+        sub.add_argument("key", metavar="KEY", help=KEY_HELP)
+        return sub
+
+    command(
+        "history", "every change of a key, with who made it",
+        "Every change of KEY, oldest first: time, change, who made it, old -> new.",
+    )  # fmt: skip
+    at = command("at", "what a key held at a time", "The item KEY held at TIME, replayed from its history, as JSON.")
+    at.add_argument("time", metavar="TIME", help=TIME_HELP)
+    diff = command("diff", "what changed between two times", "What changed in KEY between FROM and TO.")
+    diff.add_argument("start", metavar="FROM", help=f"the earlier time: {TIME_HELP}")
+    diff.add_argument("end", metavar="TO", help="the later time, in the same form")
+    rollback = command(
+        "rollback", "write a key back to what it held at a time",
+        "Write KEY back to what it held at TIME, with your own credentials, only if the table still holds "
+        "what the history says it holds now. Shows the difference and asks first (on stderr) unless --yes; "
+        "with no terminal to ask on, it needs --yes.",
+    )  # fmt: skip
+    rollback.add_argument("--to", required=True, dest="time", metavar="TIME", help=TIME_HELP)
+    rollback.add_argument("--yes", action="store_true", help="roll back without asking")
+    put = command(
+        "put", "create or replace a setting",
+        "Create or replace the item KEY: VALUE in its 'value' attribute, and more attributes with --set. "
+        "VALUE and each --set value are JSON (numbers exact), or else text.",
+    )  # fmt: skip
+    put.add_argument("value", metavar="VALUE", help="the item's 'value': JSON, or else text")
+    put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute (repeatable)")
+    command("delete", "delete a setting", "Delete the item KEY.")
     return p
 
 

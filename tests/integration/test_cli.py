@@ -259,7 +259,7 @@ def test_a_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert (
         out == ""
-        and err == "config-audit history: the following arguments are required: key (see config-audit history --help)\n"
+        and err == "config-audit history: the following arguments are required: KEY (see config-audit history --help)\n"
     )
 
 

@@ -352,3 +352,42 @@ def test_a_rollback_with_no_terminal_to_ask_refuses_at_once(
 def test_setting_value_again_says_it_is_value(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     line = fails_with_one_line(capsys, ["put", "K1", "v", "--set", "value=2"])
     assert line == "config-audit: --set cannot set 'value': VALUE is the item's 'value', given once after KEY"
+
+
+# -- 9. --help is plain text, with each argument explained --------------------------------------
+
+
+def help_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as done:
+        cli.main([*argv, "--help"])
+    assert done.value.code == 0
+    out: str = capsys.readouterr().out
+    return out
+
+
+def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    text = help_of(capsys)
+    assert "``" not in text and "--stage" in text and "--project-dir" in text
+    for command in cli.COMMANDS:
+        assert f"    {command}" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "explained"),
+    [
+        ("history", ["Every change of KEY", "KEY  "]),
+        ("at", ["The item KEY held at TIME", "TIME  ", "ISO 8601 with a zone"]),
+        ("diff", ["What changed in KEY between FROM and TO", "FROM  ", "TO  ", "the earlier time"]),
+        ("rollback", ["Write KEY back", "--to TIME", "--yes", "ISO 8601 with a zone"]),
+        ("put", ["VALUE  ", "--set NAME=VALUE", "JSON"]),
+        ("delete", ["Delete the item KEY"]),
+    ],
+)
+def test_each_command_has_a_description_and_its_arguments_explained(
+    capsys: pytest.CaptureFixture[str], command: str, explained: list[str]
+) -> None:
+    text = help_of(capsys, command)
+    assert "``" not in text
+    assert "KEY  " in text and cli.KEY_HELP in text
+    for words in explained:
+        assert words in text, words
