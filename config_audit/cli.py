@@ -9,8 +9,11 @@
 
 Against AWS with the default credentials and the tables of --stage in the project's
 .chalice/config.json (--project-dir, the current directory by default), or against the local
-stack (--local: the one `make run` started, or --endpoint URL); these options go before or
-after the command.
+stack (--local: the one `make run` started, or --endpoint URL); --table SOURCE names the
+audited table (default: the first of AUDITED_TABLES). These options go before or after the
+command.
+KEY is the item's key as text, as the history names it: a string as it is, a number as a
+number, binary as base64; a hash and a range key as a JSON object: {"pk":"tenant-1","sk":7}.
 Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
 A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
 still what its history says it is now; otherwise it refuses and says why.
@@ -35,18 +38,19 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from botocore.exceptions import ConnectionError as CannotConnect  # not the builtin of that name
 
 from chalicelib.attribute_values import deserialize_image
-from chalicelib.audit.records import KEY_ATTRIBUTE
+from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Incomplete, NotDone
 from config_audit.items import checked_key, new_item
 from config_audit.render import differences, printable, render_table, show
-from config_audit.replay import Item, item_at
+from config_audit.replay import item_at
 from config_audit.rollback import plan_rollback, write_back
 from config_audit.stage import UnknownStage, stage_environment
 from config_audit.times import parse_time
 from config_audit.trail import Trail
+from config_audit.typed_keys import key_schema, typed_key
 
 
 def stage_variables(args: argparse.Namespace) -> dict[str, str]:
@@ -143,8 +147,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _connection_options(suppress: bool) -> _Parser:
-    """--stage, --local and --endpoint. After the command they default to nothing, so that they
-    never overwrite what was given before it."""
+    """--stage, --project-dir, --table, --local and --endpoint. After the command they default to
+    nothing, so that they never overwrite what was given before it."""
     options = _Parser(add_help=False)
 
     def default(value: Any) -> Any:
@@ -154,13 +158,18 @@ def _connection_options(suppress: bool) -> _Parser:
     options.add_argument("--stage", default=default("dev"), help=stage)
     project = "the Chalice project whose .chalice/config.json names the tables (default: here)"
     options.add_argument("--project-dir", type=Path, default=default(Path.cwd()), help=project)
+    table = "the audited table whose trail to read or write (AUDITED_TABLES' SOURCE; default: the first)"
+    options.add_argument("--table", metavar="SOURCE", default=default(None), help=table)
     options.add_argument("--local", action="store_true", default=default(False), help="the stack `make run` started")
     endpoint = "a moto server's URL (implies the local stack's fake credentials)"
     options.add_argument("--endpoint", default=default(None), help=endpoint)
     return options
 
 
-KEY_HELP = "the configuration key, as the history names it"
+KEY_HELP = (
+    "the item's key as text, as the history names it: a string as it is, a number as a number, "
+    'binary as base64; a hash and a range key as a JSON object, such as {"pk":"tenant-1","sk":7}'
+)
 TIME_HELP = "ISO 8601 with a zone, such as 2024-09-11T09:03:00Z or 2024-09-11T11:03:00.250+02:00"
 
 
@@ -271,17 +280,15 @@ def rollback(c: Command) -> str:
 
 
 def put(c: Command) -> str:
-    c.trail.dynamodb.put_item(TableName=c.trail.table, Item=_new_item(c.args))
-    return f"put {c.key!r}"
+    key = typed_key(c.key, key_schema(c.trail.dynamodb, c.trail.table))
+    c.trail.dynamodb.put_item(TableName=c.trail.table, Item=new_item(key, c.args.value, c.args.set))
+    return f"put {key_text(key)!r}"
 
 
 def delete(c: Command) -> str:
-    c.trail.dynamodb.delete_item(TableName=c.trail.table, Key={KEY_ATTRIBUTE: {"S": c.key}})
-    return f"deleted {c.key!r}"
-
-
-def _new_item(args: argparse.Namespace) -> Item:
-    return new_item({KEY_ATTRIBUTE: {"S": args.key}}, args.value, args.set)
+    key = typed_key(c.key, key_schema(c.trail.dynamodb, c.trail.table))
+    c.trail.dynamodb.delete_item(TableName=c.trail.table, Key=key)
+    return f"deleted {key_text(key)!r}"
 
 
 COMMANDS: dict[str, Callable[[Command], str]] = {
@@ -297,9 +304,9 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] | None = None) -> st
     """
     key = checked_key(args.key)
     if args.command == "put":
-        _new_item(args)  # checked before anything connects or is written
+        new_item({}, args.value, args.set)  # checked before anything connects; the key, once the schema is read
     session = connection(args)
-    trail = Trail(stage_variables(args), session)
+    trail = Trail(stage_variables(args), session, args.table)
     if "endpoint_url" in session and args.command in WRITES:
         play_cloudtrail(trail, session)
     return COMMANDS[args.command](Command(args, key, trail, session, ask))

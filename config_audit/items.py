@@ -115,6 +115,8 @@ def _text_problem(value: AttributeValue, path: AttributePath) -> str | None:
 
 def new_item(key: Item, value: str, assignments: Sequence[str]) -> Item:
     """The item ``put`` writes: ``key``'s attributes, VALUE, and each ``--set NAME=VALUE``; refused when malformed."""
+    if VALUE_ATTRIBUTE in key:
+        raise NotDone(f"the table's key has an attribute {VALUE_ATTRIBUTE!r}, so VALUE has nowhere to go")
     item: Item = dict(key)
     item[VALUE_ATTRIBUTE] = serialized(VALUE_ATTRIBUTE, parse_value(VALUE_ATTRIBUTE, checked_text("VALUE", value)))
     for assignment in assignments:
