@@ -7,10 +7,13 @@
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
 
-Against AWS with the default credentials and the tables of ``--stage`` in the project's
-.chalice/config.json (``--project-dir``, the current directory by default), or against the local
-stack (``--local``: the one `make run` started, or ``--endpoint URL``); these options go before
-or after the command.
+Against AWS with the default credentials and the tables of --stage in the project's
+.chalice/config.json (--project-dir, the current directory by default), or against the local
+stack (--local: the one `make run` started, or --endpoint URL); --table SOURCE names the
+audited table (default: the first of AUDITED_TABLES). These options go before or after the
+command.
+KEY is the item's key as text, as the history names it: a string as it is, a number as a
+number, binary as base64; a hash and a range key as a JSON object: {"pk":"tenant-1","sk":7}.
 Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
 A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
 still what its history says it is now; otherwise it refuses and says why.
@@ -22,80 +25,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import decimal
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from botocore.exceptions import ConnectionError as CannotConnect  # not the builtin of that name
 
-from chalicelib.attribute_values import AttributeValue, deserialize_image
-from chalicelib.audit.records import KEY_ATTRIBUTE
+from chalicelib.attribute_values import deserialize_image
+from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
-from config_audit.connection import REGION, client_arguments, endpoint_file, environment
+from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
+from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Incomplete, NotDone
+from config_audit.items import checked_key, new_item
 from config_audit.render import differences, printable, render_table, show
-from config_audit.replay import Item, item_at
+from config_audit.replay import item_at
 from config_audit.rollback import plan_rollback, write_back
 from config_audit.stage import UnknownStage, stage_environment
 from config_audit.times import parse_time
 from config_audit.trail import Trail
-
-
-def _no_constant(text: str) -> NoReturn:
-    raise ValueError(f"{text} is no number DynamoDB holds")
-
-
-def parse_value(text: str) -> Any:
-    """A JSON value (numbers exact), or else the text itself as a string."""
-    try:
-        return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
-    except ValueError:
-        return text
-
-
-def checked_key(key: str) -> str:
-    """The KEY argument, refused when empty (the table's key cannot be empty)."""
-    if not key:
-        raise NotDone("KEY is empty: name a configuration key")
-    return key
-
-
-def new_item(args: argparse.Namespace) -> Item:
-    """The item ``put`` writes, from KEY, VALUE and each ``--set NAME=VALUE``; Refused when malformed."""
-    item: dict[str, Any] = {KEY_ATTRIBUTE: args.key, "value": parse_value(args.value)}
-    for assignment in args.set:
-        name, equals, value = assignment.partition("=")
-        if not equals:
-            raise NotDone(f"--set {assignment!r} has no '=': write --set NAME=VALUE")
-        if not name:
-            raise NotDone(f"--set {assignment!r} has no attribute name before '='")
-        if name == KEY_ATTRIBUTE:
-            raise NotDone(f"--set cannot change {KEY_ATTRIBUTE!r}, the item's key: give it as KEY")
-        if name in item:
-            raise NotDone(f"attribute {name!r} is given twice")
-        item[name] = parse_value(value)
-    return {name: _serialized(name, value) for name, value in item.items()}
-
-
-def _serialized(name: str, value: Any) -> AttributeValue:
-    try:
-        serialized: AttributeValue = TypeSerializer().serialize(value)
-    except (TypeError, ValueError, decimal.DecimalException):  # boto3 traps what DynamoDB would round
-        raise NotDone(
-            f"attribute {name!r} holds a number DynamoDB cannot store exactly "
-            "(at most 38 significant digits, between 1E-130 and 1E+126)"
-        ) from None
-    return serialized
+from config_audit.typed_keys import key_schema, typed_key
 
 
 def stage_variables(args: argparse.Namespace) -> dict[str, str]:
@@ -107,14 +62,42 @@ def stage_variables(args: argparse.Namespace) -> dict[str, str]:
 
 
 def connection(args: argparse.Namespace) -> dict[str, Any]:
-    """boto3 client arguments: AWS with the default credentials, or the local stack's moto server."""
-    endpoint = args.endpoint
-    if args.local and not endpoint:
-        running = endpoint_file(args.project_dir)
-        if not running.exists():
-            raise NotDone(f"no local stack is running ({running} is missing): start `make run`, or give --endpoint")
-        endpoint = running.read_text().strip()
-    return client_arguments(endpoint) if endpoint else {}
+    """boto3 client arguments: AWS with the default credentials, or the local stack's moto server.
+
+    --local and --endpoint never fall back to AWS: an endpoint that is missing, empty or not a
+    server's URL is refused before anything is sent anywhere.
+    """
+    if args.endpoint is not None:
+        problem = endpoint_problem(args.endpoint)
+        if problem is not None:
+            raise NotDone(
+                f"--endpoint {args.endpoint!r} is not a moto server's URL ({problem}): "
+                "give one such as http://127.0.0.1:5000"
+            )
+        return client_arguments(args.endpoint)
+    if not args.local:
+        return {}
+    running = endpoint_file(args.project_dir)
+    try:
+        endpoint = running.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise NotDone(
+            f"no local stack is running for {args.project_dir.absolute()} (looked for {running}): "
+            "start `make run` in the checkout, or name the checkout `make run` serves with --project-dir, "
+            "or give --endpoint URL"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:  # a directory, unreadable, not text
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise NotDone(
+            f"{running} cannot be read ({reason}): remove it and start `make run`, or give --endpoint URL"
+        ) from None
+    problem = endpoint_problem(endpoint)
+    if problem is not None:
+        raise NotDone(
+            f"{running} does not hold a moto server's URL ({problem}): "
+            "remove it and start `make run`, or give --endpoint URL"
+        )
+    return client_arguments(endpoint)
 
 
 @contextlib.contextmanager
@@ -136,21 +119,24 @@ def _function_logs_on_stderr() -> Iterator[None]:
             handler.setStream(stream)
 
 
-def play_cloudtrail(client: Any, session: dict[str, Any], args: argparse.Namespace) -> None:
-    """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it."""
-    os.environ.update(environment(session["endpoint_url"]))
-    from chalice.test import Client
+def play_cloudtrail(trail: Trail, session: dict[str, Any]) -> None:
+    """On the local stack, each write of this CLI reaches actor_recorder as CloudTrail would deliver it.
 
-    from app import app
-    from local.cloudtrail import CloudTrailPlayer, identity_of
+    The recorder is called as the function would call it (chalicelib.wiring), not through
+    chalice.test, whose imports (inquirer, blessed) query the terminal and stall it.
+    """
+    if trail.settings.actors_table_name is None:  # the stage attributes no call: nothing records one
+        return
+    os.environ.update(environment(session["endpoint_url"]))  # the recorder's own clients reach the same server
+    from chalicelib import wiring
 
-    recorder = Client(app, stage_name=args.stage, project_dir=str(args.project_dir))
+    recorder = wiring.recorder_for(trail.settings)
 
     def deliver(event: dict[str, Any]) -> Any:  # EventBridge's part: the event reaches actor_recorder
         with _function_logs_on_stderr():  # an operator's stdout holds only the answer
-            return recorder.lambda_.invoke("actor_recorder", event)
+            return recorder.handle(event)
 
-    CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), REGION).attach(client)
+    CloudTrailPlayer(deliver, identity_of(boto3.client("sts", **session)), REGION).attach(trail.dynamodb)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,8 +147,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _connection_options(suppress: bool) -> _Parser:
-    """--stage, --local and --endpoint. After the command they default to nothing, so that they
-    never overwrite what was given before it."""
+    """--stage, --project-dir, --table, --local and --endpoint. After the command they default to
+    nothing, so that they never overwrite what was given before it."""
     options = _Parser(add_help=False)
 
     def default(value: Any) -> Any:
@@ -172,10 +158,19 @@ def _connection_options(suppress: bool) -> _Parser:
     options.add_argument("--stage", default=default("dev"), help=stage)
     project = "the Chalice project whose .chalice/config.json names the tables (default: here)"
     options.add_argument("--project-dir", type=Path, default=default(Path.cwd()), help=project)
+    table = "the audited table whose trail to read or write (AUDITED_TABLES' SOURCE; default: the first)"
+    options.add_argument("--table", metavar="SOURCE", default=default(None), help=table)
     options.add_argument("--local", action="store_true", default=default(False), help="the stack `make run` started")
     endpoint = "a moto server's URL (implies the local stack's fake credentials)"
     options.add_argument("--endpoint", default=default(None), help=endpoint)
     return options
+
+
+KEY_HELP = (
+    "the item's key as text, as the history names it: a string as it is, a number as a number, "
+    'binary as base64; a hash and a range key as a JSON object, such as {"pk":"tenant-1","sk":7}'
+)
+TIME_HELP = "ISO 8601 with a zone, such as 2024-09-11T09:03:00Z or 2024-09-11T11:03:00.250+02:00"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -186,43 +181,68 @@ def parser() -> argparse.ArgumentParser:
         parents=[_connection_options(suppress=False)],
     )
     after = [_connection_options(suppress=True)]
-    commands = p.add_subparsers(dest="command", required=True)
-    commands.add_parser("history", parents=after, help="every change of a key, with who made it").add_argument("key")
-    at = commands.add_parser("at", parents=after, help="what a key held at a time")
-    at.add_argument("key")
-    at.add_argument("time")
-    diff = commands.add_parser("diff", parents=after, help="what changed between two times")
-    diff.add_argument("key")
-    diff.add_argument("start", metavar="FROM")
-    diff.add_argument("end", metavar="TO")
-    rollback = commands.add_parser("rollback", parents=after, help="write a key back to what it held at a time")
-    rollback.add_argument("key")
-    rollback.add_argument("--to", required=True, dest="time")
-    rollback.add_argument("--yes", action="store_true", help="do not ask")
-    put = commands.add_parser("put", parents=after, help="create or replace a setting")
-    put.add_argument("key")
-    put.add_argument("value")
-    put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute")
-    commands.add_parser("delete", parents=after, help="delete a setting").add_argument("key")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=after, help=summary, description=description)
+        sub.add_argument("key", metavar="KEY", help=KEY_HELP)
+        return sub
+
+    command(
+        "history", "every change of a key, with who made it",
+        "Every change of KEY, oldest first: time, change, who made it, old -> new.",
+    )  # fmt: skip
+    at = command("at", "what a key held at a time", "The item KEY held at TIME, replayed from its history, as JSON.")
+    at.add_argument("time", metavar="TIME", help=TIME_HELP)
+    diff = command("diff", "what changed between two times", "What changed in KEY between FROM and TO.")
+    diff.add_argument("start", metavar="FROM", help=f"the earlier time: {TIME_HELP}")
+    diff.add_argument("end", metavar="TO", help="the later time, in the same form")
+    rollback = command(
+        "rollback", "write a key back to what it held at a time",
+        "Write KEY back to what it held at TIME, with your own credentials, only if the table still holds "
+        "what the history says it holds now. Shows the difference and asks first (on stderr) unless --yes; "
+        "with no terminal to ask on, it needs --yes.",
+    )  # fmt: skip
+    rollback.add_argument("--to", required=True, dest="time", metavar="TIME", help=TIME_HELP)
+    rollback.add_argument("--yes", action="store_true", help="roll back without asking")
+    put = command(
+        "put", "create or replace a setting",
+        "Create or replace the item KEY: VALUE in its 'value' attribute, and more attributes with --set. "
+        "VALUE and each --set value are JSON (numbers exact), or else text.",
+    )  # fmt: skip
+    put.add_argument("value", metavar="VALUE", help="the item's 'value': JSON, or else text")
+    put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute (repeatable)")
+    command("delete", "delete a setting", "Delete the item KEY.")
     return p
+
+
+def ask_on_stderr(question: str) -> str:
+    """The answer to ``question``, asked on stderr (stdout holds only the answer); EOFError at end of input."""
+    sys.stdout.flush()  # what the question is about comes first
+    sys.stderr.write(printable(question))
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
 
 
 def _confirmed(ask: Callable[[str], str], question: str) -> bool:
     try:
         return ask(question).strip().lower() in ("y", "yes")
-    except EOFError:  # no terminal to answer (a pipe, a job): not confirmed
+    except EOFError:  # the input ended before an answer: not confirmed
         return False
 
 
 @dataclass
 class Command:
-    """One invocation: what was asked, the stage's trail, and how to ask the operator."""
+    """One invocation: what was asked, the stage's trail, and how to ask the operator (None: no one to ask)."""
 
     args: argparse.Namespace
     key: str
     trail: Trail
     session: dict[str, Any]
-    ask: Callable[[str], str]
+    ask: Callable[[str], str] | None
 
 
 def history(c: Command) -> str:
@@ -250,21 +270,25 @@ def rollback(c: Command) -> str:
     lines = differences(plan.before, plan.after)  # the history's view: secrets as digests
     if not lines:
         return f"{c.key!r} already holds what it held at {time}: nothing to do"
+    if not c.args.yes and c.ask is None:  # refused at once: nobody would ever answer
+        raise NotDone("not confirmed: nothing written; give --yes to roll back without asking")
     print("\n".join(lines))
-    if not c.args.yes and not _confirmed(c.ask, f"roll {c.key!r} back to {time}? [y/N] "):
+    if c.ask is not None and not c.args.yes and not _confirmed(c.ask, f"roll {c.key!r} back to {time}? [y/N] "):
         raise NotDone("not confirmed: nothing written")
     operator = boto3.client("sts", **c.session).get_caller_identity()["Arn"]
     return write_back(c.trail, c.key, plan.current, plan.target, operator)
 
 
 def put(c: Command) -> str:
-    c.trail.dynamodb.put_item(TableName=c.trail.table, Item=new_item(c.args))
-    return f"put {c.key!r}"
+    key = typed_key(c.key, key_schema(c.trail.dynamodb, c.trail.table))
+    c.trail.dynamodb.put_item(TableName=c.trail.table, Item=new_item(key, c.args.value, c.args.set))
+    return f"put {key_text(key)!r}"
 
 
 def delete(c: Command) -> str:
-    c.trail.dynamodb.delete_item(TableName=c.trail.table, Key={KEY_ATTRIBUTE: {"S": c.key}})
-    return f"deleted {c.key!r}"
+    key = typed_key(c.key, key_schema(c.trail.dynamodb, c.trail.table))
+    c.trail.dynamodb.delete_item(TableName=c.trail.table, Key=key)
+    return f"deleted {key_text(key)!r}"
 
 
 COMMANDS: dict[str, Callable[[Command], str]] = {
@@ -273,15 +297,18 @@ COMMANDS: dict[str, Callable[[Command], str]] = {
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 
 
-def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> str:
-    """The answer to one command line, or NotDone/Incomplete saying why not (nothing half-done)."""
+def run(args: argparse.Namespace, ask: Callable[[str], str] | None = None) -> str:
+    """The answer to one command line, or NotDone/Incomplete saying why not (nothing half-done).
+
+    ``ask`` asks the operator a question; None: there is no one to ask (a rollback needs --yes).
+    """
     key = checked_key(args.key)
     if args.command == "put":
-        new_item(args)  # checked before anything connects or is written
+        new_item({}, args.value, args.set)  # checked before anything connects; the key, once the schema is read
     session = connection(args)
-    trail = Trail(stage_variables(args), session)
+    trail = Trail(stage_variables(args), session, args.table)
     if "endpoint_url" in session and args.command in WRITES:
-        play_cloudtrail(trail.dynamodb, session, args)
+        play_cloudtrail(trail, session)
     return COMMANDS[args.command](Command(args, key, trail, session, ask))
 
 
@@ -318,7 +345,7 @@ def failure(error: Exception, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        print(run(args))
+        print(run(args, ask_on_stderr if sys.stdin is not None and sys.stdin.isatty() else None))
     except (NotDone, Incomplete) as refused:
         message = str(refused)
     except ConfigurationError as error:  # the stage names a table that is missing or out of reach

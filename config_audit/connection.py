@@ -6,6 +6,7 @@ Light on purpose (it imports no moto): config-audit reads it to talk to a runnin
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,28 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 def endpoint_file(project_dir: Path) -> Path:
     """Where `make run` keeps its moto server's endpoint while it serves (removed when it stops)."""
     return Path(os.environ.get("LOCAL_STATE_DIR") or project_dir / ".local") / "endpoint"
+
+
+def endpoint_problem(text: str) -> str | None:
+    """What keeps ``text`` from being a server's URL, ``http(s)://HOST:PORT`` (port 1-65535); None if it is."""
+    if not text:
+        return "it is empty"
+    if not text.isascii() or not text.isprintable():
+        return "it holds characters no URL has"
+    try:
+        url = urllib.parse.urlsplit(text)
+        port = url.port
+    except ValueError:  # a port out of range or not a number
+        port = 0
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return "it is not http://HOST:PORT or https://HOST:PORT"
+    if port is None:
+        return "it names no port"
+    if not 1 <= port <= 65535:
+        return "its port is not a number from 1 to 65535"
+    if url.path not in ("", "/") or url.query or url.fragment or url.username or url.password:
+        return "a server's URL has nothing after HOST:PORT"
+    return None
 
 
 def environment(endpoint: str) -> dict[str, str]:

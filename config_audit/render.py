@@ -6,14 +6,20 @@ printed escaped as JSON escapes it, and what JSON leaves raw as \\uXXXX.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import Binary
+
 from chalicelib.attribute_values import changed_names, deserialize_image
 from chalicelib.audit.entries import change_kind
 from config_audit.replay import Item
+
+AttributePath = tuple[str | int, ...]  # map member names and list indices, from the top-level attribute down
 
 
 def _json_escape(character: str) -> str:
@@ -36,14 +42,22 @@ def escaped(text: str) -> str:
     return printable(json.dumps(text, ensure_ascii=False)[1:-1])
 
 
+def key_cell(text: str) -> str:
+    """A key as text, escaped as ``escaped`` does but with its quotes as they are, so that a key of
+    two attributes reads (and is typed back) as its JSON: {"pk":"tenant-1","sk":7}."""
+    return escaped(text).replace('\\"', '"')  # JSON writes no bare quote in a string, so each \" is one
+
+
 def show(value: Any) -> str:
     """A plain value as JSON, with no control character in it (JSON's escapes, and \\uXXXX)."""
 
     def default(o: Any) -> Any:
         if isinstance(o, Decimal):
             return int(o) if o == o.to_integral_value() else float(o)
+        if isinstance(o, Binary):  # as the key text and the API write binary: base64
+            return base64.b64encode(o.value).decode()
         if isinstance(o, set):
-            return sorted(o, key=str)
+            return sorted(o, key=lambda member: member.value if isinstance(member, Binary) else member)
         return str(o)
 
     # outside strings json.dumps writes printable ASCII only, so escaping the whole text keeps it JSON
@@ -67,7 +81,7 @@ def render_table(entries: Sequence[dict[str, Any]]) -> str:
         change = f"{kind} {escaped(str(entry['updatedAttribute']))}" if "updatedAttribute" in entry else kind
         old = show(entry["oldValue"]) if "oldValue" in entry else "-"
         new = show(entry["newValue"]) if "newValue" in entry else "-"
-        time, key = escaped(str(entry["modificationTime"])), escaped(str(entry["itemKey"]))
+        time, key = escaped(str(entry["modificationTime"])), key_cell(str(entry["itemKey"]))
         rows.append((time, key, change, who(entry), f"{old} -> {new}"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
@@ -98,3 +112,19 @@ def differences(before: Item | None, after: Item | None) -> list[str]:
 
 def _plain(value: Any) -> Any:
     return deserialize_image({"v": value})["v"]
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def spelled_path(path: AttributePath) -> str:
+    """An attribute path as an operator reads it: config.password, servers[0].password, a["b.c"]."""
+    spelled = ""
+    for step in path:
+        if isinstance(step, int):
+            spelled += f"[{step}]"
+        elif _PLAIN_NAME.fullmatch(step):
+            spelled += f".{step}" if spelled else step
+        else:
+            spelled += f'["{escaped(step)}"]'
+    return spelled

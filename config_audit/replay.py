@@ -1,4 +1,4 @@
-"""Replaying the audit history: what the Configuration table held, as of any moment.
+"""Replaying the audit history: what an audited table held, as of any moment.
 
     >>> state = replay(entries)                         # every key, as of the last entry
     >>> setting_at(repository, "CACHE_TTL_SEC", "2024-09-11T09:03:00.000Z")
@@ -28,10 +28,8 @@ def replay(entries: Iterable[Entry], until: str | None = None) -> dict[str, Item
         if until is not None and time_of(entry) > until:
             continue
         key, name = item_key_of(entry), attribute_of(entry)
-        if name is not None:
-            # an update of an item created before the history began: its key attributes from the entry
-            typed_key = entry["itemKeys"]["M"] if "itemKeys" in entry else {KEY_ATTRIBUTE: {"S": key}}
-            item = state.setdefault(key, dict(typed_key))
+        if name is not None:  # an update before any creation in the history: the item holds at least its key
+            item = state.setdefault(key, key_of(entry))
             if "newValue" in entry:
                 item[name] = entry["newValue"]
             else:
@@ -41,6 +39,14 @@ def replay(entries: Iterable[Entry], until: str | None = None) -> dict[str, Item
         else:
             state.pop(key, None)
     return state
+
+
+def key_of(entry: Entry) -> Item:
+    """The item's typed key: the entry's itemKeys, or the seed table's one string ``key`` where it has none."""
+    item_keys = entry.get("itemKeys")
+    if item_keys is not None:
+        return dict(item_keys["M"])
+    return {KEY_ATTRIBUTE: {"S": item_key_of(entry)}}
 
 
 def whole_history(repository: AuditRepository, key: str) -> list[Entry]:

@@ -1,5 +1,5 @@
-"""A rollback: the item as of a time, replayed from its history, written back with the operator's
-own credentials, only if the table still holds what the history says it holds now.
+"""A rollback: the item as of a time, replayed from its history, written back under its typed key
+with the operator's own credentials, only if the table still holds what the history says it holds now.
 
 A redacted digest is never written back as a value, at any depth; a write another writer makes
 meanwhile is never silently lost.
@@ -7,22 +7,18 @@ meanwhile is never silently lost.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.attribute_values import AttributeValue, changed_names, same_value
-from chalicelib.audit.records import KEY_ATTRIBUTE
 from chalicelib.audit.redaction import PREFIX as REDACTED
 from config_audit.errors import Incomplete, NotDone
-from config_audit.render import escaped
+from config_audit.render import AttributePath, spelled_path
 from config_audit.replay import Item, item_at
 from config_audit.trail import Trail
-
-AttributePath = tuple[str | int, ...]  # map member names and list indices, from the top-level attribute down
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ def plan_rollback(trail: Trail, key: str, time: str) -> RollbackPlan:
         digest, recorded, kept = _at(target, path), _at(recorded_now, path), _at(current, path)
         if recorded is None or kept is None or digest is None or not same_value(recorded, digest):
             raise NotDone(
-                f"'{_spelled(path)}' held a secret at that time, redacted in the history, and the table no "
+                f"'{spelled_path(path)}' held a secret at that time, redacted in the history, and the table no "
                 "longer holds that secret: it cannot be restored; nothing written"
             )
         restored = _replaced(restored, path, kept)  # unchanged since TIME: the table's own value
@@ -114,22 +110,6 @@ def _replaced(item: Item, path: AttributePath, new: AttributeValue) -> Item:
 
     replaced: Item = replace({"M": item}, path)["M"]
     return replaced
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _spelled(path: AttributePath) -> str:
-    """An attribute path as an operator reads it: config.password, servers[0].password, a["b.c"]."""
-    spelled = ""
-    for step in path:
-        if isinstance(step, int):
-            spelled += f"[{step}]"
-        elif _PLAIN_NAME.fullmatch(step):
-            spelled += f".{step}" if spelled else step
-        else:
-            spelled += f'["{escaped(step)}"]'
-    return spelled
 
 
 def _agrees(recorded: AttributeValue, actual: AttributeValue) -> bool:
@@ -186,13 +166,13 @@ def write_back(trail: Trail, key: str, current: Item | None, target: Item | None
     meanwhile survives. The old item comes back (ALL_OLD), so such a write is reported: Incomplete.
     A change of what it read makes it refuse with nothing written: Refused.
     """
-    table_key = {KEY_ATTRIBUTE: {"S": key}}
+    table_key = trail.typed_key(key)  # the entries' itemKeys: the conditions and the write use the typed key
     item = dict(target) if target is not None else None
     if item is not None and trail.actor_attribute and operator:
         item[trail.actor_attribute] = {"S": operator}  # the rollback declares who made it
     expression = _Expression()
     if current is None:
-        condition = f"attribute_not_exists({expression.name(KEY_ATTRIBUTE)})"
+        condition = f"attribute_not_exists({expression.name(next(iter(table_key)))})"
     else:
         condition = " AND ".join(
             f"{expression.name(name)} = {expression.value(value)}" for name, value in sorted(current.items())
@@ -215,7 +195,7 @@ def write_back(trail: Trail, key: str, current: Item | None, target: Item | None
                 TableName=trail.table, Item=item, ConditionExpression=condition, **expression.parameters()
             )
             return f"rolled {key!r} back"
-        updates = _update_expression(expression, current, item)
+        updates = _update_expression(expression, current, item, table_key.keys())
         if not updates:  # only the stamp differed, and it already names this operator
             return f"{key!r} already holds that: nothing written"
         unread = [f"attribute_not_exists({expression.name(name)})" for name in item if name not in current]
@@ -236,12 +216,13 @@ def write_back(trail: Trail, key: str, current: Item | None, target: Item | None
         raise
 
 
-def _update_expression(expression: _Expression, current: Item, item: Item) -> str:
-    """SET what ``item`` holds differently from ``current``, REMOVE what it no longer holds ("": nothing)."""
+def _update_expression(expression: _Expression, current: Item, item: Item, key_names: Collection[str]) -> str:
+    """SET what ``item`` holds differently from ``current``, REMOVE what it no longer holds ("": nothing);
+    the key attributes are the item's name, never set."""
     sets = [
         f"{expression.name(name)} = {expression.value(value)}"
         for name, value in sorted(item.items())
-        if name != KEY_ATTRIBUTE and not (name in current and same_value(current[name], value))
+        if name not in key_names and not (name in current and same_value(current[name], value))
     ]
     removes = [expression.name(name) for name in sorted(current) if name not in item]
     clauses = [f"SET {', '.join(sets)}"] if sets else []

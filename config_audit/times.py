@@ -21,4 +21,5 @@ def parse_time(text: str, now: dt.datetime | None = None) -> str:
         raise NotDone(f"time {text!r} is outside the times the history holds (years 0001 to 9999 in UTC)") from None
     if moment > (now or dt.datetime.now(dt.UTC)):
         raise NotDone(f"time {text!r} is in the future")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # %Y gives 999, not 0999, for years before 1000: the year is written out with its four digits
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

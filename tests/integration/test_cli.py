@@ -238,6 +238,7 @@ def no_aws_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # not on EC2: no need to wait for IMDS to say so
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a fresh process: no credentials resolved before
 
 
 def test_missing_region_against_aws_is_one_line(no_aws_configuration: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -258,7 +259,7 @@ def test_a_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert (
         out == ""
-        and err == "config-audit history: the following arguments are required: key (see config-audit history --help)\n"
+        and err == "config-audit history: the following arguments are required: KEY (see config-audit history --help)\n"
     )
 
 
@@ -286,7 +287,8 @@ def test_the_connection_options_keep_their_defaults_when_not_given() -> None:
         (["put", "K", "1", "--set", "=5"], "--set '=5' has no attribute name before '='"),
         (["put", "K", "1", "--set", "noequals"], "--set 'noequals' has no '='"),
         (["put", "K", "1", "--set", "key=other"], "--set cannot change 'key', the item's key"),
-        (["put", "K", "1", "--set", "value=2"], "attribute 'value' is given twice"),
+        (["put", "K", "1", "--set", "value=2"], "--set cannot set 'value': VALUE is the item's 'value'"),
+        (["put", "K", "1", "--set", "a=1", "--set", "a=2"], "attribute 'a' is given twice"),
         (["put", "K", "1e400"], "attribute 'value' holds a number DynamoDB cannot store exactly"),
         (["put", "", "1"], "KEY is empty"),
         (["delete", ""], "KEY is empty"),
