@@ -37,6 +37,7 @@ LOCAL_STAGE = "local"
 # tables that exist, while a fresh moto has none, so each one's key is written down here.
 LOCAL_TABLE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "FeatureFlags": (("pk", "S"), ("sk", "S")),  # (name, type) of the hash key, then the range key
+    "Tenants": (("Id", "N"),),  # a numeric key, as AWS's own samples key on Id
 }
 
 

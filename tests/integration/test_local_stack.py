@@ -46,10 +46,11 @@ def test_changes_made_on_the_laptop_are_audited(local: LocalStack) -> None:
 
 def test_the_local_stage_audits_a_change_of_each_table_into_its_own_trail_through_the_poller() -> None:
     with LocalStack(LOCAL_STAGE) as local:
-        # GIVEN the local stage's two tables: the seed's, and feature flags keyed on pk and sk
+        # GIVEN the local stage's three tables: the seed's, feature flags keyed on pk and sk, tenants on a number
         assert [(t.source, t.trail) for t in local.audited] == [
             ("Configuration", "Audit"),
             ("FeatureFlags", "FeatureFlagsAudit"),
+            ("Tenants", "TenantsAudit"),
         ]
         local.start_poller()
         # WHEN a change is made to each
@@ -59,7 +60,14 @@ def test_the_local_stage_audits_a_change_of_each_table_into_its_own_trail_throug
         local.table("FeatureFlags").update_item(
             Key=flag, UpdateExpression="SET enabled = :on", ExpressionAttributeValues={":on": True}
         )
-        wait_until(lambda: len(local.audit_entries()) == 1 and len(local.audit_entries("FeatureFlags")) == 2)
+        local.table("Tenants").put_item(Item={"Id": 101, "plan": "gold"})
+        wait_until(
+            lambda: (
+                len(local.audit_entries()) == 1
+                and len(local.audit_entries("FeatureFlags")) == 2
+                and len(local.audit_entries("Tenants")) == 1
+            )
+        )
         # THEN the seed's trail holds its change alone, exactly as before (no itemKeys)
         [seed] = local.audit_entries()
         assert (seed["itemKey"], seed["newValue"]) == ("CACHE_TTL_SEC", {"key": "CACHE_TTL_SEC", "value": 3600})
@@ -69,6 +77,13 @@ def test_the_local_stage_audits_a_change_of_each_table_into_its_own_trail_throug
         assert created["itemKey"] == changed["itemKey"] == '{"pk":"tenant-1","sk":"flag#dark-mode"}'
         assert created["newValue"] == {**flag, "enabled": False} and changed["itemKeys"] == flag
         assert (changed["updatedAttribute"], changed["oldValue"], changed["newValue"]) == ("enabled", False, True)
+        # AND the tenants' trail holds the tenant's creation under its number as text
+        [tenant] = local.audit_entries("Tenants")
+        assert (tenant["itemKey"], tenant["itemKeys"], tenant["newValue"]) == (
+            "101",
+            {"Id": 101},
+            {"Id": 101, "plan": "gold"},
+        )
         assert local.poller is not None and local.poller.stats.gave_up == []
 
 
