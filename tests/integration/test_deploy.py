@@ -166,7 +166,7 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
 def test_chalice_deploy_subscribes_every_audited_stream_and_delete_removes_every_subscription(
     endpoint: str, project: Path
 ) -> None:
-    # GIVEN a pk/sk table a platform team already has, audited beside the seed's
+    # GIVEN a pk/sk table and a numeric-key table a platform team already has, audited beside the seed's
     dynamodb = boto3.client("dynamodb")
     dynamodb.create_table(
         TableName="FeatureFlags",
@@ -176,22 +176,28 @@ def test_chalice_deploy_subscribes_every_audited_stream_and_delete_removes_every
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )  # fmt: skip
+    dynamodb.create_table(
+        TableName="Tenants", AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
+        KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )  # fmt: skip
     path = project / ".chalice" / "config.json"
     config = json.loads(path.read_text())
     config["stages"][REHEARSAL] = json.loads(json.dumps(config["stages"]["dev"]))
     config["stages"][REHEARSAL]["environment_variables"]["AUDITED_TABLES"] = (
-        "Configuration=Audit,FeatureFlags=FeatureFlagsAudit"
+        "Configuration=Audit,FeatureFlags=FeatureFlagsAudit,Tenants=TenantsAudit"
     )
     path.write_text(json.dumps(config, indent=2))
     stage = provision(project)
     streams = {table: dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-               for table in ("Configuration", "FeatureFlags")}  # fmt: skip
+               for table in ("Configuration", "FeatureFlags", "Tenants")}  # fmt: skip
     # WHEN the real `chalice deploy` runs
     run(CHALICE, "--project-dir", str(project), "deploy", "--stage", REHEARSAL, timeout=900)
     # THEN each audited stream is subscribed, from TRIM_HORIZON, by a function running the audit_producer handler
     lambda_ = boto3.client("lambda")
     producers = {"Configuration": ("audit_producer", "Audit"),
-                 "FeatureFlags": ("audit_producer-FeatureFlags", "FeatureFlagsAudit")}  # fmt: skip
+                 "FeatureFlags": ("audit_producer-FeatureFlags", "FeatureFlagsAudit"),
+                 "Tenants": ("audit_producer-Tenants", "TenantsAudit")}  # fmt: skip
     functions = {table: f"config-audit-{REHEARSAL}-{function}" for table, (function, _) in producers.items()}
     deployed = {table: lambda_.get_function(FunctionName=name)["Configuration"] for table, name in functions.items()}
     mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
