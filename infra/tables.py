@@ -7,6 +7,7 @@ syntax; a test holds them equal to these.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.audit.records import KEY_ATTRIBUTE
@@ -21,6 +22,21 @@ def configuration_table(name: str) -> dict[str, Any]:
         "TableName": name,
         "AttributeDefinitions": [{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE},
+    }
+
+
+def keyed_table(name: str, keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """CreateTable arguments for a table of any key schema: (name, S|N|B) of the hash key, then
+    of the range key if any, with a stream carrying both images (a table a team already has)."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": key, "AttributeType": kind} for key, kind in keys],
+        "KeySchema": [
+            {"AttributeName": key, "KeyType": role}
+            for (key, _), role in zip(keys, ("HASH", "RANGE")[: len(keys)], strict=True)
+        ],
         "BillingMode": "PAY_PER_REQUEST",
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE},
     }

@@ -23,7 +23,7 @@ from chalicelib.settings import AuditedTable, Settings
 from config_audit.connection import REGION, client_arguments, environment
 from config_audit.stage import stage_environment
 from infra.redaction_key import ensure_redaction_key
-from infra.tables import AUDITED_VIEW_TYPE, audit_table, create_tables
+from infra.tables import audit_table, create_tables, keyed_table
 from local.cloudtrail import CloudTrailPlayer, identity_of
 from local.poller import Checkpoint, StreamPoller
 
@@ -53,16 +53,7 @@ def local_table(name: str) -> dict[str, Any]:
             + ", ".join(map(repr, LOCAL_TABLE_KEYS))
             + " only; add the table's keys to LOCAL_TABLE_KEYS in local/stack.py"
         )
-    keys = LOCAL_TABLE_KEYS[name]
-    return {
-        "TableName": name,
-        "AttributeDefinitions": [{"AttributeName": key, "AttributeType": kind} for key, kind in keys],
-        "KeySchema": [
-            {"AttributeName": key, "KeyType": role} for (key, _), role in zip(keys, ("HASH", "RANGE"), strict=False)
-        ],
-        "BillingMode": "PAY_PER_REQUEST",
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": AUDITED_VIEW_TYPE},
-    }
+    return keyed_table(name, LOCAL_TABLE_KEYS[name])
 
 
 def chalice_invoker(stage: str, function: str = "audit_producer") -> Any:

@@ -22,7 +22,7 @@ from chalicelib import wiring
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.observability import logger
 from infra.redaction_key import ensure_redaction_key
-from infra.tables import create_tables
+from infra.tables import audit_table, create_tables, keyed_table
 from local.stack import read_audit
 from local.stream import read_all
 
@@ -151,6 +151,14 @@ def _app() -> Any:
     from app import app
 
     return app
+
+
+def create_keyed_table(dynamodb: Any, name: str, keys: list[tuple[str, str]], trail: str | None = None) -> str:
+    """A table a team already has (any key schema, its stream on), and its trail; its stream ARN."""
+    dynamodb.create_table(**keyed_table(name, keys))
+    if trail is not None:
+        dynamodb.create_table(**audit_table(trail))
+    return str(dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"])
 
 
 def project_with(tmp_path: Path, **variables: str | None) -> str:

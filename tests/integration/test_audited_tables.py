@@ -12,10 +12,9 @@ import boto3
 import pytest
 from chalice.test import Client
 
-from infra.tables import audit_table
 from local.stack import read_audit
 from local.stream import read_all
-from tests.conftest import AUDIT, REGION, Stack, project_with
+from tests.conftest import AUDIT, REGION, Stack, create_keyed_table, project_with
 
 pytestmark = pytest.mark.filterwarnings("ignore:IAMAuthorizer is not a supported in local mode")
 FLAGS, FLAGS_AUDIT = "FeatureFlags", "FeatureFlagsAudit"
@@ -24,19 +23,7 @@ FLAGS, FLAGS_AUDIT = "FeatureFlags", "FeatureFlagsAudit"
 @pytest.fixture
 def flags(stack: Stack) -> Any:
     """A pk/sk table a platform team already has, with its stream, and its own trail."""
-    dynamodb = stack.dynamodb
-    dynamodb.create_table(
-        TableName=FLAGS,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    dynamodb.create_table(**audit_table(FLAGS_AUDIT))
-    return dynamodb.describe_table(TableName=FLAGS)["Table"]["LatestStreamArn"]
+    return create_keyed_table(stack.dynamodb, FLAGS, [("pk", "S"), ("sk", "N")], FLAGS_AUDIT)
 
 
 @pytest.fixture
@@ -108,13 +95,7 @@ def test_a_call_on_one_table_never_names_an_entry_of_another(stack: Stack, tmp_p
     from tests.unit.test_actors import cloudtrail
 
     # GIVEN the seed table and a numeric-key table, whose keys read alike as text: "1" and 1
-    stack.dynamodb.create_table(
-        TableName="Tenants", AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "N"}],
-        KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )  # fmt: skip
-    stack.dynamodb.create_table(**audit_table("TenantsAudit"))
-    tenants = stack.dynamodb.describe_table(TableName="Tenants")["Table"]["LatestStreamArn"]
+    tenants = create_keyed_table(stack.dynamodb, "Tenants", [("Id", "N")], "TenantsAudit")
     client = Client(
         app,
         stage_name="dev",

@@ -424,10 +424,8 @@ def test_a_rollback_to_before_a_deletion_refuses_to_restore_a_redacted_secret(
     assert configuration_item("DB") is None
 
 
-def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
-    stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # GIVEN another writer adds an attribute after the rollback read the item, before it writes
+def someone_adds_an_attribute_after_the_read(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer sets 'extra' on the item right after the rollback read it, before it writes."""
     read = Trail.current
 
     def read_then_someone_writes(trail: Trail, key: str) -> Any:
@@ -438,6 +436,13 @@ def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
         return item
 
     monkeypatch.setattr(Trail, "current", read_then_someone_writes)
+
+
+def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
+    stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN another writer adds an attribute after the rollback read the item, before it writes
+    someone_adds_an_attribute_after_the_read(stack, monkeypatch)
     capsys.readouterr()
     # WHEN the rollback writes
     assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", lifecycle[0], "--yes"]) == 1
@@ -451,16 +456,7 @@ def test_a_write_adding_an_attribute_during_the_rollback_is_kept_and_reported(
 def test_a_deletion_that_removes_an_attribute_added_meanwhile_says_so(
     stack: Stack, lifecycle: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    read = Trail.current
-
-    def read_then_someone_writes(trail: Trail, key: str) -> Any:
-        item = read(trail, key)
-        stack.configuration.update_item(
-            Key={"key": key}, UpdateExpression="SET extra = :x", ExpressionAttributeValues={":x": "theirs"}
-        )
-        return item
-
-    monkeypatch.setattr(Trail, "current", read_then_someone_writes)
+    someone_adds_an_attribute_after_the_read(stack, monkeypatch)
     assert cli.main(["rollback", "CACHE_TTL_SEC", "--to", "2000-01-01T00:00:00Z", "--yes"]) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert "deleted 'CACHE_TTL_SEC', but a write in between added 'extra', which the deletion removed" in line

@@ -13,21 +13,11 @@ from chalice.test import Client
 from config_audit import cli
 from config_audit.times import parse_time
 from tests.conftest import CONFIGURATION, REGION, Stack, project_with
+from tests.integration.test_cli import fails_with_one_line
 
 
 def audit(stack: Stack, client: Client) -> None:
     assert client.lambda_.invoke("audit_producer", stack.new_event()).payload == {"batchItemFailures": []}
-
-
-def fails_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """main() fails: exit status 1, nothing on stdout, one line on stderr (no traceback); the line."""
-    capsys.readouterr()
-    assert cli.main(argv) == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    [line] = err.splitlines()
-    assert line.startswith("config-audit: ") and "Traceback" not in line
-    return line
 
 
 def configuration_items(stack: Stack) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from local.poller import Checkpoint, Invoke, StreamPoller
-from tests.conftest import CONFIGURATION, Stack
+from tests.conftest import CONFIGURATION, Stack, create_keyed_table
 
 FLAGS = "FeatureFlags"
 
@@ -37,17 +37,7 @@ def poller(stack: Stack, invoke: Invoke, *more_streams: str, **options: Any) -> 
 @pytest.fixture
 def flags(stack: Stack) -> str:
     """A second table with its stream, keyed on pk and sk; its stream ARN."""
-    stack.dynamodb.create_table(
-        TableName=FLAGS,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    return str(stack.dynamodb.describe_table(TableName=FLAGS)["Table"]["LatestStreamArn"])
+    return create_keyed_table(stack.dynamodb, FLAGS, [("pk", "S"), ("sk", "S")])
 
 
 def put_flag(stack: Stack, sk: str, enabled: bool) -> None:

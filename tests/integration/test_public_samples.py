@@ -14,10 +14,9 @@ import pytest
 from boto3.dynamodb.types import Binary
 from chalice.test import Client
 
-from infra.tables import audit_table
 from local.stack import read_audit
 from local.stream import read_all
-from tests.conftest import AUDIT, REGION, Stack, project_with
+from tests.conftest import AUDIT, REGION, Stack, create_keyed_table, project_with
 
 PUBLIC = Path(__file__).resolve().parent.parent / "events" / "public"
 
@@ -73,18 +72,7 @@ def test_binary_keys_captured_from_a_stream_audit_under_their_base64(stack: Stac
     from app import app
 
     # GIVEN a table keyed by a binary hash and a binary range key, changed through its stream
-    stack.dynamodb.create_table(
-        TableName="Blobs",
-        AttributeDefinitions=[
-            {"AttributeName": "h", "AttributeType": "B"},
-            {"AttributeName": "r", "AttributeType": "B"},
-        ],
-        KeySchema=[{"AttributeName": "h", "KeyType": "HASH"}, {"AttributeName": "r", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    stack.dynamodb.create_table(**audit_table("BlobsAudit"))
-    arn = stack.dynamodb.describe_table(TableName="Blobs")["Table"]["LatestStreamArn"]
+    arn = create_keyed_table(stack.dynamodb, "Blobs", [("h", "B"), ("r", "B")], "BlobsAudit")
     blobs = boto3.resource("dynamodb", region_name=REGION).Table("Blobs")
     blobs.put_item(Item={"h": Binary(b"\x00\xff"), "r": Binary(b"\x01"), "v": 1})
     blobs.update_item(Key={"h": Binary(b"\x00\xff"), "r": Binary(b"\x01")}, UpdateExpression="SET v = :v",
