@@ -100,7 +100,7 @@ def test_an_installed_config_audit_writes_on_the_local_stack_from_outside_the_ch
     assert (done.returncode, done.stdout, done.stderr) == (0, "put 'INSTALLED'\n", "")
     assert local_stack.dynamodb.get_item(TableName=CONFIGURATION, Key={"key": {"S": "INSTALLED"}}).get("Item")
     recorded = local_stack.dynamodb.scan(TableName=ACTORS)["Items"]
-    assert "INSTALLED" in {item["itemKey"]["S"] for item in recorded}
+    assert "Configuration#INSTALLED" in {item["itemKey"]["S"] for item in recorded}  # <table>#<key>
     # AND the same from a shell that does not name the project is one line saying where it looked
     done = command(installed, elsewhere, "--local", "history", "INSTALLED")
     assert (done.returncode, done.stdout) == (1, "")
