@@ -83,7 +83,7 @@ def read_record(record: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBU
     event_name = _event_name(record)
     old = _image(body, "OldImage", required=event_name in (EventName.MODIFY, EventName.REMOVE))
     new = _image(body, "NewImage", required=event_name in (EventName.INSERT, EventName.MODIFY))
-    keys = _keys(body, [image for image in (old, new) if image is not None])
+    keys, key = _keys(body, [image for image in (old, new) if image is not None])
     modification_time = format_time(_epoch_seconds(body))
     if event_name is EventName.MODIFY:
         assert old is not None and new is not None
@@ -98,7 +98,7 @@ def read_record(record: Any, actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBU
         event_id=event_id,
         event_name=event_name,
         sequence_number=sequence_number,
-        key=key_text(keys),
+        key=key,
         keys=None if is_seed_key(keys) else _checked_image(keys, "Keys"),
         modification_time=modification_time,
         item=item,
@@ -191,18 +191,18 @@ def changed_attributes(
     return changes
 
 
-def _keys(body: dict[str, Any], images: list[Image]) -> dict[str, Any]:
-    """``dynamodb.Keys``, checked: a usable key, which every image holds as it is."""
+def _keys(body: dict[str, Any], images: list[Image]) -> tuple[dict[str, Any], str]:
+    """``dynamodb.Keys``, checked (a usable key, which every image holds as it is), and its text."""
     keys: Any = body.get("Keys")
     try:
-        key_text(keys)
+        text = key_text(keys)
     except BadKey as error:
         raise PoisonRecord(f"record has no usable Keys: {error}") from None
     for image in images:
         for name, value in keys.items():
             if image.get(name) != value:
                 raise PoisonRecord(f"the image's key attribute {name!r:.60} differs from Keys: {image.get(name)!r:.60}")
-    return dict(keys)
+    return dict(keys), text
 
 
 def _epoch_seconds(body: dict[str, Any]) -> float:
