@@ -45,6 +45,10 @@ _NOT_FOUND = "does not exist (or is not active) in this account and region"
 _DENIED = "is not open to the function's role"
 _UNKNOWN_CALLER = "cannot be reached with these credentials"
 
+# Error codes that refuse a request for its content: sending it again cannot help. A batch too
+# long for SNS or SQS (256 KB a call, whatever the count) is one: send_in_groups splits it.
+REFUSALS = {"ValidationException", "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"}
+
 # Error codes that name the deployment, not the data, per service.
 CONFIGURATION_ERRORS = {
     "ResourceNotFoundException": _NOT_FOUND,  # DynamoDB
@@ -80,7 +84,7 @@ def call(operation: Callable[..., Any], resource: str, **parameters: Any) -> Any
         code = error_code(error)
         if code in CONFIGURATION_ERRORS:
             raise ConfigurationError(f"{resource} {CONFIGURATION_ERRORS[code]}: {code}") from error
-        if code == "ValidationException":
+        if code in REFUSALS:
             raise Refused(str(error.response.get("Error", {}).get("Message", code))) from error
         raise RetryLater(code) from error
     except BotoCoreError as error:  # connection or read timeout: the call may or may not have landed

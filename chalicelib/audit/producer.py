@@ -141,6 +141,9 @@ class AuditProducer:
         return True
 
     def _respond(self, outcome: BatchOutcome) -> BatchResponse:
+        if any(poison.sequence_number is None for poison in outcome.not_dead_lettered):
+            # no sequence number to report it by, so the whole batch comes round again (it is not dropped)
+            raise BatchNotWritten("a poison record with no readable SequenceNumber could not be dead-lettered")
         failed = outcome.first_not_done
         if failed is None:
             return {"batchItemFailures": []}

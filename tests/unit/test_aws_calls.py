@@ -165,3 +165,25 @@ def test_a_configuration_error_goes_straight_through() -> None:
 
     with pytest.raises(ConfigurationError, match="AUDIT_TABLE_NAME"):
         send_in_groups([1, 2], 10, missing, quick())
+
+
+@pytest.mark.parametrize("code", ["BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"])
+def test_a_batch_too_long_for_sns_or_sqs_is_split_not_retried_forever(code: str) -> None:
+    # GIVEN a service that takes at most 256 KB a call, and ten messages of 100 KB each
+    sent: list[int] = []
+
+    def send(group: list[int]) -> Reply[int]:
+        def too_long() -> None:
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "Batch requests cannot be longer than 262144 bytes"}},
+                "PublishBatch",
+            )
+
+        if len(group) * 100_000 > 262_144:
+            call(too_long, "SNS topic 't' (CHANGE_TOPIC_ARN)")
+        sent.extend(group)
+        return Reply()
+
+    result = send_in_groups(list(range(10)), 10, send, quick(attempts=3))
+    # THEN every message goes, a call each once the batch was refused, and nothing is left
+    assert sorted(sent) == list(range(10)) and result.unsent == [] and result.refused == []

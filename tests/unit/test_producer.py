@@ -204,3 +204,12 @@ def test_memory_stays_bounded_by_a_chunk_whatever_the_batch_size() -> None:
 
     # THEN four times the records take far less than four times the memory: one chunk is alive at once
     assert peak(4000) < 1.5 * peak(1000)
+
+
+def test_a_poison_record_with_no_sequence_number_that_cannot_be_dead_lettered_fails_the_whole_batch() -> None:
+    # GIVEN an event with no Records list (poison with no sequence number), and a queue that will not take it
+    dead_letters = InMemoryDeadLetters(failing_event_ids=frozenset({None}))  # type: ignore[arg-type]
+    # WHEN it is handled, even where partial failures are reported
+    with pytest.raises(BatchNotWritten, match="no readable SequenceNumber could not be dead-lettered"):
+        producer(dead_letters=dead_letters, report=True).handle({"records": []})
+    # THEN nothing was acknowledged: Lambda retries the whole batch
