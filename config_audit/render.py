@@ -49,19 +49,29 @@ def key_cell(text: str) -> str:
 
 
 def show(value: Any) -> str:
-    """A plain value as JSON, with no control character in it (JSON's escapes, and \\uXXXX)."""
+    """A plain value as JSON, numbers digit for digit, with no control character in it (JSON's
+    escapes, and \\uXXXX)."""
+    # outside strings the JSON is printable ASCII only, so escaping the whole text keeps it JSON
+    return printable(_json(value))
 
-    def default(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return int(o) if o == o.to_integral_value() else float(o)
-        if isinstance(o, Binary):  # as the key text and the API write binary: base64
-            return base64.b64encode(o.value).decode()
-        if isinstance(o, set):
-            return sorted(o, key=lambda member: member.value if isinstance(member, Binary) else member)
-        return str(o)
 
-    # outside strings json.dumps writes printable ASCII only, so escaping the whole text keeps it JSON
-    return printable(json.dumps(value, default=default, sort_keys=True, ensure_ascii=False))
+def _json(value: Any) -> str:
+    """JSON of a deserialized item's values, keys sorted; a number as DynamoDB holds it (never
+    through a float, which would round 1.2345678901234567890 to 17 digits); binary as base64."""
+    if isinstance(value, dict):
+        members = sorted(value.items())
+        return "{" + ", ".join(f"{json.dumps(str(name), ensure_ascii=False)}: {_json(v)}" for name, v in members) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_json(member) for member in value) + "]"
+    if isinstance(value, set | frozenset):
+        return _json(sorted(value, key=lambda member: member.value if isinstance(member, Binary) else member))
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else str(value)
+    if isinstance(value, Binary):  # as the key text and the API write binary: base64
+        return json.dumps(base64.b64encode(value.value).decode())
+    if value is None or isinstance(value, bool | int | str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def who(entry: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from boto3.dynamodb.types import TypeSerializer
 from chalicelib.actors.cloudtrail import Call
 from chalicelib.actors.repository import ActorRepository
 from chalicelib.audit.entries import Entry, item_key_of, time_of
-from chalicelib.audit.keys import key_values, loose_key_text
+from chalicelib.audit.keys import BadKey, key_values, loose_key_text
 
 MATCH_SECONDS = 2  # CloudTrail's eventTime is to the second; the stream's time is approximate
 TTL_ACTOR = {"arn": "dynamodb.amazonaws.com", "type": "Service", "source": "ttl"}
@@ -45,7 +45,10 @@ def with_actors(entries: list[Entry], actors: ActorRepository | None, table: str
 def cloudtrail_key(entry: Entry) -> str:
     """The entry's key as CloudTrail names it (untyped values): what AuditActors is keyed by."""
     keys = entry.get("itemKeys")
-    return item_key_of(entry) if keys is None else loose_key_text(key_values(keys["M"]))
+    try:
+        return item_key_of(entry) if keys is None else loose_key_text(key_values(keys["M"]))
+    except (BadKey, KeyError, TypeError):  # an entry written around the producer: joined by its key text
+        return item_key_of(entry)
 
 
 def _facts(entry: Entry) -> dict[str, Any]:

@@ -1,13 +1,12 @@
-"""Who made each change (SPEC.md, "Who made the change"). Pure: no I/O.
+"""Who made each change (SPEC.md, "Who made the change"): CloudTrail's part, parsed. Pure: no I/O.
 
-Two halves:
-
-- ``calls_in``: an EventBridge event of a CloudTrail data event -> the write calls it records,
-  one ``Call`` per (configuration key, call). Read from AWS's documented log format
-  ("Understanding DynamoDB log file entries"): key values as plain strings, ``eventTime`` to the
-  second, the caller in ``userIdentity``; field names whose case varies inside transactions;
-  PartiQL statements whose key is a literal or a ``?`` parameter of the ``WHERE`` clause. An
-  event that cannot be used raises ``Unattributable`` with the reason.
+``calls_in``: an EventBridge event of a CloudTrail data event -> the write calls it records on
+the audited tables, one ``Call`` per (table, key, call). Read from AWS's documented log format
+("Understanding DynamoDB log file entries"): key values untyped, ``eventTime`` to the second,
+the caller in ``userIdentity``; field names whose case varies inside transactions; PartiQL
+statements whose key is a literal or a ``?`` parameter of the ``WHERE`` clause. An
+event that cannot be used raises ``Unattributable`` with the reason. The read-time join is
+``actors/attribution.py``.
 """
 
 from __future__ import annotations

@@ -8,14 +8,13 @@ the record's own, so every type round-trips exactly.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 from chalicelib.attribute_values import AttributeValue
-from chalicelib.audit.records import AttributeChange, EventName, StreamRecord
+from chalicelib.audit.records import SEQUENCE_NUMBER, AttributeChange, EventName, StreamRecord
 
 Entry = dict[str, AttributeValue]
 
@@ -106,7 +105,6 @@ def attribute_of(entry: Entry) -> str | None:
 
 
 SortKey = tuple[str, int, str, str]
-_SEQUENCE = re.compile(r"\d{1,40}", re.ASCII)  # DynamoDB Streams' sequence numbers are up to 40 digits
 UNORDERED = -1  # the sequence number of an entry that has no readable one
 
 
@@ -127,7 +125,7 @@ def sort_key(entry: Entry) -> SortKey:
 
 def is_sequence_number(text: str) -> bool:
     """Whether ``text`` is a stream sequence number: a decimal string of at most 40 digits."""
-    return _SEQUENCE.fullmatch(text) is not None
+    return SEQUENCE_NUMBER.fullmatch(text) is not None
 
 
 def sequence_order(entry: Entry) -> tuple[int, str]:

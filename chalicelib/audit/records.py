@@ -9,6 +9,7 @@ REMOVE, the changed attributes of a MODIFY.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE
 KEY_ATTRIBUTE = SEED_KEY  # the seed table's key; any table's key attributes are the names in Keys
 # What DynamoDB's TTL process looks like in a REMOVE record.
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+SEQUENCE_NUMBER = re.compile(r"\d{1,40}", re.ASCII)  # DynamoDB Streams' are decimal, at most 40 digits
 LAST_EPOCH_SECOND = 253402300799  # 9999-12-31T23:59:59Z: the format has four digits for the year
 
 
@@ -126,7 +128,7 @@ def _event_id(record: dict[str, Any]) -> str:
 def sequence_number_of(body: Any) -> str | None:
     """A record body's SequenceNumber where it is a decimal string, else None."""
     sequence = body.get("SequenceNumber") if isinstance(body, dict) else None
-    if isinstance(sequence, str) and sequence.isdigit() and sequence.isascii():
+    if isinstance(sequence, str) and SEQUENCE_NUMBER.fullmatch(sequence):
         return sequence
     return None
 
@@ -213,7 +215,8 @@ def _epoch_seconds(body: dict[str, Any]) -> float:
         raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime is not epoch seconds: {created!r:.40}")
     if not math.isfinite(created) or created < 0:
         raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime out of range: {created!r}")
-    if created > LAST_EPOCH_SECOND:
+    # as format_time rounds it to the millisecond: past 9999-12-31T23:59:59.999Z is out of the format
+    if round(created * 1000) > LAST_EPOCH_SECOND * 1000 + 999:
         hint = "; it looks like milliseconds, not seconds" if created / 1000 <= LAST_EPOCH_SECOND else ""
         raise PoisonRecord(f"dynamodb.ApproximateCreationDateTime out of range: {created!r}{hint}")
     return float(created)

@@ -6,8 +6,9 @@ Their values, at the top level of an item or under a map key at any depth, are r
 the value's fingerprint (its type and its DynamoDB value). Equal values give equal digests and
 different ones different digests, so a changed secret is still a change and a reused one shows.
 
-The records are redacted before anything reads them, so entries, logs, notifications and dead
-letters only ever hold the digest. The item's key attributes (the names in ``Keys``) are never redacted: they are
+The records are redacted before anything reads their images (routing and chunking read only a
+record's ARN and sequence number), so entries, logs, notifications and dead letters only ever
+hold the digest. The item's key attributes (the names in ``Keys``) are never redacted: they are
 the item's identity, which the history is read by.
 """
 

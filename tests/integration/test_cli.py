@@ -481,3 +481,13 @@ def test_a_write_of_an_attribute_the_rollback_adds_back_makes_it_refuse(
     # THEN theirs stands
     item = configuration_item("CACHE_TTL_SEC")
     assert item is not None and item["description"] == "theirs"
+
+
+def test_numbers_are_shown_digit_for_digit_never_through_a_float(stack: Stack, client: Client) -> None:
+    from decimal import Decimal
+
+    stack.put("PI", value=Decimal("3.1415926535897932384626433832"), tenth=Decimal("0.1"))
+    audit(stack, client)
+    [when] = times(stack)
+    assert run("at", "PI", when) == '{"key": "PI", "tenth": 0.1, "value": 3.1415926535897932384626433832}'
+    assert "3.1415926535897932384626433832" in run("history", "PI")

@@ -227,6 +227,8 @@ POISON = [
     ("no eventID", {"eventID": None}, "no eventID"),
     ("no time", {"dynamodb": {"ApproximateCreationDateTime": None}}, "record has no dynamodb.ApproximateCreationDateTime"),
     ("time in milliseconds", {"dynamodb": {"ApproximateCreationDateTime": 1726045348000}}, "looks like milliseconds, not seconds"),
+    ("a time that rounds into the year 10000", {"dynamodb": {"ApproximateCreationDateTime": 253402300799.9996}}, "out of range"),
+    ("a sequence number of 41 digits", {"dynamodb": {"SequenceNumber": "1" * 41}}, "no decimal dynamodb.SequenceNumber"),
     ("time as text", {"dynamodb": {"ApproximateCreationDateTime": "yesterday"}}, "ApproximateCreationDateTime is not epoch seconds"),
     ("image not a map", {"dynamodb": {"NewImage": ["x"]}}, "NewImage is not a map"),
     ("no dynamodb", {"dynamodb": None}, "no 'dynamodb' object"),

@@ -96,3 +96,11 @@ def test_key_attributes_are_never_redacted_whatever_their_name() -> None:
     out = Redactor(("*token*", "*secret*"), lambda: b"k" * 32).event({"Records": [record]})["Records"][0]
     image = out["dynamodb"]["NewImage"]
     assert image["tokenId"] == {"S": "t-1"} and image["secretValue"]["S"].startswith("redacted:")
+
+
+def test_an_entry_whose_stored_item_keys_are_unreadable_is_joined_by_its_key_text() -> None:
+    from chalicelib.actors.attribution import cloudtrail_key
+
+    forged = {"itemKey": {"S": "K"}, "itemKeys": {"S": "not a map"}}
+    assert cloudtrail_key(forged) == "K"
+    assert cloudtrail_key({"itemKey": {"S": "K"}, "itemKeys": {"M": {"a": {"BOOL": True}}}}) == "K"
