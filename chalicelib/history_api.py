@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from chalicelib.attribute_values import item_json
 from chalicelib.audit.entries import Entry
+from chalicelib.audit.keys import MAX_KEY_TEXT_BYTES
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
-MAX_KEY_BYTES = 2048  # DynamoDB's limit for a partition key, the Configuration table's and the index's
+MAX_KEY_BYTES = MAX_KEY_TEXT_BYTES  # DynamoDB's limit for a partition key: the history index's
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from chalicelib.attribute_values import SCALARS, AttributeValue, BadAttributeValue
+from chalicelib.audit.keys import MAX_KEY_TEXT_BYTES
 from chalicelib.aws_calls import call
 from config_audit.errors import NotDone
 from config_audit.items import checked_key, checked_text, serialized
@@ -31,7 +32,7 @@ from config_audit.replay import Item
 TYPE_WORDS = {"S": "a string", "N": "a number", "B": "binary"}
 EXAMPLES: dict[str, Any] = {"S": "text", "N": 7, "B": "AAE="}
 # DynamoDB's limits on a key attribute's value: 2,048 bytes for a partition key, 1,024 for a sort key
-MAX_HASH_BYTES, MAX_RANGE_BYTES = 2048, 1024
+MAX_HASH_BYTES, MAX_RANGE_BYTES = MAX_KEY_TEXT_BYTES, 1024
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,7 @@ def key_text(keys: Mapping[str, Any]) -> str:
             for name, value in sorted(plain.items())
         )
         text = "{" + members + "}"
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_KEY_TEXT_BYTES:
-        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return text
+    return _indexable(text)
 
 
 def is_seed_key(keys: Mapping[str, Any]) -> bool:
@@ -108,9 +106,13 @@ def loose_key_text(values: Mapping[str, str]) -> str:
         [text] = values.values()
     else:
         text = json.dumps(dict(sorted(values.items())), ensure_ascii=False, separators=(",", ":"))
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_KEY_TEXT_BYTES:
-        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return text
+    return _indexable(text)
+
+
+def _indexable(text: str) -> str:
+    """The text, or ``sha256:<hex>`` of it where it is over the history index's 2,048 bytes."""
+    raw = text.encode("utf-8", "surrogatepass")
+    return "sha256:" + hashlib.sha256(raw).hexdigest() if len(raw) > MAX_KEY_TEXT_BYTES else text
 
 
 def key_values(keys: Mapping[str, Any]) -> dict[str, str]:
