@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib.audit.routing import table_in_arn
 from chalicelib.settings import Settings, SettingsError, stream_arn_for_registration
 
 FIRST_PRODUCER = "audit_producer"
@@ -60,9 +61,8 @@ def audited_pairs(env: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def stream_table(stream_arn: str) -> str:
     """The table a DynamoDB stream ARN belongs to (``…:table/NAME/stream/LABEL``), '' if none."""
-    resource = stream_arn.split(":", 5)[-1]
-    parts = resource.split("/")
-    return parts[1] if len(parts) >= 4 and parts[0] == "table" and parts[2] == "stream" else ""
+    table = table_in_arn(stream_arn)
+    return table if table is not None and f":table/{table}/stream/" in stream_arn else ""
 
 
 def producers(env: Mapping[str, str]) -> tuple[Producer, ...]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib.audit.keys import loose_key_text, number_text
 from chalicelib.audit.records import KEY_ATTRIBUTE
+from chalicelib.audit.routing import table_in_arn
 
 MAX_WRITES_PER_CALL = 100  # TransactWriteItems' limit, the largest of the write calls
 _EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -245,4 +246,4 @@ def _table_name(table: Any) -> str | None:
     """A table named by name or by ARN (DynamoDB accepts both)."""
     if not isinstance(table, str):
         return None
-    return table.rsplit(":table/", 1)[-1].split("/", 1)[0] if ":table/" in table else table
+    return table_in_arn(table) if ":table/" in table else table

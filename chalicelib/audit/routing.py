@@ -14,12 +14,17 @@ from typing import Any
 from chalicelib.settings import AuditedTable, UnknownTable
 
 
+def table_in_arn(arn: str) -> str | None:
+    """The table a DynamoDB table or stream ARN names (``…:table/NAME[/stream/…]``), or None."""
+    if ":table/" not in arn:
+        return None
+    return arn.split(":table/", 1)[1].split("/", 1)[0] or None
+
+
 def source_table(record: Any) -> str | None:
     """The table name in a record's eventSourceARN, or None where it has none."""
     arn = record.get("eventSourceARN") if isinstance(record, Mapping) else None
-    if not isinstance(arn, str) or ":table/" not in arn:
-        return None
-    return arn.split(":table/", 1)[1].split("/", 1)[0] or None
+    return table_in_arn(arn) if isinstance(arn, str) else None
 
 
 def by_table(event: Any, tables: Sequence[AuditedTable]) -> list[tuple[AuditedTable, Any]]:
