@@ -42,7 +42,7 @@ from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
-from config_audit.errors import Incomplete, NotDone
+from config_audit.errors import Answer, Incomplete, NotDone
 from config_audit.items import checked_key, new_item
 from config_audit.render import differences, printable, render_table, show
 from config_audit.replay import item_at
@@ -183,9 +183,11 @@ def parser() -> argparse.ArgumentParser:
     after = [_connection_options(suppress=True)]
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, description: str, key: bool = True) -> argparse.ArgumentParser:
+        """A command; ``key``: it takes the KEY argument (commands across keys do not)."""
         sub = commands.add_parser(name, parents=after, help=summary, description=description)
-        sub.add_argument("key", metavar="KEY", help=KEY_HELP)
+        if key:
+            sub.add_argument("key", metavar="KEY", help=KEY_HELP)
         return sub
 
     command(
@@ -236,7 +238,10 @@ def _confirmed(ask: Callable[[str], str], question: str) -> bool:
 
 @dataclass
 class Command:
-    """One invocation: what was asked, the stage's trail, and how to ask the operator (None: no one to ask)."""
+    """One invocation: what was asked, the stage's trail, and how to ask the operator (None: no one to ask).
+
+    ``key`` is the checked KEY argument; "" for a command across keys, which takes none.
+    """
 
     args: argparse.Namespace
     key: str
@@ -291,18 +296,19 @@ def delete(c: Command) -> str:
     return f"deleted {key_text(key)!r}"
 
 
-COMMANDS: dict[str, Callable[[Command], str]] = {
+COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 
 
-def run(args: argparse.Namespace, ask: Callable[[str], str] | None = None) -> str:
-    """The answer to one command line, or NotDone/Incomplete saying why not (nothing half-done).
+def run(args: argparse.Namespace, ask: Callable[[str], str] | None = None) -> str | Answer:
+    """The answer to one command line (an Answer where its exit status is not 0), or
+    NotDone/Incomplete saying why not (nothing half-done).
 
     ``ask`` asks the operator a question; None: there is no one to ask (a rollback needs --yes).
     """
-    key = checked_key(args.key)
+    key = checked_key(args.key) if "key" in args else ""
     if args.command == "put":
         new_item({}, args.value, args.set)  # checked before anything connects; the key, once the schema is read
     session = connection(args)
@@ -345,7 +351,11 @@ def failure(error: Exception, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        print(run(args, ask_on_stderr if sys.stdin is not None and sys.stdin.isatty() else None))
+        answer = run(args, ask_on_stderr if sys.stdin is not None and sys.stdin.isatty() else None)
+        if isinstance(answer, Answer):
+            print(answer.text)
+            return answer.status
+        print(answer)
     except (NotDone, Incomplete) as refused:
         message = str(refused)
     except ConfigurationError as error:  # the stage names a table that is missing or out of reach

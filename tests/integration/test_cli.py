@@ -28,7 +28,9 @@ def audit(stack: Stack, client: Client) -> None:
 
 
 def run(*argv: str, ask: str = "n") -> str:
-    return cli.run(cli.parser().parse_args(["--stage", "dev", *argv]), ask=lambda _prompt: ask)
+    answer = cli.run(cli.parser().parse_args(["--stage", "dev", *argv]), ask=lambda _prompt: ask)
+    assert isinstance(answer, str), answer  # exit status 0
+    return answer
 
 
 def times(stack: Stack) -> list[str]:
