@@ -1,6 +1,7 @@
 """config-audit: an operator's view of the audit trail, and a rollback that is itself audited.
 
     config-audit history KEY                  every change of KEY, oldest first, with who made it
+    config-audit changes --since 1h           every change of every key in a window, newest first, with who
     config-audit at KEY TIME                  the item KEY held at TIME, replayed from its history
     config-audit diff KEY FROM TO             what changed in KEY between two times
     config-audit rollback KEY --to TIME       write KEY back to what it held at TIME (asks first)
@@ -42,7 +43,7 @@ from botocore.exceptions import ConnectionError as CannotConnect  # not the buil
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
-from config_audit import output
+from config_audit import changes, output
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Answer, Incomplete, NotDone
@@ -221,6 +222,15 @@ def parser() -> argparse.ArgumentParser:
     newest = "the newest N changes only (the table still shows them oldest first)"
     history.add_argument("--limit", type=whole_number, metavar="N", help=newest)
     history.add_argument("--since", metavar="TIME", help=f"the changes at or after TIME only: {FORMS}")
+    changes.add_arguments(
+        command(
+            "changes", "every change across keys in a window, with who made it",
+            "Every change of every key from --from (or --since) to --to, newest first, with who made it and "
+            "in which table; without --table, of every audited table. Default: the last hour.",
+            key=False,
+        ),
+        whole_number,
+    )  # fmt: skip
     at = command("at", "what a key held at a time", "The item KEY held at TIME, replayed from its history, as JSON.")
     at.add_argument("time", metavar="TIME", help=TIME_HELP)
     diff = command("diff", "what changed between two times", "What changed in KEY between FROM and TO.")
@@ -336,6 +346,7 @@ def delete(c: Command) -> str:
 
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
+    "changes": changes.changes,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 
