@@ -7,6 +7,7 @@
     config-audit rollback KEY --to TIME       write KEY back to what it held at TIME (asks first)
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
+    config-audit export --from T --to T --format jsonl|csv --out FILE|s3://BUCKET/PREFIX/
 
 Against AWS with the default credentials and the tables of --stage in the project's
 .chalice/config.json (--project-dir, the current directory by default), or against the local
@@ -43,7 +44,7 @@ from botocore.exceptions import ConnectionError as CannotConnect  # not the buil
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
-from config_audit import changes, output
+from config_audit import changes, export, output
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Answer, Incomplete, NotDone
@@ -252,6 +253,14 @@ def parser() -> argparse.ArgumentParser:
     put.add_argument("value", metavar="VALUE", help="the item's 'value': JSON, or else text")
     put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute (repeatable)")
     command("delete", "delete a setting", "Delete the item KEY.")
+    export.add_arguments(
+        command(
+            "export", "write a window of changes to a file or to S3",
+            "Every change from --from to --to (without --table: of every audited table), oldest first, into FILE "
+            "or into s3://BUCKET/PREFIX/ (gzip'd, one object a day under dt=YYYY-MM-DD/), in bounded memory.",
+            key=False,
+        )
+    )  # fmt: skip
     return p
 
 
@@ -346,7 +355,7 @@ def delete(c: Command) -> str:
 
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
-    "changes": changes.changes,
+    "changes": changes.changes, "export": export.export,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 
