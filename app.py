@@ -6,9 +6,11 @@ from typing import Any
 
 from chalice import BadRequestError, Chalice, IAMAuthorizer, Response
 
-from chalicelib import history_api, wiring
+from chalicelib import changes_api, history_api, wiring
 from chalicelib.actors.attribution import with_actors
 from chalicelib.actors.cloudtrail import WRITE_CALLS
+from chalicelib.audit.changes import encode_position
+from chalicelib.audit.entries import sort_key
 from chalicelib.audit.repository import BadPageToken
 from chalicelib.aws_calls import RetryLater
 from chalicelib.observability import misconfiguration_logged
@@ -59,6 +61,25 @@ def audit_history(key: str) -> Response:
     except RetryLater:
         return Response(BUSY, status_code=503)
     return Response(history_api.page_json(rendered, page.cut(len(rendered)).next), headers=JSON)
+
+
+@app.route("/changes", methods=["GET"], authorizer=IAMAuthorizer())
+def changes() -> Response:
+    """The entries of every key in a time window, newest first, with actors and ``tableName``."""
+    request = app.current_request
+    try:
+        settings = Settings.from_environ()
+        wanted = changes_api.parse(request.query_params if request is not None else None, settings)
+        page = wiring.changes_for(settings).page(wanted.query, wanted.limit, wanted.next_token)
+        rendered = history_api.fitting(page.entries)
+    except (history_api.BadRequest, BadPageToken, UnknownTable) as error:
+        raise BadRequestError(str(error)) from error
+    except RetryLater:
+        return Response(BUSY, status_code=503)
+    next_token = page.next
+    if len(rendered) < len(page.entries):  # the body's size cut the page: resume after what fitted
+        next_token = encode_position(sort_key(page.entries[len(rendered) - 1]), wanted.query)
+    return Response(history_api.page_json(rendered, next_token), headers=JSON)
 
 
 @app.on_cw_event(

@@ -30,6 +30,7 @@ from botocore.config import Config
 
 from bench.bare import bare_entries
 from bench.naive import naive_handler
+from bench.time_index import time_index_cost
 from bench.workload import event as workload_event
 from chalicelib.audit.plan import plan_batch
 from chalicelib.audit.repository import BATCH_WRITE_LIMIT
@@ -291,7 +292,7 @@ def guards(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     seed = [r for r in results["build"] if r["shape"] == "seed-shaped"]
     floor_row = next((r for r in seed if r["batch"] == BUILD_FLOOR_BATCH), max(seed, key=lambda r: r["batch"]))
     naive = [r for r in e2e["ratios"] if r["ours/naive"] is not None]
-    cold, mem = results["cold_start"], results["memory"]
+    cold, mem, index = results["cold_start"], results["memory"], results["time_index"]
     return [
         (
             f"build step, seed-shaped, {BUILD_FLOOR_BATCH:,}-record batch: >= {BUILD_FLOOR:,} records/s",
@@ -312,6 +313,13 @@ def guards(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             "write calls = ceil(entries / 25)",
             ", ".join(f"{c['calls']} at {c['batch']:,}" for c in e2e["write_calls"]),
             all(c["calls"] == c["ceil"] for c in e2e["write_calls"]),
+        ),
+        (
+            f"time index: a burst of {index['burst']['entries']:,} entries in one second puts < 1,000 on any "
+            "index partition, and adds 1 write unit per entry",
+            f"busiest partition {index['burst']['busiest_shard_entries']:,}; "
+            f"{index['write_units']['time_index']:.2f} write units per entry",
+            index["burst"]["busiest_shard_entries"] < 1000 and index["write_units"]["time_index"] == 1,
         ),
         ("cold start <= 1.4x `import boto3`", f"{cold['ratio']:.2f}x", cold["ratio"] <= 1.4),
         (
@@ -388,10 +396,37 @@ def markdown(results: dict[str, Any]) -> str:
             f"(Python allocations peak {m['tracemalloc_peak_mb']:.1f} MB; the event itself {m['event_mb']:.1f} MB) |"
             for m in (mem["plain"], mem["secrets"])
         ),
+        *time_index_rows(results["time_index"]),
         f"| local latency, put_item to entry visible ({lat['changes']} changes, poller polls every {lat['poll_interval_ms']} ms) | "
         f"median {lat['median_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms |",
     ]
     return "\n".join(lines)
+
+
+def time_index_rows(index: dict[str, Any]) -> list[str]:
+    """The time index's cost: write units and dollars per million changes, a burst's write time with
+    and without it, and the reads of its hour."""
+    burst, hour, page = index["burst"], index["reads"]["hour"], index["reads"]["page"]
+    price = index["usd_per_million_read_units"]
+
+    def reads(what: dict[str, Any]) -> str:
+        units = sum(what["read_units"].values())
+        parts = ", ".join(f"{name} {what['calls'].get(name, 0)} calls / {what['read_units'].get(name, 0):g} units"
+                          for name in ("time index", "entries", "actors"))  # fmt: skip
+        return f"{units:,.1f} read units (${units * price / 1_000_000:.6f}): {parts}"
+
+    return [
+        f"| time index: write units per entry (trail, history index, time index) | "
+        f"{index['write_units']['table']:.2f}, {index['write_units']['history_index']:.2f}, "
+        f"{index['write_units']['time_index']:.2f} (time index item {index['write_units']['time_index_item_bytes']:.0f} bytes) |",
+        f"| time index: on-demand cost per million changes | +${index['time_index_usd_per_million_changes']:.3f} "
+        f"(${index['without_time_index_usd_per_million_changes']:.3f} without it) |",
+        f"| time index: burst of {burst['entries']:,} entries in one second, write time with / without the index | "
+        f"{burst['with/without']:.2f} ({burst['seconds_with']:.2f} s / {burst['seconds_without']:.2f} s); "
+        f"busiest of {burst['shards']} partitions {burst['busiest_shard_entries']:,} entries |",
+        f"| one-hour window holding the burst, read whole ({hour['entries']:,} entries) | {reads(hour)} |",
+        f"| the same window, first page of {page['limit']} | {reads(page)} |",
+    ]
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -465,18 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(measured))
         return 0
     if args.smoke:
-        build_sizes, e2e_sizes, naive_sizes, runs, cold_runs, memory_size, changes = (
-            [10, 50],
-            [10, 30],
-            [10, 30],
-            1,
-            1,
-            200,
-            3,
-        )
+        build_sizes, e2e_sizes, naive_sizes, runs, cold_runs, memory_size, changes, burst_size = (
+            [10, 50], [10, 30], [10, 30], 1, 1, 200, 3, 200
+        )  # fmt: skip
     else:
-        build_sizes, e2e_sizes, naive_sizes, runs, cold_runs, memory_size, changes = (
-            [100, 1000, 10_000], [100, 1000, 10_000], [100, 1000], 5, 7, 10_000, 40
+        build_sizes, e2e_sizes, naive_sizes, runs, cold_runs, memory_size, changes, burst_size = (
+            [100, 1000, 10_000], [100, 1000, 10_000], [100, 1000], 5, 7, 10_000, 40, 10_000
         )  # fmt: skip
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -494,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     with moto_server() as endpoint:
         print("end to end against moto_server ...", flush=True)
         results["end_to_end"] = end_to_end(endpoint, e2e_sizes, naive_sizes, runs)
+        print("time index ...", flush=True)
+        results["time_index"] = time_index_cost(client(endpoint), burst_size, runs)
         print("memory ...", flush=True)
         results["memory"] = {
             "plain": memory(endpoint, memory_size),

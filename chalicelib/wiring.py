@@ -10,6 +10,7 @@ from botocore.config import Config
 
 from chalicelib.actors.recorder import ActorRecorder
 from chalicelib.actors.repository import DynamoDBActorRepository
+from chalicelib.audit.changes import ChangesReader
 from chalicelib.audit.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
 from chalicelib.audit.notifications import NoNotifier, Notifier, SnsNotifier
 from chalicelib.audit.producer import AuditProducer
@@ -91,6 +92,12 @@ def producer_for(settings: Settings) -> AuditProducer:
     )
 
 
+@lru_cache(maxsize=8)
+def changes_for(settings: Settings) -> ChangesReader:
+    """The changes across keys of every audited table of a stage's settings."""
+    return ChangesReader(client("dynamodb"), settings, actors_for(settings))
+
+
 def recorder_for(settings: Settings) -> ActorRecorder:
     """actor_recorder's collaborators; it needs ACTORS_TABLE_NAME."""
     actors = actors_for(settings)
@@ -109,5 +116,5 @@ def actors_for(settings: Settings) -> DynamoDBActorRepository | None:
 
 def clear() -> None:
     """Forget every cached collaborator (tests; a stage whose settings changed)."""
-    for cached in (client, repository_for, producer_for, actors_for):
+    for cached in (client, repository_for, producer_for, actors_for, changes_for):
         cached.cache_clear()

@@ -45,6 +45,7 @@ from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
 from config_audit import changes, export, output
+from config_audit.backfill import backfill
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Answer, Incomplete, NotDone
@@ -261,6 +262,12 @@ def parser() -> argparse.ArgumentParser:
             key=False,
         )
     )  # fmt: skip
+    command(
+        "backfill", "put entries written before the time index into it",
+        "Once, after upgrading: rewrite each entry of the trail (of --table, or of every audited table) that "
+        "the time index lacks, unchanged but for its index attribute, so that `changes` finds it. Safe to run twice.",
+        key=False,
+    )  # fmt: skip
     return p
 
 
@@ -353,9 +360,18 @@ def delete(c: Command) -> str:
     return f"deleted {key_text(key)!r}"
 
 
+def backfill_index(c: Command) -> str:
+    tables = [c.trail.settings.table(c.args.table)] if c.args.table else c.trail.settings.audited_tables
+    lines = []
+    for table in tables:
+        indexed = backfill(c.trail.dynamodb, table.trail)
+        lines.append(f"{table.source}: {indexed} entries of {table.trail!r} put into the time index")
+    return "\n".join(lines)
+
+
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
-    "changes": changes.changes, "export": export.export,
+    "changes": changes.changes, "export": export.export, "backfill": backfill_index,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 

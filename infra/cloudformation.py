@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.actors.cloudtrail import WRITE_CALLS
-from chalicelib.audit.repository import HISTORY_INDEX
+from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
 from infra.policy import (
     append_only_table_policy,
     history_statements,
@@ -91,6 +91,11 @@ def _role(name: str, statements: list[Any]) -> dict[str, Any]:
             "Policies": [{"PolicyName": name, "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
         }
     }
+
+
+def _indexes(trail: str) -> list[dict[str, str]]:
+    """The history and time indexes of the trail table resource ``trail``."""
+    return [{"Fn::Sub": f"${{{trail}.Arn}}/index/{index}"} for index in (HISTORY_INDEX, TIME_INDEX)]
 
 
 def _arn(service: str, resource: str) -> dict[str, str]:
@@ -293,17 +298,18 @@ def merge_template() -> dict[str, Any]:
     producer.append({"Fn::If": ["RedactionOn", read_key, {"Ref": "AWS::NoValue"}]})
     producer.append({"Fn::If": ["CustomerManagedRedactionKey", decrypt_key, {"Ref": "AWS::NoValue"}]})
     history = history_statements(
-        logs, {"Fn::Sub": f"${{AuditTable.Arn}}/index/{HISTORY_INDEX}"}, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}
+        logs, _indexes("AuditTable"), {"Fn::GetAtt": ["AuditTable", "Arn"]}, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}
     )
     # an existing table's stream and trail, granted exactly where its slot is filled
     for slot in _slots():
         trail_arn = {"Fn::GetAtt": [f"{slot}Trail", "Arn"]}
         read_stream, write_trail = producer_statements(logs, {"Ref": f"{slot}StreamArn"}, trail_arn)[1:3]
-        read_history = history_statements(logs, {"Fn::Sub": f"${{{slot}Trail.Arn}}/index/{HISTORY_INDEX}"})[1]
+        read_history, read_entries = history_statements(logs, _indexes(f"{slot}Trail"), trail_arn)[1:3]
         for statements, statement, sid in (
             (producer, read_stream, f"Read{slot}Stream"),
             (producer, write_trail, f"Write{slot}Entries"),
             (history, read_history, f"Read{slot}History"),
+            (history, read_entries, f"Read{slot}HistoryEntries"),
         ):
             statements.append({"Fn::If": [f"{slot}On", {**statement, "Sid": sid}, NO_VALUE]})
     audit_table_arn = _arn("dynamodb", f"table/{AUDIT_TABLE_NAME}")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.audit.repository import HISTORY_INDEX
+from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
 from chalicelib.producers import FIRST_PRODUCER, Producer, producers
 from config_audit.stage import stage_environment
 from infra.redaction_key import parameter_arn
@@ -75,11 +75,13 @@ def redaction_statements(parameter: Arn, kms_key: Arn | None, ssm_service: Arn) 
     return statements
 
 
-def history_statements(logs: Arn, history_index: Arn, actors_table: Arn | None = None) -> list[dict[str, Any]]:
-    """What the history route calls: its logs, Query on the history index (of every trail) and on AuditActors."""
+def history_statements(logs: Arn, indexes: Arn, trails: Arn, actors_table: Arn | None = None) -> list[dict[str, Any]]:
+    """What the history routes call: their logs, Query on the history and time indexes (of every
+    trail), BatchGetItem of the entries a time window names (GET /changes), Query on AuditActors."""
     statements = [
         _allow("WriteOwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], logs),
-        _allow("ReadAuditHistory", ["dynamodb:Query"], history_index),
+        _allow("ReadAuditHistory", ["dynamodb:Query"], indexes),
+        _allow("ReadAuditEntries", ["dynamodb:BatchGetItem"], trails),
     ]
     if actors_table is not None:
         statements.append(_allow("ReadActors", ["dynamodb:Query"], actors_table))
@@ -164,9 +166,11 @@ def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         + redaction
         for p in found
     }
-    indexes = [f"{table(p.trail)}/index/{HISTORY_INDEX}" for p in found]
-    history_index = indexes[0] if len(indexes) == 1 else indexes  # one table: the one resource, as ever
-    statements["api_handler"] = history_statements(logs("api_handler"), history_index, actors)
+    indexes = [f"{table(p.trail)}/index/{index}" for p in found for index in (HISTORY_INDEX, TIME_INDEX)]
+    trails = [table(p.trail) for p in found]
+    statements["api_handler"] = history_statements(
+        logs("api_handler"), indexes, trails[0] if len(trails) == 1 else trails, actors
+    )
     statements["actor_recorder"] = recorder_statements(logs("actor_recorder"), actors)
     return {
         function: {"Version": "2012-10-17", "Statement": statements[function]}

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.audit.records import KEY_ATTRIBUTE
-from chalicelib.audit.repository import HISTORY_INDEX
+from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX, TIME_INDEX_FIELDS, TIME_ORDER, TIME_SHARD
 
 AUDITED_VIEW_TYPE = "NEW_AND_OLD_IMAGES"  # an entry needs the item before and after the change
 
@@ -43,13 +43,16 @@ def keyed_table(name: str, keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
 
 
 def audit_table(name: str) -> dict[str, Any]:
-    """CreateTable arguments for the Audit table and its "history of one key" index."""
+    """CreateTable arguments for the Audit table, its "history of one key" index and its time
+    index ("changes across keys": entries spread over TIME_SHARDS partition values)."""
     return {
         "TableName": name,
         "AttributeDefinitions": [
             {"AttributeName": "id", "AttributeType": "S"},
             {"AttributeName": "itemKey", "AttributeType": "S"},
             {"AttributeName": "modificationTime", "AttributeType": "S"},
+            {"AttributeName": TIME_SHARD, "AttributeType": "S"},
+            {"AttributeName": TIME_ORDER, "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST",
@@ -61,7 +64,16 @@ def audit_table(name: str) -> dict[str, Any]:
                     {"AttributeName": "modificationTime", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": TIME_INDEX,
+                "KeySchema": [
+                    {"AttributeName": TIME_SHARD, "KeyType": "HASH"},
+                    {"AttributeName": TIME_ORDER, "KeyType": "RANGE"},
+                ],
+                # one write unit an entry whatever its size; a window query fetches the entries it names
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(TIME_INDEX_FIELDS)},
+            },
         ],
     }
 
@@ -134,6 +146,29 @@ def _wait(client: Any, name: str) -> dict[str, Any]:
     return dict(client.describe_table(TableName=name)["Table"])
 
 
+def add_missing_indexes(client: Any, trail: str) -> list[str]:
+    """Create the indexes a trail made by an earlier version lacks (the time index); their names.
+
+    DynamoDB builds a new index from the items that carry its keys: entries written before it
+    have no ``timeShard`` until ``config-audit backfill`` gives them one.
+    """
+    wanted = audit_table(trail)
+    have = {index["IndexName"] for index in _wait(client, trail).get("GlobalSecondaryIndexes", [])}
+    added = []
+    for index in wanted["GlobalSecondaryIndexes"]:
+        if index["IndexName"] in have:
+            continue
+        keys = {key["AttributeName"] for key in index["KeySchema"]}
+        client.update_table(
+            TableName=trail,
+            AttributeDefinitions=[a for a in wanted["AttributeDefinitions"] if a["AttributeName"] in keys],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        _wait(client, trail)  # one index is created at a time
+        added.append(index["IndexName"])
+    return added
+
+
 def prepare_tables(
     client: Any, pairs: list[tuple[str, str]], actors_name: str | None = None, *, enable_stream: bool = False
 ) -> list[str]:
@@ -181,6 +216,8 @@ def prepare_tables(
             client.create_table(**definition)
     for definition in definitions:
         _wait(client, definition["TableName"])
+    for _, trail in pairs:
+        add_missing_indexes(client, trail)
     return [str(_wait(client, source)["LatestStreamArn"]) for source, _ in pairs]
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.actors.cloudtrail import WRITE_CALLS
-from chalicelib.audit.repository import HISTORY_INDEX
+from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
 from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
 from infra.policy import (
     append_only_table_policy,
@@ -53,9 +53,10 @@ class Expression(str):
 # Tables that exist already (var.audited_tables, name => stream ARN), each with a trail of its own
 STREAMS = Expression("${concat([aws_dynamodb_table.configuration.stream_arn], values(var.audited_tables))}")
 TRAILS = Expression("${concat([aws_dynamodb_table.audit.arn], [for trail in aws_dynamodb_table.trail : trail.arn])}")
-HISTORY_INDEXES = Expression(
-    f'${{concat(["${{aws_dynamodb_table.audit.arn}}/index/{HISTORY_INDEX}"], '
-    f'[for trail in aws_dynamodb_table.trail : "${{trail.arn}}/index/{HISTORY_INDEX}"])}}'
+HISTORY_INDEXES = Expression(  # the history and time indexes of every trail
+    "${flatten([for arn in concat([aws_dynamodb_table.audit.arn], "
+    "[for trail in aws_dynamodb_table.trail : trail.arn]) : "
+    f'["${{arn}}/index/{HISTORY_INDEX}", "${{arn}}/index/{TIME_INDEX}"]])}}'
 )
 AUDITED_TABLE_ARNS = Expression(
     "${concat([aws_dynamodb_table.configuration.arn], "
@@ -100,13 +101,11 @@ def _table(name: str, definition: dict[str, Any]) -> dict[str, Any]:
         table["stream_view_type"] = definition["StreamSpecification"]["StreamViewType"]
     for index in definition.get("GlobalSecondaryIndexes", []):
         keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
+        projected = {"projection_type": index["Projection"]["ProjectionType"]}
+        if "NonKeyAttributes" in index["Projection"]:
+            projected["non_key_attributes"] = index["Projection"]["NonKeyAttributes"]
         table.setdefault("global_secondary_index", []).append(
-            {
-                "name": index["IndexName"],
-                "hash_key": keys["HASH"],
-                "range_key": keys["RANGE"],
-                "projection_type": index["Projection"]["ProjectionType"],
-            }
+            {"name": index["IndexName"], "hash_key": keys["HASH"], "range_key": keys["RANGE"], **projected}
         )
     return table
 
@@ -246,7 +245,7 @@ def audit_tf() -> dict[str, Any]:
         ]
     }
     append_only = _document(append_only_table_policy(AUDIT_ARN, "${aws_iam_role.audit_producer_role.arn}")["Statement"])
-    history = _document(history_statements(logs("api_handler"), HISTORY_INDEXES, ACTORS_ARN))
+    history = _document(history_statements(logs("api_handler"), HISTORY_INDEXES, TRAILS, ACTORS_ARN))
     recorder = _document(recorder_statements(logs("actor_recorder"), ACTORS_ARN))
     actors_append_only = _document(
         append_only_table_policy(ACTORS_ARN, "${aws_iam_role.actor_recorder_role.arn}")["Statement"]

@@ -16,6 +16,43 @@ from chalicelib.aws_calls import AwsAdapter, Backoff, Reply, send_in_groups
 HISTORY_INDEX = "itemKey-modificationTime-index"  # the GSI infra/tables.py defines
 BATCH_WRITE_LIMIT = 25  # BatchWriteItem's maximum number of put requests per call
 
+# The time index (changes across keys, chalicelib/audit/changes.py): hash key TIME_SHARD, range key
+# TIME_ORDER. DynamoDB gives an index about 1,000 write units a second per partition key value, so
+# the entries are spread over TIME_SHARDS values by their id: a burst of 10,000 entries in one
+# second puts about 625 on each. TIME_ORDER is the time, then the sequence number, so the index
+# itself orders the many entries of one second (the stream's times are whole seconds), and a page
+# reads a few items per shard, not every entry of that second. The index projects only what orders
+# entries exactly (TIME_INDEX_FIELDS), so an index write costs one write unit whatever the entry's
+# size; a window query then fetches the entries it names with BatchGetItem.
+TIME_INDEX = "timeShard-timeOrder-index"
+TIME_SHARD = "timeShard"
+TIME_ORDER = "timeOrder"
+TIME_SHARDS = 16
+TIME_INDEX_FIELDS = ("modificationTime", "sequenceNumber", "updatedAttribute")  # beside the keys: what sort_key reads
+
+
+def time_shard(entry_id: str) -> str:
+    """The time index's partition value of an entry: "00" to "15", from its id, so that a
+    redelivered entry lands where it was (256 byte values split evenly over 16 shards)."""
+    return f"{hashlib.sha256(entry_id.encode()).digest()[0] % TIME_SHARDS:02d}"
+
+
+def time_order(modification_time: str, sequence: int) -> str:
+    """The time index's range key: ``<modificationTime>#<sequence number, 40 digits>``; text order
+    is (time, sequence) order, and an entry with no readable sequence number sorts first in its time."""
+    return f"{modification_time}#" + ("" if sequence == UNORDERED else f"{sequence:040d}")
+
+
+def stored(entry: Entry) -> Entry:
+    """An entry as the trail table holds it: with its place in the time index."""
+    time_, sequence, _, _ = sort_key(entry)
+    return {**entry, TIME_SHARD: {"S": time_shard(id_of(entry))}, TIME_ORDER: {"S": time_order(time_, sequence)}}
+
+
+def unstored(item: Entry) -> Entry:
+    """A trail item as an entry: the time index's attributes are the repository's, not the entry's."""
+    return {name: value for name, value in item.items() if name not in (TIME_SHARD, TIME_ORDER)}
+
 
 @dataclass
 class SaveResult:
@@ -81,14 +118,14 @@ def encode_token(scope: str, position: SortKey) -> str:
     forged token has nothing to overflow or nest, and a field may hold any text a stored entry holds.
     """
     time_, sequence, attribute, entry_id = position
-    return ".".join(_b64(field) for field in (scope, time_, str(sequence), entry_id, attribute))
+    return ".".join(encode_field(field) for field in (scope, time_, str(sequence), entry_id, attribute))
 
 
 def decode_token(token: str, scope: str) -> SortKey:
     """The position a ``next`` token names in the history ``scope``; BadPageToken for anything else."""
     fields = token.split(".")
     try:
-        issued_for, time_, sequence, entry_id, attribute = (_unb64(field) for field in fields)
+        issued_for, time_, sequence, entry_id, attribute = (decode_field(field) for field in fields)
     except (ValueError, binascii.Error):  # not five fields, not ASCII, not base64, not UTF-8
         raise BadPageToken("next is not a token this API issued") from None
     # the time goes to DynamoDB as the index's range key: a non-empty string of at most 1,024 bytes
@@ -100,11 +137,13 @@ def decode_token(token: str, scope: str) -> SortKey:
     return (time_, int(sequence), attribute, entry_id)
 
 
-def _b64(text: str) -> str:
+def encode_field(text: str) -> str:
+    """One field of a token: any text (lone surrogates too, as stored text may hold them), base64url."""
     return base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode().rstrip("=")
 
 
-def _unb64(field: str) -> str:
+def decode_field(field: str) -> str:
+    """The text of one token field; ValueError (binascii.Error) or UnicodeError where it is none."""
     return base64.urlsafe_b64decode(field.encode("ascii") + b"=" * (-len(field) % 4)).decode("utf-8", "surrogatepass")
 
 
@@ -160,10 +199,10 @@ class DynamoDBAuditRepository(AwsAdapter):
 
     def _send(self, entries: list[Entry]) -> Reply[Entry]:
         """One BatchWriteItem; the entries DynamoDB left unprocessed are to be sent again."""
-        requests = [{"PutRequest": {"Item": entry}} for entry in entries]
+        requests = [{"PutRequest": {"Item": stored(entry)}} for entry in entries]
         response = self._call("batch_write_item", RequestItems={self._table: requests})
         unprocessed = response.get("UnprocessedItems", {}).get(self._table, [])
-        return Reply(deferred=[request["PutRequest"]["Item"] for request in unprocessed])
+        return Reply(deferred=[unstored(request["PutRequest"]["Item"]) for request in unprocessed])
 
 
 class _HistoryReader(AwsAdapter):
@@ -212,7 +251,7 @@ class _HistoryReader(AwsAdapter):
         exhausted = False
         while True:
             response = self._call("query", **query)
-            found.extend(e for e in response["Items"] if after is None or sort_key(e) < after)
+            found.extend(unstored(e) for e in response["Items"] if after is None or sort_key(e) < after)
             start = response.get("LastEvaluatedKey")
             if not start:
                 exhausted = True

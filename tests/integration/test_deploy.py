@@ -17,7 +17,7 @@ import boto3
 import pytest
 import yaml
 
-from chalicelib.audit.repository import HISTORY_INDEX
+from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
 from infra.policy import FUNCTIONS
 from infra.tables import audit_table, configuration_table
 from local.moto_process import moto_server
@@ -73,7 +73,7 @@ def test_provision_creates_the_tables_once_and_records_the_stream(endpoint: str,
     assert arn == first["environment_variables"]["CONFIGURATION_STREAM_ARN"] == described["LatestStreamArn"]
     assert described["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     audit = dynamodb.describe_table(TableName="Audit")["Table"]
-    assert [i["IndexName"] for i in audit["GlobalSecondaryIndexes"]] == [HISTORY_INDEX]
+    assert [i["IndexName"] for i in audit["GlobalSecondaryIndexes"]] == [HISTORY_INDEX, TIME_INDEX]
     # AND each function has its own policy file, named in the stage's config; only the producer's reads the stream
     for function in FUNCTIONS:
         assert second["lambda_functions"][function]["iam_policy_file"] == f"policy-{REHEARSAL}-{function}.json"
@@ -150,6 +150,7 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
     assert roles["api_handler"] == {
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
+        "dynamodb:BatchGetItem",
         "logs:PutLogEvents",
         "dynamodb:Query",
     }
@@ -428,6 +429,7 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
     assert {s["Sid"]: set(s["Action"]) for s in history} == {
         "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
         "ReadAuditHistory": {"dynamodb:Query"},
+        "ReadAuditEntries": {"dynamodb:BatchGetItem"},
         "ReadActors": {"dynamodb:Query"},
     }
     recorder = _statements(resources["ActorRecorderRole"]["Properties"]["Policies"][0]["PolicyDocument"])
@@ -441,7 +443,8 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
     producer += recorder
     for statement in producer + history:
         resource = statement["Resource"]
-        assert resource != "*" and not (isinstance(resource, list))
+        # one resource, or (reading the history) the two indexes of the one trail
+        assert resource != "*" and (not isinstance(resource, list) or statement["Sid"] == "ReadAuditHistory")
         if statement["Sid"] == "WriteOwnLogs":
             assert "${AWS::StackName}-*" in resource["Fn::Sub"]
         else:
@@ -506,12 +509,20 @@ def test_the_stack_audits_tables_that_exist_each_into_a_protected_trail_of_its_o
     assert _granted(producer, "dynamodb:GetRecords") == {json.dumps(s, sort_keys=True) for s in streams}
     trails = [{"Fn::GetAtt": [name, "Arn"]} for name in ("AuditTable", *(f"{s}Trail" for s in slots))]
     assert _granted(producer, "dynamodb:BatchWriteItem") == {json.dumps(t, sort_keys=True) for t in trails}
-    # AND the history route may query exactly their history indexes and AuditActors
+    # AND the history routes may query exactly their history and time indexes and AuditActors, and
+    # fetch entries from exactly those trails
     indexes = [
-        {"Fn::Sub": f"${{{t}.Arn}}/index/{HISTORY_INDEX}"} for t in ("AuditTable", *(f"{s}Trail" for s in slots))
+        {"Fn::Sub": f"${{{t}.Arn}}/index/{index}"}
+        for t in ("AuditTable", *(f"{s}Trail" for s in slots))
+        for index in (HISTORY_INDEX, TIME_INDEX)
     ]
-    assert _granted(resources["ApiHandlerRole"], "dynamodb:Query") == {
-        json.dumps(r, sort_keys=True) for r in [*indexes, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}]
+    queried = set()
+    for granted in _granted(resources["ApiHandlerRole"], "dynamodb:Query"):
+        resource = json.loads(granted)
+        queried |= {json.dumps(r, sort_keys=True) for r in (resource if isinstance(resource, list) else [resource])}
+    assert queried == {json.dumps(r, sort_keys=True) for r in [*indexes, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}]}
+    assert _granted(resources["ApiHandlerRole"], "dynamodb:BatchGetItem") == {
+        json.dumps(t, sort_keys=True) for t in trails
     }
     # AND every function knows every pair, the stack's own first
     audited = {"Fn::Join": ["", [{"Fn::Sub": "${ConfigurationTable}=${AuditTable}"},
@@ -538,7 +549,7 @@ def test_the_stack_without_tables_that_exist_holds_the_seeds_alone(stack_templat
         "WriteOwnLogs", "ReadConfigurationStream", "WriteAuditEntries", "SendPoisonRecords"
     ]  # fmt: skip
     history = resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    assert [s["Sid"] for s in history] == ["WriteOwnLogs", "ReadAuditHistory", "ReadActors"]
+    assert [s["Sid"] for s in history] == ["WriteOwnLogs", "ReadAuditHistory", "ReadAuditEntries", "ReadActors"]
 
 
 @pytest.mark.parametrize(
@@ -581,7 +592,15 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     assert variables["REPORT_BATCH_ITEM_FAILURES"] == "true"
     tables = ours["resource"]["aws_dynamodb_table"]
     assert tables["configuration"]["stream_view_type"] == "NEW_AND_OLD_IMAGES"
-    assert tables["audit"]["global_secondary_index"][0]["name"] == HISTORY_INDEX
+    history_index, time_index = tables["audit"]["global_secondary_index"]
+    assert history_index["name"] == HISTORY_INDEX and history_index["projection_type"] == "ALL"
+    assert (time_index["name"], time_index["hash_key"], time_index["range_key"]) == (
+        TIME_INDEX,
+        "timeShard",
+        "timeOrder",
+    )
+    assert time_index["projection_type"] == "INCLUDE"
+    assert time_index["non_key_attributes"] == ["modificationTime", "sequenceNumber", "updatedAttribute"]
     documents = ours["data"]["aws_iam_policy_document"]
     for document in documents.values():
         for statement in document["statement"]:
@@ -670,10 +689,9 @@ def test_terraform_audits_tables_that_exist_each_into_a_protected_trail_of_its_o
         "${concat([aws_dynamodb_table.audit.arn], [for trail in aws_dynamodb_table.trail : trail.arn])}"
     )
     history = {s["sid"]: s["resources"] for s in documents["api_handler"]["statement"]}
-    assert (
-        f'[for trail in aws_dynamodb_table.trail : "${{trail.arn}}/index/{HISTORY_INDEX}"]'
-        in history["ReadAuditHistory"]
-    )
+    assert f'"${{arn}}/index/{HISTORY_INDEX}", "${{arn}}/index/{TIME_INDEX}"' in history["ReadAuditHistory"]
+    assert "[for trail in aws_dynamodb_table.trail : trail.arn]" in history["ReadAuditHistory"]
+    assert history["ReadAuditEntries"] == statements["WriteAuditEntries"]  # every trail, and nothing else
     # AND every function knows every pair, and none where no table that exists is given
     for function in ("audit_producer", "api_handler", "actor_recorder"):
         audited = override["aws_lambda_function"][function]["environment"]["variables"]["AUDITED_TABLES"]

@@ -18,7 +18,7 @@ LOGS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
 STREAM = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 EXPECTED_ACTIONS = {
     "audit_producer": LOGS | STREAM | {"dynamodb:BatchWriteItem", "ssm:GetParameter"},
-    "api_handler": LOGS | {"dynamodb:Query"},
+    "api_handler": LOGS | {"dynamodb:Query", "dynamodb:BatchGetItem"},
     "actor_recorder": LOGS | {"dynamodb:BatchWriteItem"},
 }
 
@@ -70,8 +70,8 @@ def test_the_history_route_and_actor_recorder_can_neither_read_the_redaction_key
     audit = f"arn:aws:dynamodb:us-east-1:123456789012:table/{env['AUDIT_TABLE_NAME']}"
     granted = grants(committed(function))
     assert not any(action.startswith(("ssm:", "kms:")) for action, _ in granted)
-    assert not any(resource == audit and action != "dynamodb:Query" for action, resource in granted)
-    assert not any(resource == audit for _, resource in granted)  # only the history index is queried
+    # the trail itself: only BatchGetItem of the entries a window names (GET /changes); no write
+    assert {action for action, resource in granted if resource == audit} <= {"dynamodb:BatchGetItem"}
     # even where the stage decrypts the key with its own KMS key, only the producer may
     key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     widened = policies_for("dev", {**env, "REDACTION_KMS_KEY_ARN": key})[function]
@@ -98,14 +98,21 @@ def test_no_statement_is_wider_than_its_resource() -> None:
         for statement in committed(function)["Statement"]:
             if statement["Sid"] == "WriteOwnLogs":
                 continue  # below
+            for resource in resources(statement):
+                assert "*" not in resource
             resource = statement["Resource"]
-            assert isinstance(resource, str) and "*" not in resource
             if statement["Sid"] == "ReadConfigurationStream":
                 assert resource == env["CONFIGURATION_STREAM_ARN"]
             if statement["Sid"] == "WriteAuditEntries":
                 assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}")
-            if statement["Sid"] == "ReadAuditHistory":
-                assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}/index/itemKey-modificationTime-index")
+            if statement["Sid"] == "ReadAuditHistory":  # the history index, and the time index of /changes
+                trail = f":table/{env['AUDIT_TABLE_NAME']}"
+                assert [r[r.index(":table/") :] for r in resource] == [
+                    f"{trail}/index/itemKey-modificationTime-index",
+                    f"{trail}/index/timeShard-timeOrder-index",
+                ]
+            if statement["Sid"] == "ReadAuditEntries":  # the entries a time window names, in the trail only
+                assert resource.endswith(f":table/{env['AUDIT_TABLE_NAME']}")
             if statement["Sid"] == "ReadRedactionKey":
                 assert resource.endswith(f":parameter/{env['REDACTION_KEY_PARAMETER'].lstrip('/')}")
 
@@ -172,7 +179,11 @@ def test_without_an_actors_table_the_recorder_may_only_write_its_logs() -> None:
     env = {k: v for k, v in stage_environment("dev", ROOT).items() if k != "ACTORS_TABLE_NAME"}
     policies = policies_for("dev", env)
     assert [s["Sid"] for s in policies["actor_recorder"]["Statement"]] == ["WriteOwnLogs"]
-    assert [s["Sid"] for s in policies["api_handler"]["Statement"]] == ["WriteOwnLogs", "ReadAuditHistory"]
+    assert [s["Sid"] for s in policies["api_handler"]["Statement"]] == [
+        "WriteOwnLogs",
+        "ReadAuditHistory",
+        "ReadAuditEntries",
+    ]
 
 
 def test_the_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -269,11 +280,13 @@ def test_with_several_tables_each_producer_reads_its_stream_and_writes_its_trail
         assert {a for a, _ in granted} == EXPECTED_ACTIONS["audit_producer"]
         [logs] = [s for s in policies[function]["Statement"] if s["Sid"] == "WriteOwnLogs"]
         assert resources(logs)[0].endswith(f":log-group:/aws/lambda/config-audit-dev-{function}")
-    # AND the history route queries exactly every trail's history index and AuditActors, and writes nothing
+    # AND the history routes query exactly every trail's history and time indexes and AuditActors,
+    # read entries from the trails only, and write nothing
     queried = {r for a, r in grants(policies["api_handler"]) if a == "dynamodb:Query"}
-    assert queried == {f"{ARN}{trail}/index/itemKey-modificationTime-index" for _, trail in producers.values()} | {
-        ARN + "AuditActors"
-    }
+    indexes = ("itemKey-modificationTime-index", "timeShard-timeOrder-index")
+    trails = {ARN + trail for _, trail in producers.values()}
+    assert queried == {f"{trail}/index/{index}" for trail in trails for index in indexes} | {ARN + "AuditActors"}
+    assert {r for a, r in grants(policies["api_handler"]) if a == "dynamodb:BatchGetItem"} == trails
     assert {a for a, _ in grants(policies["api_handler"])} == EXPECTED_ACTIONS["api_handler"]
     # AND actor_recorder is as with one table: its logs and AuditActors
     assert policies["actor_recorder"] == policies_for("dev", stage_environment("dev", ROOT))["actor_recorder"]
