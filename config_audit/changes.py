@@ -59,11 +59,11 @@ def kinds(text: str | None) -> frozenset[str]:
 def query(args: argparse.Namespace) -> ChangesQuery:
     """The window and filters the command line asks for, checked; every time read against one now."""
     current = now()
-    end = parse_time(args.end, current) if args.end is not None else entry_time(current)
+    end = parse_time(args.end, current, bound=True) if args.end is not None else entry_time(current, bound=True)
     if args.since is not None:
-        start, start_name = parse_time(args.since, current), "--since"
+        start, start_name = parse_time(args.since, current, bound=True), "--since"
     elif args.start is not None:
-        start, start_name = parse_time(args.start, current), "--from"
+        start, start_name = parse_time(args.start, current, bound=True), "--from"
     else:
         start, start_name = hour_before(end), "--from"
     check_order(start, end, start_name, "--to")

@@ -304,7 +304,7 @@ class Command:
 
 
 def history(c: Command) -> str:
-    since = parse_time(c.args.since) if c.args.since is not None else None
+    since = parse_time(c.args.since, bound=True) if c.args.since is not None else None
     entries = newest_entries(c.trail, c.key, c.args.limit, since)  # newest first, as the API pages them
     if c.args.output != "table":
         return output.entries_answer(entries, c.args.output, c.trail.table)

@@ -85,7 +85,7 @@ def destination(out: str) -> Path | S3Prefix:
 def export(c: Command) -> str:
     """Write the window's entries, oldest first; one line saying what was written."""
     current = now()
-    start, end = parse_time(c.args.start, current), parse_time(c.args.end, current)
+    start, end = parse_time(c.args.start, current, bound=True), parse_time(c.args.end, current, bound=True)
     check_order(start, end, "--from", "--to")
     target = destination(c.args.out)
     tables = (c.args.table,) if c.args.table is not None else ()

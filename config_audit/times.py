@@ -9,6 +9,7 @@ An operator gives a time in one of two forms:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 
@@ -28,21 +29,30 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def parse_time(text: str, at: dt.datetime | None = None) -> str:
+def parse_time(text: str, at: dt.datetime | None = None, bound: bool = False) -> str:
     """A time in either form (``at``: the command's now) -> the entries' ``YYYY-MM-DDTHH:MM:SS.mmmZ``;
-    NotDone naming the forms when it is neither, and for a time in the future or outside years 0001-9999."""
+    NotDone naming the forms when it is neither, and for a time in the future or outside years 0001-9999.
+
+    The entries' times are whole milliseconds. A moment (``at KEY TIME``) keeps the entries at or
+    before it, so it is cut to its millisecond; a window's ``bound`` (``--from``, ``--to``,
+    ``--since``: entries at or after from, before to) goes up to the next one, as GET /changes does.
+    """
     current = at or now()
     moment = _relative(text, current)
     if moment is None:
         moment = _absolute(text)
     if moment > current:
         raise NotDone(f"time {text!r} is in the future")
-    return entry_time(moment)
+    return entry_time(moment, bound)
 
 
-def entry_time(moment: dt.datetime) -> str:
-    """An aware datetime as the entries hold times, to the millisecond (truncated)."""
+def entry_time(moment: dt.datetime, bound: bool = False) -> str:
+    """An aware datetime as the entries hold times, to the millisecond: cut, or for a window's
+    ``bound`` rounded up (an entry's time t is at or after x exactly when t is at or after x rounded up)."""
     moment = moment.astimezone(dt.UTC)
+    if bound and moment.microsecond % 1000:
+        with contextlib.suppress(OverflowError):  # the format's last millisecond: nothing comes after it
+            moment += dt.timedelta(microseconds=1000 - moment.microsecond % 1000)
     # %Y gives 999, not 0999, for years before 1000: the year is written out with its four digits
     return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

@@ -56,3 +56,19 @@ def test_from_after_to_is_refused_and_the_same_moment_is_not() -> None:
 def test_the_default_window_starts_an_hour_before_its_end_and_never_before_year_0001() -> None:
     assert hour_before("2024-09-11T00:30:00.000Z") == "2024-09-10T23:30:00.000Z"
     assert hour_before("0001-01-01T00:30:00.000Z") == "0001-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "moment", "bound"),
+    [
+        ("2024-09-11T09:03:00.0004Z", "2024-09-11T09:03:00.000Z", "2024-09-11T09:03:00.001Z"),
+        ("2024-09-11T09:03:00.999999Z", "2024-09-11T09:03:00.999Z", "2024-09-11T09:03:01.000Z"),
+        ("2024-09-11T09:03:00.250Z", "2024-09-11T09:03:00.250Z", "2024-09-11T09:03:00.250Z"),
+        ("now", "2030-01-01T12:00:00.123Z", "2030-01-01T12:00:00.124Z"),
+    ],
+)
+def test_a_windows_bound_between_two_milliseconds_goes_to_the_later_one(text: str, moment: str, bound: str) -> None:
+    # an entry at 09:03:00.000 lies before 09:03:00.0004: a window from there must not hold it,
+    # and a window to there must; the item *at* 09:03:00.0004 is the one of 09:03:00.000
+    assert parse_time(text, NOW) == moment
+    assert parse_time(text, NOW, bound=True) == bound
