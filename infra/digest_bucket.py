@@ -1,5 +1,7 @@
 """The digest bucket (DIGEST_BUCKET) outside the templates: the local stack and the tests create it here.
 
+    python -m infra.digest_bucket NAME [--retention-days 2557]   # for a `chalice deploy` stage
+
 S3 Object Lock in compliance mode: every digest version is kept from deletion and overwriting for
 the default retention, by everyone, the account's root user included, and the lock cannot be
 loosened. The stack and Terraform create the same bucket (infra/cloudformation.py, infra/terraform.py).
@@ -7,8 +9,10 @@ loosened. The stack and Terraform create the same bucket (infra/cloudformation.p
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from chalicelib.settings import DEFAULT_DIGEST_RETENTION_DAYS
@@ -32,3 +36,17 @@ def ensure_digest_bucket(s3: Any, name: str, retention_days: int = DEFAULT_DIGES
         },
     )
     return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="the bucket's name (DIGEST_BUCKET)")
+    parser.add_argument("--retention-days", type=int, default=DEFAULT_DIGEST_RETENTION_DAYS, help="default retention")
+    args = parser.parse_args(argv)
+    created = ensure_digest_bucket(boto3.client("s3"), args.name, args.retention_days)
+    print(f"{args.name}: {'created' if created else 'exists already, left as it is'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 from chalice.test import Client
 
@@ -199,3 +205,34 @@ def test_verify_without_a_digest_bucket_is_one_line_on_stderr(stack: Stack, caps
     status, lines, err = verify(str(ROOT), capsys)
     assert (status, lines) == (1, [])
     assert err.startswith("config-audit: DIGEST_BUCKET is not set") and err.count("\n") == 1
+
+
+def test_the_hand_recipe_in_trust_md_recomputes_the_digests_hash(
+    stack: Stack, digesting: Client, tmp_path: Path
+) -> None:
+    jq = shutil.which("jq")
+    if jq is None:
+        pytest.skip("jq is not installed")
+    # GIVEN an entry holding a string set and binary, audited with digests on
+    stack.configuration.put_item(Item={"key": "TAGS", "tags": {"b", "a", "é"}, "blob": Binary(b"\x00\xff")})
+    assert invoke(digesting, stack.new_event()) == {"batchItemFailures": []}
+    [item] = stack.dynamodb.scan(TableName=AUDIT)["Items"]
+    [key] = digest_keys()
+    digest = json.loads(boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    # WHEN the entry, as `aws dynamodb get-item --query Item` prints it, goes through docs/trust.md's jq filter
+    [recipe] = re.findall(r"jq -cSj '([^']+)'", (ROOT / "docs" / "trust.md").read_text())
+    printed = json.dumps(as_the_cli_prints_it(item), indent=4)
+    canonical = subprocess.run([jq, "-cSj", recipe], input=printed.encode(), capture_output=True, check=True).stdout
+    # THEN its SHA-256 is the one the digest lists
+    assert hashlib.sha256(canonical).hexdigest() == digest["entries"][0]["sha256"]
+
+
+def as_the_cli_prints_it(value: Any) -> Any:
+    """An item as boto3 returns it -> as the AWS CLI prints it (binary as base64)."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {name: as_the_cli_prints_it(member) for name, member in value.items()}
+    if isinstance(value, list):
+        return [as_the_cli_prints_it(member) for member in value]
+    return value
