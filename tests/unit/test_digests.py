@@ -188,7 +188,12 @@ def test_a_retention_that_is_no_whole_number_of_days_is_a_settings_error_naming_
 
 def test_the_producer_has_no_s3_client_unless_digest_bucket_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[str] = []
-    monkeypatch.setattr(wiring, "client", lambda service, region=None: made.append(service) or object())
+
+    def client(service: str, region: str | None = None) -> object:
+        made.append(service)
+        return object()
+
+    monkeypatch.setattr(wiring, "client", client)
     assert wiring.producer_for(Settings.from_environ(STAGE)).digests.enabled is False
     assert "s3" not in made
     assert wiring.producer_for(Settings.from_environ({**STAGE, "DIGEST_BUCKET": "d"})).digests.enabled is True
