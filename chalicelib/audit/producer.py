@@ -1,8 +1,9 @@
 """One batch of stream records -> written audit entries and the response Lambda acts on.
 
 A record is *done* when all its entries are written and announced, and (with DIGEST_BUCKET) listed
-in the batch's digest, written last (a poison record: when it is dead-lettered). Lambda must not move past a record that is not done, so the batch reports the
-lowest sequence number not done, or raises where partial failures are not reported.
+in the batch's digest, written last (a poison record: when it is dead-lettered). Lambda must not
+move past a record that is not done, so the batch reports the lowest sequence number not done,
+or raises where partial failures are not reported.
 """
 
 from __future__ import annotations
