@@ -6,6 +6,7 @@
     config-audit rollback KEY --to TIME       write KEY back to what it held at TIME (asks first)
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
+    config-audit verify [--from T] [--to T]   every entry checked against its digests (exit 3: not intact)
 
 Against AWS with the default credentials and the tables of --stage in the project's
 .chalice/config.json (--project-dir, the current directory by default), or against the local
@@ -40,6 +41,7 @@ from botocore.exceptions import ConnectionError as CannotConnect  # not the buil
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
+from config_audit import verify
 from config_audit.backfill import backfill
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
@@ -222,6 +224,15 @@ def parser() -> argparse.ArgumentParser:
         "the time index lacks, unchanged but for its index attribute, so that `changes` finds it. Safe to run twice.",
         key=False,
     )  # fmt: skip
+    checked = command(
+        "verify", "check the trail against its digests",
+        "Check every entry of the window (default: the whole trail) of --table (default: every audited table) "
+        "against the digests the producer wrote (DIGEST_BUCKET): exit status 0 and 'N entries verified against "
+        "M digests', or exit status 3 and one line per entry altered, removed or slipped in.",
+        key=False,
+    )  # fmt: skip
+    checked.add_argument("--from", dest="start", metavar="T1", help=f"the window's start (default: all): {TIME_HELP}")
+    checked.add_argument("--to", dest="end", metavar="T2", help="the window's end, exclusive (default: now)")
     return p
 
 
@@ -315,6 +326,7 @@ def backfill_index(c: Command) -> str:
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
     "backfill": backfill_index,
+    "verify": lambda c: verify.command(c.args, c.trail, c.session),
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 

@@ -7,7 +7,8 @@
 tables (from infra/tables.py), the stream wired by Fn::GetAtt, the event source mapping settings
 (partial batch responses, bisection, bounded retries and record age, an SQS on-failure
 destination), the stage variables by reference, an optional SNS topic, and one least-privilege
-role per function (statements from infra/policy.py, resources by reference). Up to
+role per function (statements from infra/policy.py, resources by reference), and the digest bucket
+(Object Lock in compliance mode, DigestRetentionDays, written by the producer's role alone). Up to
 AUDITED_TABLE_SLOTS tables that exist already (parameters AuditedTableN and AuditedTableNStreamArn)
 are audited beside Configuration by the same function: each gets a trail of its own, protected as
 Audit, and a mapping on its stream with the same settings; the roles grant their streams and
@@ -24,8 +25,11 @@ from typing import Any
 
 from chalicelib.actors.cloudtrail import WRITE_CALLS
 from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
+from chalicelib.settings import DEFAULT_DIGEST_RETENTION_DAYS, MAX_DIGEST_RETENTION_DAYS
 from infra.policy import (
     append_only_table_policy,
+    digest_bucket_policy,
+    digest_statements,
     history_statements,
     producer_statements,
     recorder_statements,
@@ -208,6 +212,46 @@ def _trail() -> dict[str, Any]:
     }
 
 
+def _digest_bucket() -> dict[str, Any]:
+    """The digest bucket (DIGEST_BUCKET): Object Lock in compliance mode, versioned, private, TLS only;
+    only the producer's role writes it (named, like the Audit table's writer: no dependency cycle)."""
+    bucket_arn = {"Fn::GetAtt": ["DigestBucket", "Arn"]}
+    return {
+        "DigestBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "ObjectLockEnabled": True,
+                "ObjectLockConfiguration": {
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "DigestRetentionDays"}}},
+                },
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            },
+        },
+        "DigestBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": "DigestBucket"},
+                "PolicyDocument": digest_bucket_policy(
+                    bucket_arn, {"Fn::Sub": "${DigestBucket.Arn}/*"}, _role_arn(PRODUCER_ROLE_NAME)
+                ),
+            },
+        },
+    }
+
+
 STREAM_ARN_PATTERN = "^$|^arn:aws[A-Za-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$"
 
 
@@ -297,6 +341,7 @@ def merge_template() -> dict[str, Any]:
     read_key, decrypt_key = redaction_statements(parameter, kms_key, {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"})
     producer.append({"Fn::If": ["RedactionOn", read_key, {"Ref": "AWS::NoValue"}]})
     producer.append({"Fn::If": ["CustomerManagedRedactionKey", decrypt_key, {"Ref": "AWS::NoValue"}]})
+    producer += digest_statements({"Fn::Sub": "${DigestBucket.Arn}/*"})
     history = history_statements(
         logs, _indexes("AuditTable"), {"Fn::GetAtt": ["AuditTable", "Arn"]}, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}
     )
@@ -367,6 +412,14 @@ def merge_template() -> dict[str, Any]:
                 "Default": "",
                 "Description": "The customer managed KMS key of that parameter, if any (recommended over aws/ssm)",
             },
+            "DigestRetentionDays": {
+                "Type": "Number",
+                "Default": DEFAULT_DIGEST_RETENTION_DAYS,
+                "MinValue": 1,
+                "MaxValue": MAX_DIGEST_RETENTION_DAYS,
+                "Description": "Days each digest of the trail is kept from deletion and overwriting by anyone "
+                "(S3 Object Lock, compliance mode; it cannot be shortened once written)",
+            },
             **{name: value for slot in _slots() for name, value in _slot_parameters(slot).items()},
         },
         "Rules": {
@@ -401,6 +454,7 @@ def merge_template() -> dict[str, Any]:
             "AuditTable": audit_resource,
             "AuditActorsTable": actors_resource,
             **_trail(),
+            **_digest_bucket(),
             "DeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {"MessageRetentionPeriod": 1_209_600, "SqsManagedSseEnabled": True},
@@ -417,6 +471,7 @@ def merge_template() -> dict[str, Any]:
                             "CHANGE_TOPIC_ARN": {"Fn::If": ["NotifyChangesOn", topic, ""]},
                             "REDACT_ATTRIBUTES": {"Ref": "RedactAttributes"},
                             "REDACTION_KEY_PARAMETER": {"Ref": "RedactionKeyParameter"},
+                            "DIGEST_BUCKET": {"Ref": "DigestBucket"},
                         }
                     },
                     "Events": {
@@ -444,6 +499,7 @@ def merge_template() -> dict[str, Any]:
             "AuditTableName": {"Value": {"Ref": "AuditTable"}},
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
             "AuditActorsTableName": {"Value": {"Ref": "AuditActorsTable"}},
+            "DigestBucketName": {"Value": {"Ref": "DigestBucket"}},
             "TrailName": {"Condition": "RecordActorsOn", "Value": {"Ref": "ConfigurationWritesTrail"}},
             "ChangeTopicArn": {"Condition": "NotifyChangesOn", "Value": topic},
             **{f"{slot}TrailName": {"Condition": f"{slot}On", "Value": {"Ref": f"{slot}Trail"}} for slot in _slots()},

@@ -5,7 +5,8 @@
 
 `make terraform` copies them next to Chalice's chalice.tf.json in dist/terraform/:
 - audit.tf.json: both tables (from infra/tables.py), the dead-letter queue, an optional topic,
-  and each function's least-privilege policy document (statements from infra/policy.py); for
+  the digest bucket (Object Lock, compliance mode, var.digest_retention_days), and each
+  function's least-privilege policy document (statements from infra/policy.py); for
   every table that exists already (var.audited_tables, name => stream ARN) a trail protected as
   Audit and the producer's event source mapping on its stream, with the same settings;
 - chalice_override.tf.json: Terraform's override file for Chalice's resources: the event source
@@ -24,9 +25,12 @@ from typing import Any
 
 from chalicelib.actors.cloudtrail import WRITE_CALLS
 from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
+from chalicelib.settings import DEFAULT_DIGEST_RETENTION_DAYS, MAX_DIGEST_RETENTION_DAYS
 from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
 from infra.policy import (
     append_only_table_policy,
+    digest_bucket_policy,
+    digest_statements,
     history_statements,
     producer_statements,
     recorder_statements,
@@ -72,6 +76,8 @@ ACTORS_ARN = "${aws_dynamodb_table.actors.arn}"
 TRAIL = "${var.record_actors ? 1 : 0}"  # count: the trail and its bucket exist only where asked for
 BUCKET_ARN = "${aws_s3_bucket.trail[0].arn}"
 QUEUE_ARN = "${aws_sqs_queue.dead_letters.arn}"
+DIGEST_BUCKET_ARN = "${aws_s3_bucket.digests.arn}"
+DIGESTS = f"{DIGEST_BUCKET_ARN}/*"
 
 
 def logs(function: str) -> list[str]:
@@ -188,6 +194,40 @@ def _trail() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _digest_bucket() -> dict[str, dict[str, Any]]:
+    """The digest bucket (DIGEST_BUCKET): Object Lock in compliance mode, versioned, private, TLS only,
+    written by the producer's role alone; resources by type, to merge with the others."""
+    bucket = "${aws_s3_bucket.digests.id}"
+    return {
+        "aws_s3_bucket": {"digests": {"bucket_prefix": "config-audit-${var.stage}-digests-",
+                                      "object_lock_enabled": True, "lifecycle": {"prevent_destroy": True}}},
+        "aws_s3_bucket_versioning": {"digests": {"bucket": bucket,
+                                                 "versioning_configuration": {"status": "Enabled"}}},
+        "aws_s3_bucket_object_lock_configuration": {"digests": {
+            "bucket": bucket,
+            "rule": {"default_retention": {"mode": "COMPLIANCE", "days": "${var.digest_retention_days}"}},
+            "depends_on": ["aws_s3_bucket_versioning.digests"]}},
+        "aws_s3_bucket_public_access_block": {"digests": {
+            "bucket": bucket, "block_public_acls": True, "block_public_policy": True,
+            "ignore_public_acls": True, "restrict_public_buckets": True}},
+        "aws_s3_bucket_server_side_encryption_configuration": {"digests": {
+            "bucket": bucket, "rule": [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]}},
+        "aws_s3_bucket_ownership_controls": {"digests": {
+            "bucket": bucket, "rule": {"object_ownership": "BucketOwnerEnforced"}}},
+        "aws_s3_bucket_policy": {"digests": {"bucket": bucket,
+                                             "policy": "${data.aws_iam_policy_document.digest_bucket.json}"}},
+    }  # fmt: skip
+
+
+def _merged(*groups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Resources by type from several groups, each type's resources together."""
+    merged: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        for kind, resources in group.items():
+            merged.setdefault(kind, {}).update(resources)
+    return merged
+
+
 def _mapping_settings() -> dict[str, Any]:
     """What every event source mapping of the producer sets beside its stream, function and batch."""
     return {
@@ -225,7 +265,9 @@ def _audited_tables() -> dict[str, Any]:
 
 def audit_tf() -> dict[str, Any]:
     audited = _audited_tables()
-    producer = _document(producer_statements(logs("audit_producer"), STREAMS, TRAILS, None, QUEUE_ARN))
+    producer = _document(
+        producer_statements(logs("audit_producer"), STREAMS, TRAILS, None, QUEUE_ARN) + digest_statements(DIGESTS)
+    )
     [publish] = _document(
         producer_statements(logs("audit_producer"), STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None)
     )["statement"][-1:]
@@ -270,6 +312,17 @@ def audit_tf() -> dict[str, Any]:
                 },
             },
             "redaction_kms_key_arn": {"type": "string", "default": "", "description": "that parameter's KMS key"},
+            "digest_retention_days": {
+                "type": "number",
+                "default": DEFAULT_DIGEST_RETENTION_DAYS,
+                "description": "days each digest of the trail is kept from deletion and overwriting by anyone "
+                "(S3 Object Lock, compliance mode)",
+                "validation": {
+                    "condition": f"${{var.digest_retention_days >= 1 && var.digest_retention_days <= "
+                    f"{MAX_DIGEST_RETENTION_DAYS} && floor(var.digest_retention_days) == var.digest_retention_days}}",
+                    "error_message": f"digest_retention_days is whole days, 1 to {MAX_DIGEST_RETENTION_DAYS}",
+                },
+            },
             "record_actors": {
                 "type": "bool",
                 "default": False,
@@ -289,33 +342,39 @@ def audit_tf() -> dict[str, Any]:
                 },
             },
         },
-        "resource": {
-            "aws_dynamodb_table": {
-                "configuration": _table("configuration", configuration_table("Configuration")),
-                "audit": _table("audit", audit_table("Audit")),
-                "actors": _table("actors", actors_table("AuditActors")),
-                "trail": audited["trail"],
-            },
-            "aws_lambda_event_source_mapping": {"audited": audited["mapping"]},
-            "aws_sqs_queue": {
-                "dead_letters": {"name": "config-audit-${var.stage}-dead-letters", "message_retention_seconds": 1209600}
-            },
-            "aws_sns_topic": {
-                "changes": {"count": "${var.notify_changes ? 1 : 0}", "name": "config-audit-${var.stage}-changes"}
-            },
-            "aws_dynamodb_resource_policy": {
-                "audit": {
-                    "resource_arn": AUDIT_ARN,
-                    "policy": "${data.aws_iam_policy_document.audit_append_only.json}",
+        "resource": _merged(
+            {
+                "aws_dynamodb_table": {
+                    "configuration": _table("configuration", configuration_table("Configuration")),
+                    "audit": _table("audit", audit_table("Audit")),
+                    "actors": _table("actors", actors_table("AuditActors")),
+                    "trail": audited["trail"],
                 },
-                "actors": {
-                    "resource_arn": ACTORS_ARN,
-                    "policy": "${data.aws_iam_policy_document.actors_append_only.json}",
+                "aws_lambda_event_source_mapping": {"audited": audited["mapping"]},
+                "aws_sqs_queue": {
+                    "dead_letters": {
+                        "name": "config-audit-${var.stage}-dead-letters",
+                        "message_retention_seconds": 1209600,
+                    }
                 },
-                "trail": audited["trail_policy"],
+                "aws_sns_topic": {
+                    "changes": {"count": "${var.notify_changes ? 1 : 0}", "name": "config-audit-${var.stage}-changes"}
+                },
+                "aws_dynamodb_resource_policy": {
+                    "audit": {
+                        "resource_arn": AUDIT_ARN,
+                        "policy": "${data.aws_iam_policy_document.audit_append_only.json}",
+                    },
+                    "actors": {
+                        "resource_arn": ACTORS_ARN,
+                        "policy": "${data.aws_iam_policy_document.actors_append_only.json}",
+                    },
+                    "trail": audited["trail_policy"],
+                },
             },
-            **_trail(),
-        },
+            _trail(),
+            _digest_bucket(),
+        ),
         "data": {
             "aws_iam_policy_document": {
                 "audit_producer": producer,
@@ -325,6 +384,11 @@ def audit_tf() -> dict[str, Any]:
                 "actors_append_only": actors_append_only,
                 "trail_append_only": audited["trail_append_only"],
                 "trail_bucket": _trail_bucket_policy(),
+                "digest_bucket": _document(
+                    digest_bucket_policy(DIGEST_BUCKET_ARN, DIGESTS, "${aws_iam_role.audit_producer_role.arn}")[
+                        "Statement"
+                    ]
+                ),
             },
         },
         "output": {
@@ -334,6 +398,7 @@ def audit_tf() -> dict[str, Any]:
             "actors_table": {"value": "${aws_dynamodb_table.actors.name}"},
             "audited_trails": {"value": "${ {for name, trail in aws_dynamodb_table.trail : name => trail.name} }"},
             "dead_letter_queue_url": {"value": "${aws_sqs_queue.dead_letters.url}"},
+            "digest_bucket": {"value": "${aws_s3_bucket.digests.id}"},
         },
     }
 
@@ -362,6 +427,7 @@ def override_tf() -> dict[str, Any]:
                             "CHANGE_TOPIC_ARN": '${var.notify_changes ? aws_sns_topic.changes[0].arn : ""}',
                             "REDACT_ATTRIBUTES": "${var.redact_attributes}",
                             "REDACTION_KEY_PARAMETER": "${var.redaction_key_parameter}",
+                            "DIGEST_BUCKET": "${aws_s3_bucket.digests.id}",
                         }
                     }
                 },

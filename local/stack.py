@@ -22,6 +22,7 @@ from chalicelib.audit.entries import sequence_order
 from chalicelib.settings import AuditedTable, Settings
 from config_audit.connection import REGION, client_arguments, environment
 from config_audit.stage import stage_environment
+from infra.digest_bucket import ensure_digest_bucket
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import audit_table, create_tables, keyed_table
 from local.cloudtrail import CloudTrailPlayer, identity_of
@@ -121,6 +122,8 @@ class LocalStack:
             self.stream_arns[source["TableName"]] = self._create(source, trail)
         if self.variables.get("REDACTION_KEY_PARAMETER"):  # a key in moto's SSM, as provisioning makes one
             ensure_redaction_key(self.client("ssm"), self.variables["REDACTION_KEY_PARAMETER"])
+        if self._settings.digest_bucket:  # Object Lock in compliance mode, as the templates make it
+            ensure_digest_bucket(self.client("s3"), self._settings.digest_bucket, self._settings.digest_retention_days)
         # one resource, so one client: CloudTrail played on the seed table's client sees every table's writes
         self._resource = boto3.resource("dynamodb", endpoint_url=self.endpoint, region_name=REGION)
         self.configuration = self.table()

@@ -425,6 +425,7 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
         "PublishChanges": {"sns:Publish"},
         "ReadRedactionKey": {"ssm:GetParameter"},
         "DecryptRedactionKey": {"kms:Decrypt"},
+        "WriteDigests": {"s3:PutObject"},
     }
     assert {s["Sid"]: set(s["Action"]) for s in history} == {
         "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
@@ -447,6 +448,8 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
         assert resource != "*" and (not isinstance(resource, list) or statement["Sid"] == "ReadAuditHistory")
         if statement["Sid"] == "WriteOwnLogs":
             assert "${AWS::StackName}-*" in resource["Fn::Sub"]
+        elif statement["Sid"] == "WriteDigests":  # the digest bucket's objects, and no other bucket's
+            assert resource == {"Fn::Sub": "${DigestBucket.Arn}/*"}
         else:
             assert "*" not in json.dumps(resource)
 
@@ -546,7 +549,7 @@ def test_the_stack_without_tables_that_exist_holds_the_seeds_alone(stack_templat
         assert resources[function]["Properties"]["Environment"]["Variables"]["AUDITED_TABLES"] == ""
     statements = resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == [
-        "WriteOwnLogs", "ReadConfigurationStream", "WriteAuditEntries", "SendPoisonRecords"
+        "WriteOwnLogs", "ReadConfigurationStream", "WriteAuditEntries", "SendPoisonRecords", "WriteDigests"
     ]  # fmt: skip
     history = resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in history] == ["WriteOwnLogs", "ReadAuditHistory", "ReadAuditEntries", "ReadActors"]
@@ -732,3 +735,62 @@ def test_terraform_lets_each_function_write_only_its_own_log_group(terraform: Pa
         group = logs["resources"][0]
         assert group.endswith(f":log-group:/aws/lambda/${{aws_lambda_function.{function}.function_name}}")
         assert logs["resources"] == [group, f"{group}:*"]
+
+
+DIGEST_LOCK = {"s3:DeleteObject*", "s3:PutBucketObjectLockConfiguration", "s3:PutObjectRetention",
+               "s3:BypassGovernanceRetention", "s3:PutObjectLegalHold"}  # fmt: skip
+
+
+def test_the_stack_keeps_digests_in_a_compliance_locked_bucket_only_the_producer_writes(
+    stack_template: dict[str, Any],
+) -> None:
+    resources = stack_template["Resources"]
+    bucket = resources["DigestBucket"]["Properties"]
+    # Object Lock in compliance mode, 2,557 days unless the stack says otherwise; versioned, encrypted, private
+    assert bucket["ObjectLockEnabled"] is True
+    assert bucket["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "DigestRetentionDays"}}},
+    }
+    assert stack_template["Parameters"]["DigestRetentionDays"]["Default"] == 2557
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert resources["DigestBucket"]["DeletionPolicy"] == "Retain"
+    # nobody deletes a digest or loosens the lock; nobody but the producer's role writes; TLS only
+    kept, writes, tls = resources["DigestBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (kept["Effect"], kept["Principal"], set(kept["Action"])) == ("Deny", "*", DIGEST_LOCK)
+    assert "Condition" not in kept
+    assert (writes["Effect"], writes["Principal"], writes["Action"]) == ("Deny", "*", ["s3:PutObject"])
+    role_name = resources["AuditProducerRole"]["Properties"]["RoleName"]["Fn::Sub"]
+    assert writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::Sub"].endswith(f":role/{role_name}")
+    assert (tls["Effect"], tls["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    # the producer is told where, and its role may put objects there
+    variables = resources["AuditProducer"]["Properties"]["Environment"]["Variables"]
+    assert variables["DIGEST_BUCKET"] == {"Ref": "DigestBucket"}
+    assert _granted(resolved(stack_template)["Resources"]["AuditProducerRole"], "s3:PutObject") == {
+        json.dumps({"Fn::Sub": "${DigestBucket.Arn}/*"})
+    }
+
+
+def test_terraform_keeps_digests_in_a_compliance_locked_bucket_only_the_producer_writes(terraform: Path) -> None:
+    ours = json.loads((terraform / "audit.tf.json").read_text())
+    resources = ours["resource"]
+    assert resources["aws_s3_bucket"]["digests"]["object_lock_enabled"] is True
+    lock = resources["aws_s3_bucket_object_lock_configuration"]["digests"]["rule"]["default_retention"]
+    assert lock == {"mode": "COMPLIANCE", "days": "${var.digest_retention_days}"}
+    assert ours["variable"]["digest_retention_days"]["default"] == 2557
+    assert resources["aws_s3_bucket_versioning"]["digests"]["versioning_configuration"] == {"status": "Enabled"}
+    assert resources["aws_s3_bucket_server_side_encryption_configuration"]["digests"]["rule"]
+    assert all(v is True for k, v in resources["aws_s3_bucket_public_access_block"]["digests"].items() if k != "bucket")
+    assert resources["aws_s3_bucket"]["trail"]  # the CloudTrail bucket is still there beside it
+    documents = ours["data"]["aws_iam_policy_document"]
+    kept, writes, tls = documents["digest_bucket"]["statement"]
+    assert (kept["effect"], set(kept["actions"])) == ("Deny", DIGEST_LOCK)
+    assert writes["condition"][0]["values"] == ["${aws_iam_role.audit_producer_role.arn}"]
+    assert tls["condition"][0]["variable"] == "aws:SecureTransport"
+    [put] = [s for s in documents["audit_producer"]["statement"] if "s3:PutObject" in s["actions"]]
+    assert put["resources"] == ["${aws_s3_bucket.digests.arn}/*"]
+    override = json.loads((terraform / "chalice_override.tf.json").read_text())["resource"]
+    variables = override["aws_lambda_function"]["audit_producer"]["environment"]["variables"]
+    assert variables["DIGEST_BUCKET"] == "${aws_s3_bucket.digests.id}"

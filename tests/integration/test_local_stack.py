@@ -129,9 +129,13 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     assert re.search(rf"created\s+{moto_user}\s+- -> .*\"value\": 1800", last)
     # then beside it a composite-key change: a flag created and turned on, printed as its own trail
     assert '- create flag {"pk":"tenant-1","sk":"flag#dark-mode"} in FeatureFlags' in flags_part
-    flag_trail = flags_part[flags_part.index("\ntime ") : flags_part.index("\ndone in ")].strip().splitlines()[2:]
+    flag_table = flags_part[flags_part.index("\ntime ") : flags_part.index("\n- config-audit verify")].strip()
+    flag_trail = flag_table.splitlines()[2:]
     assert len(flag_trail) == 2 and all("flag#dark-mode" in row for row in flag_trail), flag_trail
     assert re.search(r"\s+created\s+.*- -> \{\"enabled\": false, \"pk\": \"tenant-1\"", flag_trail[0])
     assert re.search(r"\s+updated enabled\s+.*false -> true$", flag_trail[1])
+    # and it ends with every trail verified against the digests the producer wrote into moto's S3
+    verified = out[out.index("\n- config-audit verify\n") :].splitlines()[2]
+    assert re.fullmatch(r"  8 entries verified against [1-9]\d* digests", verified), verified
     assert "everything started has been stopped" in out
     assert "_aws" not in out and '"level"' not in out  # progress lines, not the function's JSON
