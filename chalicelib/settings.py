@@ -52,6 +52,7 @@ class Settings:
     actors_table_name: str | None = None
     actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE
     audited: tuple[AuditedTable, ...] = ()  # empty: the one pair CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME
+    failure_bucket: str | None = None  # where Lambda writes a batch it gave up on; read by `config-audit recover`
 
     @property
     def audited_tables(self) -> tuple[AuditedTable, ...]:
@@ -129,6 +130,7 @@ class Settings:
             actors_table_name=optional("ACTORS_TABLE_NAME"),
             actor_attribute=_actor_attribute(env),
             audited=tuple(audited),
+            failure_bucket=optional("FAILURE_BUCKET"),
         )
 
 
