@@ -6,6 +6,7 @@
     config-audit rollback KEY --to TIME       write KEY back to what it held at TIME (asks first)
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
+    config-audit recover [--since TIME]       audit the batches Lambda gave up on (FAILURE_BUCKET)
 
 Against AWS with the default credentials and the tables of --stage in the project's
 .chalice/config.json (--project-dir, the current directory by default), or against the local
@@ -44,6 +45,7 @@ from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Answer, Incomplete, NotDone
 from config_audit.items import checked_key, new_item
+from config_audit.recover import recover as recover_failures
 from config_audit.render import differences, printable, render_table, show
 from config_audit.replay import item_at
 from config_audit.rollback import plan_rollback, write_back
@@ -215,6 +217,14 @@ def parser() -> argparse.ArgumentParser:
     put.add_argument("value", metavar="VALUE", help="the item's 'value': JSON, or else text")
     put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute (repeatable)")
     command("delete", "delete a setting", "Delete the item KEY.")
+    recover = command(
+        "recover", "audit the batches Lambda gave up on",
+        "Audit every change of each batch Lambda gave up on, from the stage's on-failure bucket (FAILURE_BUCKET), "
+        "through the function's own code; mark each record done, so that running it again does nothing. "
+        "--table: only that audited table's records.",
+        key=False,
+    )  # fmt: skip
+    recover.add_argument("--since", metavar="TIME", help=f"only records written at or after TIME: {TIME_HELP}")
     return p
 
 
@@ -296,8 +306,13 @@ def delete(c: Command) -> str:
     return f"deleted {key_text(key)!r}"
 
 
+def recover(c: Command) -> Answer:
+    return recover_failures(c.args, c.trail.settings, c.session)
+
+
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
+    "recover": recover,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 
