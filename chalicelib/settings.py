@@ -58,6 +58,7 @@ class Settings:
     audited: tuple[AuditedTable, ...] = ()  # empty: the one pair CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME
     digest_bucket: str | None = None  # where the producer writes a digest a batch (None: no digests)
     digest_retention_days: int = DEFAULT_DIGEST_RETENTION_DAYS
+    failure_bucket: str | None = None  # where Lambda writes a batch it gave up on; read by `config-audit recover`
 
     @property
     def audited_tables(self) -> tuple[AuditedTable, ...]:
@@ -144,6 +145,7 @@ class Settings:
             audited=tuple(audited),
             digest_bucket=optional("DIGEST_BUCKET"),
             digest_retention_days=retention,
+            failure_bucket=optional("FAILURE_BUCKET"),
         )
 
 

@@ -7,6 +7,7 @@
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
     config-audit verify [--from T] [--to T]   every entry checked against its digests (exit 3: not intact)
+    config-audit recover [--since TIME]       audit the batches Lambda gave up on (FAILURE_BUCKET)
 
 Against AWS with the default credentials and the tables of --stage in the project's
 .chalice/config.json (--project-dir, the current directory by default), or against the local
@@ -47,6 +48,7 @@ from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Answer, Incomplete, NotDone
 from config_audit.items import checked_key, new_item
+from config_audit.recover import recover as recover_failures
 from config_audit.render import differences, printable, render_table, show
 from config_audit.replay import item_at
 from config_audit.rollback import plan_rollback, write_back
@@ -233,6 +235,14 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     checked.add_argument("--from", dest="start", metavar="T1", help=f"the window's start (default: all): {TIME_HELP}")
     checked.add_argument("--to", dest="end", metavar="T2", help="the window's end, exclusive (default: now)")
+    recover = command(
+        "recover", "audit the batches Lambda gave up on",
+        "Audit every change of each batch Lambda gave up on, from the stage's on-failure bucket (FAILURE_BUCKET), "
+        "through the function's own code; mark each record done, so that running it again does nothing. "
+        "--table: only that audited table's records.",
+        key=False,
+    )  # fmt: skip
+    recover.add_argument("--since", metavar="TIME", help=f"only records written at or after TIME: {TIME_HELP}")
     return p
 
 
@@ -323,10 +333,15 @@ def backfill_index(c: Command) -> str:
     return "\n".join(lines)
 
 
+def recover(c: Command) -> Answer:
+    return recover_failures(c.args, c.trail.settings, c.session)
+
+
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
     "backfill": backfill_index,
     "verify": lambda c: verify.command(c.args, c.trail, c.session),
+    "recover": recover,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 

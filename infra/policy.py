@@ -57,8 +57,35 @@ def producer_statements(
     if topic is not None:
         statements.append(_allow("PublishChanges", ["sns:Publish"], topic))  # PublishBatch is sns:Publish
     if queue is not None:
-        statements.append(_allow("SendPoisonRecords", ["sqs:SendMessage"], queue))  # and the on-failure destination
+        statements.append(_allow("SendPoisonRecords", ["sqs:SendMessage"], queue))
     return statements
+
+
+def failure_record_statements(bucket: Arn, objects: Arn) -> list[dict[str, Any]]:
+    """What Lambda needs of the producer's role to write a batch it gives up on into the on-failure
+    bucket: PutObject on its objects and ListBucket on it (Lambda's docs for an S3 destination)."""
+    return [
+        _allow("WriteFailureRecords", ["s3:PutObject"], objects),
+        _allow("ListFailureRecords", ["s3:ListBucket"], bucket),
+    ]
+
+
+def failure_bucket_policy(bucket: Arn, objects: Arn, writer_role: Arn) -> dict[str, Any]:
+    """The on-failure bucket's own policy: nothing reaches it without TLS, and no principal but the
+    producer's role (on whose behalf Lambda writes a failure record) may put an object in it.
+
+    Reading and tagging (how `config-audit recover` marks a record done) stay with IAM, so an
+    operator granted them is not locked out.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [bucket, objects],
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Sid": "OnlyTheProducerWritesRecords", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": objects, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer_role}}},
+        ],
+    }  # fmt: skip
 
 
 def redaction_statements(parameter: Arn, kms_key: Arn | None, ssm_service: Arn) -> list[dict[str, Any]]:
