@@ -1,6 +1,7 @@
 """config-audit: an operator's view of the audit trail, and a rollback that is itself audited.
 
     config-audit history KEY                  every change of KEY, oldest first, with who made it
+    config-audit changes --since 1h           every change of every key in a window, newest first, with who
     config-audit at KEY TIME                  the item KEY held at TIME, replayed from its history
     config-audit diff KEY FROM TO             what changed in KEY between two times
     config-audit rollback KEY --to TIME       write KEY back to what it held at TIME (asks first)
@@ -8,6 +9,7 @@
     config-audit delete KEY
     config-audit verify [--from T] [--to T]   every entry checked against its digests (exit 3: not intact)
     config-audit recover [--since TIME]       audit the batches Lambda gave up on (FAILURE_BUCKET)
+    config-audit export --from T --to T --format jsonl|csv --out FILE|s3://BUCKET/PREFIX/
 
 Against AWS with the default credentials and the tables of --stage in the project's
 .chalice/config.json (--project-dir, the current directory by default), or against the local
@@ -16,7 +18,9 @@ audited table (default: the first of AUDITED_TABLES). These options go before or
 command.
 KEY is the item's key as text, as the history names it: a string as it is, a number as a
 number, binary as base64; a hash and a range key as a JSON object: {"pk":"tenant-1","sk":7}.
-Times are ISO 8601 with a zone: 2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00.
+Times are ISO 8601 with a zone (2024-09-11T09:03:00Z, 2024-09-11T09:03:00.250+02:00) or relative
+to now: now, 90s, 15m, 2h, 7d. --output json (JSON Lines: the API's entries) or csv, on history,
+changes, at and diff, goes before or after the command too.
 A rollback writes with your own credentials, so CloudTrail names you, and only if the item is
 still what its history says it is now; otherwise it refuses and says why.
 Stored text (keys, values, times, ARNs) is printed escaped as JSON escapes it: it never reaches
@@ -42,18 +46,19 @@ from botocore.exceptions import ConnectionError as CannotConnect  # not the buil
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
-from config_audit import verify
+from config_audit import changes, export, output, verify
 from config_audit.backfill import backfill
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Answer, Incomplete, NotDone
+from config_audit.history import newest_entries
 from config_audit.items import checked_key, new_item
 from config_audit.recover import recover as recover_failures
 from config_audit.render import differences, printable, render_table, show
 from config_audit.replay import item_at
 from config_audit.rollback import plan_rollback, write_back
 from config_audit.stage import UnknownStage, stage_environment
-from config_audit.times import parse_time
+from config_audit.times import FORMS, check_order, now, parse_time
 from config_audit.trail import Trail
 from config_audit.typed_keys import key_schema, typed_key
 
@@ -171,11 +176,29 @@ def _connection_options(suppress: bool) -> _Parser:
     return options
 
 
+def _output_options(suppress: bool) -> _Parser:
+    """--output, for the commands that read: like the connection options, before or after the command."""
+    options = _Parser(add_help=False)
+    default = argparse.SUPPRESS if suppress else "table"
+    what = "table (for a person), json (JSON Lines: one entry a line, as the API renders it) or csv (with a header)"
+    options.add_argument("--output", choices=output.FORMATS, default=default, help=what)
+    return options
+
+
+def whole_number(text: str) -> int:
+    """--limit's type: a whole number from 1 up."""
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or not digits or len(digits) > 18:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 up, not {text!r}")
+    return int(digits)
+
+
 KEY_HELP = (
     "the item's key as text, as the history names it: a string as it is, a number as a number, "
     'binary as base64; a hash and a range key as a JSON object, such as {"pk":"tenant-1","sk":7}'
 )
-TIME_HELP = "ISO 8601 with a zone, such as 2024-09-11T09:03:00Z or 2024-09-11T11:03:00.250+02:00"
+TIME_HELP = FORMS
+OUTPUT_COMMANDS = {"history", "changes", "at", "diff"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -183,21 +206,35 @@ def parser() -> argparse.ArgumentParser:
         prog="config-audit",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[_connection_options(suppress=False)],
+        parents=[_connection_options(suppress=False), _output_options(suppress=False)],
     )
     after = [_connection_options(suppress=True)]
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, description: str, key: bool = True) -> argparse.ArgumentParser:
         """A command; ``key``: it takes the KEY argument (commands across keys do not)."""
-        sub = commands.add_parser(name, parents=after, help=summary, description=description)
+        parents = [*after, _output_options(suppress=True)] if name in OUTPUT_COMMANDS else after
+        sub = commands.add_parser(name, parents=parents, help=summary, description=description)
         if key:
             sub.add_argument("key", metavar="KEY", help=KEY_HELP)
         return sub
 
-    command(
+    history = command(
         "history", "every change of a key, with who made it",
-        "Every change of KEY, oldest first: time, change, who made it, old -> new.",
+        "Every change of KEY, oldest first: time, change, who made it, old -> new. "
+        "--output json and csv give the entries newest first, as the API does.",
+    )  # fmt: skip
+    newest = "the newest N changes only (the table still shows them oldest first)"
+    history.add_argument("--limit", type=whole_number, metavar="N", help=newest)
+    history.add_argument("--since", metavar="TIME", help=f"the changes at or after TIME only: {FORMS}")
+    changes.add_arguments(
+        command(
+            "changes", "every change across keys in a window, with who made it",
+            "Every change of every key from --from (or --since) to --to, newest first, with who made it and "
+            "in which table; without --table, of every audited table. Default: the last hour.",
+            key=False,
+        ),
+        whole_number,
     )  # fmt: skip
     at = command("at", "what a key held at a time", "The item KEY held at TIME, replayed from its history, as JSON.")
     at.add_argument("time", metavar="TIME", help=TIME_HELP)
@@ -220,6 +257,14 @@ def parser() -> argparse.ArgumentParser:
     put.add_argument("value", metavar="VALUE", help="the item's 'value': JSON, or else text")
     put.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="another attribute (repeatable)")
     command("delete", "delete a setting", "Delete the item KEY.")
+    export.add_arguments(
+        command(
+            "export", "write a window of changes to a file or to S3",
+            "Every change from --from to --to (without --table: of every audited table), oldest first, into FILE "
+            "or into s3://BUCKET/PREFIX/ (gzip'd, one object a day under dt=YYYY-MM-DD/), in bounded memory.",
+            key=False,
+        )
+    )  # fmt: skip
     command(
         "backfill", "put entries written before the time index into it",
         "Once, after upgrading: rewrite each entry of the trail (of --table, or of every audited table) that "
@@ -279,21 +324,32 @@ class Command:
 
 
 def history(c: Command) -> str:
-    return render_table([deserialize_image(entry) for entry in reversed(c.trail.known_entries(c.key))])
+    since = parse_time(c.args.since) if c.args.since is not None else None
+    entries = newest_entries(c.trail, c.key, c.args.limit, since)  # newest first, as the API pages them
+    if c.args.output != "table":
+        return output.entries_answer(entries, c.args.output, c.trail.table)
+    if not entries:
+        return f"no change of {c.key!r} since {since}"
+    return render_table([deserialize_image(entry) for entry in reversed(entries)])
 
 
 def at(c: Command) -> str:
     time = parse_time(c.args.time)
     held = item_at(c.trail.known_entries(c.key), c.key, time)
+    if c.args.output != "table":
+        return output.item_answer(held, c.args.output)
     return show(deserialize_image(held)) if held is not None else f"{c.key!r} did not exist at {time}"
 
 
 def diff(c: Command) -> str:
-    start, end = parse_time(c.args.start), parse_time(c.args.end)
-    if start > end:  # both in the entries' fixed-width UTC form, so text order is time order
-        raise NotDone(f"FROM {start} is after TO {end}: give the earlier time first")
+    current = now()
+    start, end = parse_time(c.args.start, current), parse_time(c.args.end, current)
+    check_order(start, end, "FROM", "TO")
     entries = c.trail.known_entries(c.key)
-    lines = differences(item_at(entries, c.key, start), item_at(entries, c.key, end))
+    before, after = item_at(entries, c.key, start), item_at(entries, c.key, end)
+    if c.args.output != "table":
+        return output.differences_answer(c.key, before, after, c.args.output)
+    lines = differences(before, after)
     return "\n".join(lines) if lines else f"{c.key!r} was the same at {start} and {end}"
 
 
@@ -339,9 +395,8 @@ def recover(c: Command) -> Answer:
 
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
-    "backfill": backfill_index,
-    "verify": lambda c: verify.command(c.args, c.trail, c.session),
-    "recover": recover,
+    "changes": changes.changes, "export": export.export, "backfill": backfill_index,
+    "verify": lambda c: verify.command(c.args, c.trail, c.session), "recover": recover,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 
@@ -353,6 +408,8 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] | None = None) -> st
     ``ask`` asks the operator a question; None: there is no one to ask (a rollback needs --yes).
     """
     key = checked_key(args.key) if "key" in args else ""
+    if args.output != "table" and args.command not in OUTPUT_COMMANDS:
+        raise NotDone(f"--output {args.output} is for {', '.join(sorted(OUTPUT_COMMANDS))}, not {args.command}")
     if args.command == "put":
         new_item({}, args.value, args.set)  # checked before anything connects; the key, once the schema is read
     session = connection(args)
@@ -392,14 +449,19 @@ def failure(error: Exception, args: argparse.Namespace) -> str:
     return f"AWS said: {cause}"
 
 
+def say(text: str) -> None:
+    """An answer on stdout, ending in one newline; nothing for an empty one (JSON Lines of no entry)."""
+    sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         answer = run(args, ask_on_stderr if sys.stdin is not None and sys.stdin.isatty() else None)
         if isinstance(answer, Answer):
-            print(answer.text)
+            say(answer.text)
             return answer.status
-        print(answer)
+        say(answer)
     except (NotDone, Incomplete) as refused:
         message = str(refused)
     except ConfigurationError as error:  # the stage names a table that is missing or out of reach

@@ -83,18 +83,22 @@ def who(entry: dict[str, Any]) -> str:
     return "-"
 
 
-def render_table(entries: Sequence[dict[str, Any]]) -> str:
-    """Plain-value entries, oldest first, as a table a person reads: time, change, old -> new, who."""
-    rows = [("time", "key", "change", "who", "old -> new")]
+def render_table(entries: Sequence[dict[str, Any]], with_table: bool = False) -> str:
+    """Plain-value entries, in the order given, as a table a person reads: time, key, change, who,
+    old -> new; ``with_table``: each entry's ``tableName`` after its time (changes across tables)."""
+    header = ("time", "table", "key", "change", "who") if with_table else ("time", "key", "change", "who")
+    rows = [(*header, "old -> new")]
     for entry in entries:
         kind = change_kind(entry).value
         change = f"{kind} {escaped(str(entry['updatedAttribute']))}" if "updatedAttribute" in entry else kind
         old = show(entry["oldValue"]) if "oldValue" in entry else "-"
         new = show(entry["newValue"]) if "newValue" in entry else "-"
         time, key = escaped(str(entry["modificationTime"])), key_cell(str(entry["itemKey"]))
-        rows.append((time, key, change, who(entry), f"{old} -> {new}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        table = (escaped(str(entry.get("tableName", "-"))),) if with_table else ()
+        rows.append((time, *table, key, change, who(entry), f"{old} -> {new}"))
+    last = len(header)  # old -> new, unpadded: it is as long as the values are
+    widths = [max(len(row[i]) for row in rows) for i in range(last)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:last], widths, strict=True)) + "  " + row[last]
              for row in rows]  # fmt: skip
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)

@@ -1,25 +1,93 @@
-"""Times as an operator gives them, as the entries hold them (``YYYY-MM-DDTHH:MM:SS.mmmZ``, UTC)."""
+"""Times as an operator gives them, as the entries hold them (``YYYY-MM-DDTHH:MM:SS.mmmZ``, UTC).
+
+An operator gives a time in one of two forms:
+
+    ISO 8601 with a zone    2024-09-11T09:03:00Z, 2024-09-11T11:03:00.250+02:00
+    relative to now         now, 90s, 15m, 2h, 7d (a positive whole number of seconds, minutes,
+                            hours or days before now)
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from config_audit.errors import NotDone
 
+FORMS = (
+    "ISO 8601 with a zone, such as 2024-09-11T09:03:00Z, or relative to now: "
+    "now, 90s, 15m, 2h or 7d (a positive whole number and s, m, h or d)"
+)
+_RELATIVE = re.compile(r"([0-9]+)([smhd])", re.ASCII)
+_UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_RANGE = "outside the times the history holds (years 0001 to 9999 in UTC)"
 
-def parse_time(text: str, now: dt.datetime | None = None) -> str:
-    """An ISO 8601 time with a zone -> the entries' ``YYYY-MM-DDTHH:MM:SS.mmmZ``; not in the future."""
+
+def now() -> dt.datetime:
+    """The moment a command reads its relative times from (one per command, so that they agree)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def parse_time(text: str, at: dt.datetime | None = None) -> str:
+    """A time in either form (``at``: the command's now) -> the entries' ``YYYY-MM-DDTHH:MM:SS.mmmZ``;
+    NotDone naming the forms when it is neither, and for a time in the future or outside years 0001-9999."""
+    current = at or now()
+    moment = _relative(text, current)
+    if moment is None:
+        moment = _absolute(text)
+    if moment > current:
+        raise NotDone(f"time {text!r} is in the future")
+    return entry_time(moment)
+
+
+def entry_time(moment: dt.datetime) -> str:
+    """An aware datetime as the entries hold times, to the millisecond (truncated)."""
+    moment = moment.astimezone(dt.UTC)
+    # %Y gives 999, not 0999, for years before 1000: the year is written out with its four digits
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def hour_before(time: str) -> str:
+    """The entries' time one hour before ``time`` (an entries' time), or the first moment the format holds."""
+    moment = dt.datetime.strptime(time, "%Y-%m-%dT%H:%M:%S.%f%z")
+    try:
+        return entry_time(moment - dt.timedelta(hours=1))
+    except OverflowError:  # within the first hour of year 0001
+        return "0001-01-01T00:00:00.000Z"
+
+
+def check_order(start: str, end: str, start_name: str, end_name: str) -> None:
+    """NotDone when ``start`` is after ``end`` (both entries' times: fixed-width UTC, so text order is time order)."""
+    if start > end:
+        raise NotDone(f"{start_name} {start} is after {end_name} {end}: give the earlier time first")
+
+
+def _relative(text: str, current: dt.datetime) -> dt.datetime | None:
+    """``now`` or ``<N><unit>`` before ``current``; None when ``text`` is not of that form."""
+    if text == "now":
+        return current
+    match = _RELATIVE.fullmatch(text)
+    if match is None:
+        return None
+    if len(match[1].lstrip("0")) > 12:  # more days than the format's ten thousand years; int() stays cheap
+        raise NotDone(f"time {text!r} is {_RANGE}")
+    count = int(match[1])
+    if count < 1:
+        raise NotDone(f"time {text!r} is not {FORMS}")
+    try:
+        return current - dt.timedelta(**{_UNIT[match[2]]: count})
+    except OverflowError:  # more days than a timedelta holds, or before year 0001
+        raise NotDone(f"time {text!r} is {_RANGE}") from None
+
+
+def _absolute(text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise NotDone(f"time {text!r} is not ISO 8601, such as 2024-09-11T09:03:00Z") from None
+        raise NotDone(f"time {text!r} is not {FORMS}") from None
     if moment.tzinfo is None:
         raise NotDone(f"time {text!r} has no zone: add Z for UTC, or an offset such as +02:00")
     try:
-        moment = moment.astimezone(dt.UTC)
+        return moment.astimezone(dt.UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:00-05:00 in 10000
-        raise NotDone(f"time {text!r} is outside the times the history holds (years 0001 to 9999 in UTC)") from None
-    if moment > (now or dt.datetime.now(dt.UTC)):
-        raise NotDone(f"time {text!r} is in the future")
-    # %Y gives 999, not 0999, for years before 1000: the year is written out with its four digits
-    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        raise NotDone(f"time {text!r} is {_RANGE}") from None

@@ -18,6 +18,8 @@ from chalicelib.audit.keys import key_text
 from chalicelib.audit.repository import DynamoDBAuditRepository
 from chalicelib.observability import SERVICE
 from chalicelib.settings import AuditedTable
+from config_audit import cli
+from config_audit.errors import Answer
 from config_audit.render import differences, render_table
 from config_audit.replay import whole_history
 from config_audit.rollback import plan_rollback, write_back
@@ -158,6 +160,9 @@ def main() -> int:
             wait_for(f"{expected} {FLAGS} entries", functools.partial(_has_entries, stack, expected, FLAGS))
         print()
         print(render_trail(trail, FLAG_KEY_TEXT, stack.audited_table(FLAGS)))
+        # the incident question: every change of every audited table just now, newest first, with who
+        print("\n- config-audit changes --since 5m\n")
+        print(config_audit(stack, "changes", "--since", "5m"))
         print(f"\n- config-audit verify\n  {verified(stack, trail)}")
     print(f"\ndone in {time.monotonic() - started:.1f} s; everything started has been stopped")
     return 0
@@ -167,6 +172,12 @@ def verified(stack: LocalStack, trail: Trail) -> str:
     """`config-audit verify` of every audited table's whole trail against the digests in moto's S3."""
     answer = verify(trail.settings, trail.dynamodb, stack.client("s3"), stack.audited, Window())
     return answer if isinstance(answer, str) else answer.text.replace("\n", "\n  ")
+
+
+def config_audit(stack: LocalStack, *argv: str) -> str:
+    """What `config-audit --local ARGV` answers, run as the CLI runs it (the stack's stage, its endpoint)."""
+    answer = cli.run(cli.parser().parse_args(["--endpoint", stack.endpoint, "--stage", stack.stage, *argv]))
+    return answer.text if isinstance(answer, Answer) else answer
 
 
 def render_trail(trail: Trail, key: str, table: AuditedTable | None = None) -> str:

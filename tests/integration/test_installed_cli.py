@@ -75,7 +75,7 @@ def test_an_installed_copy_holds_only_the_operators_packages_and_declares_what_t
     [metadata] = installed.glob("config_audit-*.dist-info/METADATA")
     required = {line.split(":", 1)[1].strip().split(">")[0].split("=")[0].split("<")[0].strip()
                 for line in metadata.read_text().splitlines() if line.startswith("Requires-Dist:")}  # fmt: skip
-    assert required == {"boto3", "botocore", "aws-lambda-powertools"}
+    assert required == {"boto3", "botocore", "aws-lambda-powertools", "tqdm"}  # tqdm: export's progress bar
 
 
 @pytest.fixture(scope="module")

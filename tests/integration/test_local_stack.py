@@ -129,11 +129,18 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     assert re.search(rf"created\s+{moto_user}\s+- -> .*\"value\": 1800", last)
     # then beside it a composite-key change: a flag created and turned on, printed as its own trail
     assert '- create flag {"pk":"tenant-1","sk":"flag#dark-mode"} in FeatureFlags' in flags_part
-    flag_table = flags_part[flags_part.index("\ntime ") : flags_part.index("\n- config-audit verify")].strip()
-    flag_trail = flag_table.splitlines()[2:]
+    flags_part, changes_part = flags_part.split("\n- config-audit changes --since 5m\n")
+    flag_trail = flags_part[flags_part.index("\ntime ") :].strip().splitlines()[2:]
     assert len(flag_trail) == 2 and all("flag#dark-mode" in row for row in flag_trail), flag_trail
     assert re.search(r"\s+created\s+.*- -> \{\"enabled\": false, \"pk\": \"tenant-1\"", flag_trail[0])
     assert re.search(r"\s+updated enabled\s+.*false -> true$", flag_trail[1])
+    # and it ends with the incident question: every change of both tables, newest first, with who
+    changes = changes_part[: changes_part.index("\n- config-audit verify")].strip().splitlines()
+    assert changes[0].split()[:5] == ["time", "table", "key", "change", "who"]
+    rows = changes[2:]
+    assert len(rows) == 6 + 2 and all(re.search(moto_user, row) for row in rows), rows
+    assert [row.split()[1] for row in rows] == ["FeatureFlags"] * 2 + ["Configuration"] * 6
+    assert [row.split()[0] for row in rows] == sorted((row.split()[0] for row in rows), reverse=True)
     # and it ends with every trail verified against the digests the producer wrote into moto's S3
     verified = out[out.index("\n- config-audit verify\n") :].splitlines()[2]
     assert re.fullmatch(r"  8 entries verified against [1-9]\d* digests", verified), verified
