@@ -17,9 +17,11 @@ import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -200,6 +202,68 @@ def end_to_end(endpoint: str, sizes: list[int], naive_sizes: list[int], runs: in
     }
 
 
+# -- the digest's cost -------------------------------------------------------------------------
+
+DIGEST_BUCKET = "config-audit-bench-digests"
+
+
+def digest_cost(endpoint: str, size: int, runs: int) -> dict[str, Any]:
+    """ms per batch of the handler with DIGEST_BUCKET set and unset, on the same records in the same
+    runs (alternating which goes first), and the PutObject calls each batch with digests made."""
+    os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import wiring
+    from infra.digest_bucket import ensure_digest_bucket
+
+    wiring.clear()
+    dynamodb = client(endpoint)
+    if "Audit" not in dynamodb.list_tables()["TableNames"]:
+        create_tables(dynamodb, "Configuration", "Audit")
+    ensure_redaction_key(client(endpoint, "ssm"), stage_environment("dev", ROOT)["REDACTION_KEY_PARAMETER"])
+    ensure_digest_bucket(client(endpoint, "s3"), DIGEST_BUCKET)
+    with tempfile.TemporaryDirectory() as project:  # the dev stage, and the same with DIGEST_BUCKET set
+        shutil.copytree(ROOT / ".chalice", Path(project) / ".chalice")
+        config_path = Path(project) / ".chalice" / "config.json"
+        config = json.loads(config_path.read_text())
+        config["stages"]["dev"]["environment_variables"]["DIGEST_BUCKET"] = DIGEST_BUCKET
+        config_path.write_text(json.dumps(config))
+        clients = {"with": Client(app, stage_name="dev", project_dir=project),
+                   "without": Client(app, stage_name="dev", project_dir=str(ROOT))}  # fmt: skip
+
+        def invoke(name: str, event: dict[str, Any]) -> float:
+            """One batch through the handler; its wall time in ms."""
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):  # its log line and EMF metrics, as in Lambda
+                response = clients[name].lambda_.invoke("audit_producer", event).payload
+            elapsed = (time.perf_counter() - start) * 1000
+            assert response == {"batchItemFailures": []}, response
+            return elapsed
+
+        for name in clients:  # warm both (clients, connections, the S3 client made on the first digest)
+            invoke(name, workload_event(size, wide=False, seed=-1))
+        puts: list[int] = []
+        wiring.client("s3").meta.events.register("provide-client-params.s3.PutObject", lambda **_: puts.append(1))
+        samples: dict[str, list[float]] = {"with": [], "without": []}
+        per_batch: list[int] = []
+        for run in range(runs):
+            payload = json.dumps(workload_event(size, wide=False, seed=run))
+            for name in ("with", "without") if run % 2 == 0 else ("without", "with"):
+                before = len(puts)
+                samples[name].append(invoke(name, json.loads(payload)))
+                if name == "with":
+                    per_batch.append(len(puts) - before)
+    return {
+        "batch": size,
+        "with_ms": summary(samples["with"]),
+        "without_ms": summary(samples["without"]),
+        "ratio": paired_ratio(samples["with"], samples["without"]),
+        "added_ms": statistics.median(w - wo for w, wo in zip(samples["with"], samples["without"], strict=True)),
+        "put_object_calls": sorted(set(per_batch)),
+    }
+
+
 # -- cold start, memory, latency ---------------------------------------------------------------
 
 
@@ -281,6 +345,7 @@ def local_latency(changes: int) -> dict[str, Any]:
 
 # -- guards ------------------------------------------------------------------------------------
 
+DIGEST_BATCH = 100  # Lambda's default batch, as app.py subscribes
 BUILD_FLOOR = 25_000  # records/s, seed-shaped, one core: a 10,000-record batch in under 0.4 s
 BUILD_FLOOR_BATCH = 10_000
 ALLOCATION_GUARD_MB = 24  # what handling a batch may allocate beyond the event Lambda hands over
@@ -338,7 +403,17 @@ def guards(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             f"{mem['plain']['tracemalloc_peak_mb']:.1f} MB, {mem['secrets']['tracemalloc_peak_mb']:.1f} MB",
             max(mem["plain"]["tracemalloc_peak_mb"], mem["secrets"]["tracemalloc_peak_mb"]) <= ALLOCATION_GUARD_MB,
         ),
+        *_digest_guard(results.get("digests")),
     ]
+
+
+def _digest_guard(digests: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
+    """One PutObject a batch with DIGEST_BUCKET set (none where results.json predates the digests)."""
+    if digests is None:
+        return []
+    calls = digests["put_object_calls"]
+    what = f"digests (DIGEST_BUCKET): one PutObject a {digests['batch']:,}-record batch"
+    return [(what, ", ".join(map(str, calls)), calls == [1])]
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -400,6 +475,16 @@ def markdown(results: dict[str, Any]) -> str:
         f"| local latency, put_item to entry visible ({lat['changes']} changes, poller polls every {lat['poll_interval_ms']} ms) | "
         f"median {lat['median_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms |",
     ]
+    digests = results.get("digests")
+    if digests:
+        with_ms, without_ms = digests["with_ms"], digests["without_ms"]
+        lines.append(
+            f"| digest cost, {digests['batch']:,}-record batch, DIGEST_BUCKET set / unset (same runs, "
+            f"{with_ms['runs']} each) | {with_ms['median']:.1f} ms / {without_ms['median']:.1f} ms a batch "
+            f"[{with_ms['min']:.1f}, {with_ms['max']:.1f}] / [{without_ms['min']:.1f}, {without_ms['max']:.1f}]; "
+            f"{digests['ratio']:.2f}x, +{digests['added_ms']:.1f} ms a batch; "
+            f"PutObject calls a batch: {', '.join(map(str, digests['put_object_calls']))} |"
+        )
     return "\n".join(lines)
 
 
@@ -525,6 +610,8 @@ def main(argv: list[str] | None = None) -> int:
         results["end_to_end"] = end_to_end(endpoint, e2e_sizes, naive_sizes, runs)
         print("time index ...", flush=True)
         results["time_index"] = time_index_cost(client(endpoint), burst_size, runs)
+        print("digest cost ...", flush=True)
+        results["digests"] = digest_cost(endpoint, DIGEST_BATCH, runs * 4)
         print("memory ...", flush=True)
         results["memory"] = {
             "plain": memory(endpoint, memory_size),

@@ -20,6 +20,10 @@ DEFAULT_ACTOR_ATTRIBUTE = "modifiedBy"  # the stamp a writer may put on an item:
 DEFAULT_WRITE_CONCURRENCY = 4
 MAX_WRITE_CONCURRENCY = 16
 
+# How long a digest is kept from deletion (Object Lock, compliance mode): 7 years, as the templates default
+DEFAULT_DIGEST_RETENTION_DAYS = 2557
+MAX_DIGEST_RETENTION_DAYS = 36500  # S3 Object Lock's own limit: 100 years
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
 
@@ -52,6 +56,9 @@ class Settings:
     actors_table_name: str | None = None
     actor_attribute: str | None = DEFAULT_ACTOR_ATTRIBUTE
     audited: tuple[AuditedTable, ...] = ()  # empty: the one pair CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME
+    digest_bucket: str | None = None  # where the producer writes a digest a batch (None: no digests)
+    digest_retention_days: int = DEFAULT_DIGEST_RETENTION_DAYS
+    failure_bucket: str | None = None  # where Lambda writes a batch it gave up on; read by `config-audit recover`
 
     @property
     def audited_tables(self) -> tuple[AuditedTable, ...]:
@@ -112,6 +119,13 @@ class Settings:
                 "REDACTION_KEY_PARAMETER is not set, and REDACT_ATTRIBUTES needs it "
                 "(the SSM SecureString parameter holding the HMAC key)"
             )
+        raw_retention = env.get("DIGEST_RETENTION_DAYS", "").strip() or str(DEFAULT_DIGEST_RETENTION_DAYS)
+        retention = int(raw_retention) if raw_retention.isdigit() and raw_retention.isascii() else 0
+        if not 1 <= retention <= MAX_DIGEST_RETENTION_DAYS:
+            problems.append(
+                f"DIGEST_RETENTION_DAYS must be a whole number of days from 1 to {MAX_DIGEST_RETENTION_DAYS}, "
+                f"not {raw_retention!r}"
+            )
         if problems:
             raise SettingsError(
                 "the stage's environment_variables in .chalice/config.json are incomplete: " + "; ".join(problems)
@@ -129,6 +143,9 @@ class Settings:
             actors_table_name=optional("ACTORS_TABLE_NAME"),
             actor_attribute=_actor_attribute(env),
             audited=tuple(audited),
+            digest_bucket=optional("DIGEST_BUCKET"),
+            digest_retention_days=retention,
+            failure_bucket=optional("FAILURE_BUCKET"),
         )
 
 

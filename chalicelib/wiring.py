@@ -12,6 +12,7 @@ from chalicelib.actors.recorder import ActorRecorder
 from chalicelib.actors.repository import DynamoDBActorRepository
 from chalicelib.audit.changes import ChangesReader
 from chalicelib.audit.dead_letters import DeadLetters, NoDeadLetters, SqsDeadLetters
+from chalicelib.audit.digests import NO_DIGESTS, DigestWriter, S3DigestWriter
 from chalicelib.audit.notifications import NoNotifier, Notifier, SnsNotifier
 from chalicelib.audit.producer import AuditProducer
 from chalicelib.audit.redaction import MIN_KEY_BYTES, NO_REDACTION, Redactor
@@ -60,6 +61,13 @@ def dead_letters_for(settings: Settings) -> DeadLetters:
     return SqsDeadLetters(client("sqs"), settings.dead_letter_queue_url)
 
 
+def digests_for(settings: Settings) -> DigestWriter:
+    """S3 where DIGEST_BUCKET is set (no S3 client otherwise); otherwise no digest is written."""
+    if settings.digest_bucket is None:
+        return NO_DIGESTS
+    return S3DigestWriter(client("s3"), settings.digest_bucket)
+
+
 def redaction_key(parameter: str) -> bytes:
     """The HMAC key in the SecureString parameter REDACTION_KEY_PARAMETER names."""
     resource = f"SSM parameter {parameter!r} (REDACTION_KEY_PARAMETER)"
@@ -89,6 +97,7 @@ def producer_for(settings: Settings) -> AuditProducer:
         dead_letters=dead_letters_for(settings),
         redactor=redactor_for(settings),
         actor_attribute=settings.actor_attribute,
+        digests=digests_for(settings),
     )
 
 

@@ -7,6 +7,8 @@
     config-audit rollback KEY --to TIME       write KEY back to what it held at TIME (asks first)
     config-audit put KEY VALUE [--set N=V]    create or replace a setting (for trying it out)
     config-audit delete KEY
+    config-audit verify [--from T] [--to T]   every entry checked against its digests (exit 3: not intact)
+    config-audit recover [--since TIME]       audit the batches Lambda gave up on (FAILURE_BUCKET)
     config-audit export --from T --to T --format jsonl|csv --out FILE|s3://BUCKET/PREFIX/
 
 Against AWS with the default credentials and the tables of --stage in the project's
@@ -44,13 +46,14 @@ from botocore.exceptions import ConnectionError as CannotConnect  # not the buil
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.keys import key_text
 from chalicelib.aws_calls import CallFailed, ConfigurationError
-from config_audit import changes, export, output
+from config_audit import changes, export, output, verify
 from config_audit.backfill import backfill
 from config_audit.cloudtrail_player import CloudTrailPlayer, identity_of
 from config_audit.connection import REGION, client_arguments, endpoint_file, endpoint_problem, environment
 from config_audit.errors import Answer, Incomplete, NotDone
 from config_audit.history import newest_entries
 from config_audit.items import checked_key, new_item
+from config_audit.recover import recover as recover_failures
 from config_audit.render import differences, printable, render_table, show
 from config_audit.replay import item_at
 from config_audit.rollback import plan_rollback, write_back
@@ -268,6 +271,23 @@ def parser() -> argparse.ArgumentParser:
         "the time index lacks, unchanged but for its index attribute, so that `changes` finds it. Safe to run twice.",
         key=False,
     )  # fmt: skip
+    checked = command(
+        "verify", "check the trail against its digests",
+        "Check every entry of the window (default: the whole trail) of --table (default: every audited table) "
+        "against the digests the producer wrote (DIGEST_BUCKET): exit status 0 and 'N entries verified against "
+        "M digests', or exit status 3 and one line per entry altered, removed or slipped in.",
+        key=False,
+    )  # fmt: skip
+    checked.add_argument("--from", dest="start", metavar="T1", help=f"the window's start (default: all): {TIME_HELP}")
+    checked.add_argument("--to", dest="end", metavar="T2", help="the window's end, exclusive (default: now)")
+    recover = command(
+        "recover", "audit the batches Lambda gave up on",
+        "Audit every change of each batch Lambda gave up on, from the stage's on-failure bucket (FAILURE_BUCKET), "
+        "through the function's own code; mark each record done, so that running it again does nothing. "
+        "--table: only that audited table's records.",
+        key=False,
+    )  # fmt: skip
+    recover.add_argument("--since", metavar="TIME", help=f"only records written at or after TIME: {TIME_HELP}")
     return p
 
 
@@ -369,9 +389,14 @@ def backfill_index(c: Command) -> str:
     return "\n".join(lines)
 
 
+def recover(c: Command) -> Answer:
+    return recover_failures(c.args, c.trail.settings, c.session)
+
+
 COMMANDS: dict[str, Callable[[Command], str | Answer]] = {
     "history": history, "at": at, "diff": diff, "rollback": rollback, "put": put, "delete": delete,
     "changes": changes.changes, "export": export.export, "backfill": backfill_index,
+    "verify": lambda c: verify.command(c.args, c.trail, c.session), "recover": recover,
 }  # fmt: skip
 WRITES = {"rollback", "put", "delete"}  # on the local stack, CloudTrail's part is played for these
 

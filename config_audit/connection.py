@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 REGION = "us-east-1"
+# The bucket the local stack's poller writes a batch it gives up on into, as Lambda writes its on-failure
+# records; `config-audit --local recover` reads it where the stage names no FAILURE_BUCKET.
+LOCAL_FAILURE_BUCKET = "config-audit-local-failures"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 
 

@@ -5,9 +5,11 @@
 
 `make package` merges it into Chalice's SAM template (`chalice package --merge-template`): both
 tables (from infra/tables.py), the stream wired by Fn::GetAtt, the event source mapping settings
-(partial batch responses, bisection, bounded retries and record age, an SQS on-failure
-destination), the stage variables by reference, an optional SNS topic, and one least-privilege
-role per function (statements from infra/policy.py, resources by reference). Up to
+(partial batch responses, bisection, no retry limit and no record age limit, an S3 on-failure
+destination that receives each discarded batch whole), alarms on the function's iterator age and
+batch failures, the stage variables by reference, an optional SNS topic, one least-privilege
+role per function (statements from infra/policy.py, resources by reference), and the digest bucket
+(Object Lock in compliance mode, DigestRetentionDays, written by the producer's role alone). Up to
 AUDITED_TABLE_SLOTS tables that exist already (parameters AuditedTableN and AuditedTableNStreamArn)
 are audited beside Configuration by the same function: each gets a trail of its own, protected as
 Audit, and a mapping on its stream with the same settings; the roles grant their streams and
@@ -24,8 +26,14 @@ from typing import Any
 
 from chalicelib.actors.cloudtrail import WRITE_CALLS
 from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
+from chalicelib.observability import NAMESPACE, SERVICE
+from chalicelib.settings import DEFAULT_DIGEST_RETENTION_DAYS, MAX_DIGEST_RETENTION_DAYS
 from infra.policy import (
     append_only_table_policy,
+    digest_bucket_policy,
+    digest_statements,
+    failure_bucket_policy,
+    failure_record_statements,
     history_statements,
     producer_statements,
     recorder_statements,
@@ -44,9 +52,20 @@ ACTORS_TABLE_NAME = "${AWS::StackName}-audit-actors"
 RECORDER_ROLE_NAME = "${AWS::StackName}-actor-recorder"
 TRAIL_NAME = "${AWS::StackName}-configuration-writes"
 
-# Lambda event source mapping settings Chalice's decorator cannot take
-MAXIMUM_RETRY_ATTEMPTS = 10
-MAXIMUM_RECORD_AGE_SECONDS = 86_400  # a DynamoDB stream keeps records for 24 hours
+# Lambda event source mapping settings Chalice's decorator cannot take. -1: never give up on a record
+# the stream still holds. Poison records never fail the function (it sets them aside), so the only
+# failures are outages and misconfiguration, which must hold the shard until fixed (SPEC.md).
+MAXIMUM_RETRY_ATTEMPTS = -1
+MAXIMUM_RECORD_AGE_SECONDS = -1
+
+# The on-failure bucket keeps a record at least as long as the trail's digests are locked (7 years)
+FAILURE_RECORD_RETENTION_DAYS = 2557
+# The alarms' defaults: the shard held 10 minutes behind; one failed batch a minute, 3 minutes in 5
+ITERATOR_AGE_ALARM_MILLISECONDS = 600_000
+BATCH_FAILURES_ALARM_THRESHOLD = 1
+ALARM_PERIOD_SECONDS = 60
+ALARM_EVALUATION_PERIODS = 5
+ALARM_DATAPOINTS = 3
 
 # Tables that exist already, audited beside the Configuration table the stack makes: a template
 # cannot loop over a parameter without a macro, so each is a slot of two parameters (its name, its
@@ -56,7 +75,7 @@ NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
 def _mapping_settings() -> dict[str, Any]:
-    """What every event source mapping of the producer sets beside its stream and on-failure queue."""
+    """What every event source mapping of the producer sets beside its stream and on-failure bucket."""
     return {
         "StartingPosition": "TRIM_HORIZON",
         "BatchSize": 100,
@@ -208,6 +227,216 @@ def _trail() -> dict[str, Any]:
     }
 
 
+def _digest_bucket() -> dict[str, Any]:
+    """The digest bucket (DIGEST_BUCKET): Object Lock in compliance mode, versioned, private, TLS only;
+    only the producer's role writes it (named, like the Audit table's writer: no dependency cycle)."""
+    bucket_arn = {"Fn::GetAtt": ["DigestBucket", "Arn"]}
+    return {
+        "DigestBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "ObjectLockEnabled": True,
+                "ObjectLockConfiguration": {
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "DigestRetentionDays"}}},
+                },
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            },
+        },
+        "DigestBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": "DigestBucket"},
+                "PolicyDocument": digest_bucket_policy(
+                    bucket_arn, {"Fn::Sub": "${DigestBucket.Arn}/*"}, _role_arn(PRODUCER_ROLE_NAME)
+                ),
+            },
+        },
+    }
+
+
+def _failure_bucket() -> dict[str, Any]:
+    """The on-failure destination: a batch Lambda gives up on, kept whole, private, for `config-audit recover`."""
+    bucket_arn = {"Fn::GetAtt": ["FailureBucket", "Arn"]}
+    objects_arn = {"Fn::Sub": "${FailureBucket.Arn}/*"}
+    retention = {"Ref": "FailureRecordRetentionDays"}
+    return {
+        "FailureBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",  # the changes in it are in no trail yet
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "KeepFailureRecordsAsLongAsTheDigests",
+                            "Status": "Enabled",
+                            "ExpirationInDays": retention,
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": retention},
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                        }
+                    ]
+                },
+            },
+        },
+        "FailureBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": "FailureBucket"},
+                "PolicyDocument": failure_bucket_policy(bucket_arn, objects_arn, _role_arn(PRODUCER_ROLE_NAME)),
+            },
+        },
+    }
+
+
+def _alarm_actions() -> dict[str, Any]:
+    """Where an alarm goes when it fires and when it clears: the AlarmTopicArn topic, where one is given."""
+    topic = {"Fn::If": ["AlarmTopicOn", [{"Ref": "AlarmTopicArn"}], NO_VALUE]}
+    return {"AlarmActions": topic, "OKActions": topic}
+
+
+def _reported_failures(metric_id: str, table: Any) -> dict[str, Any]:
+    """The producer's own BatchFailures metric of one audited table (Powertools: dimensions service and table)."""
+    dimensions = [{"Name": "service", "Value": SERVICE}, {"Name": "table", "Value": table}]
+    return {
+        "Id": metric_id,
+        "MetricStat": {
+            "Metric": {"Namespace": NAMESPACE, "MetricName": "BatchFailures", "Dimensions": dimensions},
+            "Period": ALARM_PERIOD_SECONDS,
+            "Stat": "Sum",
+        },
+        "ReturnData": False,
+    }
+
+
+def _alarms() -> dict[str, Any]:
+    """The shard is held (IteratorAge), and batches fail (function errors plus reported batch failures).
+
+    A batch fails in one of two ways: the function raises (a misconfiguration: AWS/Lambda Errors), or
+    it reports a partial failure (throttling, an outage: the function's own BatchFailures, which Errors
+    never counts). So the second alarm adds both; neither alone sees every failed batch.
+    """
+    function = [{"Name": "FunctionName", "Value": {"Ref": "AuditProducer"}}]
+    errors = {
+        "Id": "errors",
+        "MetricStat": {
+            "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": function},
+            "Period": ALARM_PERIOD_SECONDS,
+            "Stat": "Sum",
+        },
+        "ReturnData": False,
+    }
+    reported = [_reported_failures("reported0", {"Ref": "ConfigurationTable"})] + [
+        {"Fn::If": [f"{slot}On", _reported_failures(f"reported{number}", {"Ref": slot}), NO_VALUE]}
+        for number, slot in enumerate(_slots(), start=1)
+    ]
+    added = ["SUM([FILL(errors, 0), FILL(reported0, 0)"] + [
+        {"Fn::If": [f"{slot}On", f", FILL(reported{number}, 0)", ""]} for number, slot in enumerate(_slots(), start=1)
+    ]
+    evaluation = {
+        "Period": ALARM_PERIOD_SECONDS,
+        "EvaluationPeriods": ALARM_EVALUATION_PERIODS,
+        "DatapointsToAlarm": ALARM_DATAPOINTS,
+    }
+    return {
+        "IteratorAgeAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": "config-audit: the audit producer is behind its stream (a shard is held: "
+                "batches keep failing, or the function cannot keep up); changes are not in the trail yet. "
+                "See docs/operating.md, Never lose a change.",
+                "Namespace": "AWS/Lambda",
+                "MetricName": "IteratorAge",
+                "Dimensions": function,
+                "Statistic": "Maximum",
+                **evaluation,
+                "Threshold": {"Ref": "IteratorAgeAlarmMilliseconds"},
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",  # no invocation, no record waiting
+                **_alarm_actions(),
+            },
+        },
+        "BatchFailuresAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": "config-audit: batches of the audit producer fail (function errors and "
+                "reported batch failures); Lambda retries them and holds the shard until the cause is fixed. "
+                "See docs/operating.md, Never lose a change.",
+                "Metrics": [
+                    {
+                        "Id": "failures",
+                        "Expression": {"Fn::Join": ["", [*added, "])"]]},
+                        "Label": "failed batches",
+                        "ReturnData": True,
+                    },
+                    errors,
+                    *reported,
+                ],
+                "EvaluationPeriods": ALARM_EVALUATION_PERIODS,
+                "DatapointsToAlarm": ALARM_DATAPOINTS,
+                "Threshold": {"Ref": "BatchFailuresAlarmThreshold"},
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+                **_alarm_actions(),
+            },
+        },
+    }
+
+
+def _alarm_parameters() -> dict[str, Any]:
+    return {
+        "FailureRecordRetentionDays": {
+            "Type": "Number",
+            "Default": str(FAILURE_RECORD_RETENTION_DAYS),
+            "MinValue": 1,
+            "Description": "Days the on-failure bucket keeps a batch Lambda gave up on; at least as long as the "
+            "trail's digests are kept (DigestRetentionDays)",
+        },
+        "IteratorAgeAlarmMilliseconds": {
+            "Type": "Number",
+            "Default": str(ITERATOR_AGE_ALARM_MILLISECONDS),
+            "MinValue": 1000,
+            "Description": "Alarm when the producer is this far behind its stream (IteratorAge, Maximum)",
+        },
+        "BatchFailuresAlarmThreshold": {
+            "Type": "Number",
+            "Default": str(BATCH_FAILURES_ALARM_THRESHOLD),
+            "MinValue": 1,
+            "Description": f"Alarm when this many batches fail in a minute, {ALARM_DATAPOINTS} minutes "
+            f"in {ALARM_EVALUATION_PERIODS}",
+        },
+        "AlarmTopicArn": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^$|^arn:aws[A-Za-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$",
+            "Description": "An SNS topic the alarms notify when they fire and clear; empty: none",
+        },
+    }
+
+
 STREAM_ARN_PATTERN = "^$|^arn:aws[A-Za-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$"
 
 
@@ -234,6 +463,11 @@ def _slot_parameters(slot: str) -> dict[str, Any]:
     }
 
 
+def _both_given(slot: str) -> dict[str, Any]:
+    """The condition that a slot is filled: its name and its stream ARN given."""
+    return {"Fn::And": [{"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]} for name in (f"{slot}StreamArn", slot)]}
+
+
 def _slot_rule(slot: str) -> dict[str, Any]:
     """A slot's name and stream ARN are given together, or neither."""
     empty = [{"Fn::Equals": [{"Ref": name}, ""]} for name in (slot, f"{slot}StreamArn")]
@@ -247,7 +481,7 @@ def _slot_rule(slot: str) -> dict[str, Any]:
     }
 
 
-def _slot_resources(slot: str, queue: dict[str, Any]) -> dict[str, Any]:
+def _slot_resources(slot: str, failures: dict[str, Any]) -> dict[str, Any]:
     """An existing table's trail, protected as the Audit table, and the producer's mapping on its stream."""
     trail_name = f"${{AWS::StackName}}-${{{slot}}}-audit"
     trail = _table(audit_table("Audit"))
@@ -267,7 +501,7 @@ def _slot_resources(slot: str, queue: dict[str, Any]) -> dict[str, Any]:
                 "FunctionName": {"Ref": "AuditProducer"},
                 "EventSourceArn": {"Ref": f"{slot}StreamArn"},
                 **_mapping_settings(),
-                "DestinationConfig": {"OnFailure": {"Destination": queue}},
+                "DestinationConfig": {"OnFailure": {"Destination": failures}},
             },
         },
     }
@@ -288,8 +522,10 @@ def merge_template() -> dict[str, Any]:
     stream = {"Fn::GetAtt": ["ConfigurationTable", "StreamArn"]}
     audit = {"Fn::GetAtt": ["AuditTable", "Arn"]}
     queue = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    failures = {"Fn::GetAtt": ["FailureBucket", "Arn"]}
     topic = {"Ref": "ChangeTopic"}
     producer = producer_statements(logs, stream, audit, None, queue)
+    producer += failure_record_statements(failures, {"Fn::Sub": "${FailureBucket.Arn}/*"})
     publish = producer_statements(logs, stream, audit, topic, None)[-1]
     producer.append({"Fn::If": ["NotifyChangesOn", publish, {"Ref": "AWS::NoValue"}]})
     parameter = _arn("ssm", "parameter${RedactionKeyParameter}")
@@ -297,6 +533,7 @@ def merge_template() -> dict[str, Any]:
     read_key, decrypt_key = redaction_statements(parameter, kms_key, {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"})
     producer.append({"Fn::If": ["RedactionOn", read_key, {"Ref": "AWS::NoValue"}]})
     producer.append({"Fn::If": ["CustomerManagedRedactionKey", decrypt_key, {"Ref": "AWS::NoValue"}]})
+    producer += digest_statements({"Fn::Sub": "${DigestBucket.Arn}/*"})
     history = history_statements(
         logs, _indexes("AuditTable"), {"Fn::GetAtt": ["AuditTable", "Arn"]}, {"Fn::GetAtt": ["AuditActorsTable", "Arn"]}
     )
@@ -367,6 +604,15 @@ def merge_template() -> dict[str, Any]:
                 "Default": "",
                 "Description": "The customer managed KMS key of that parameter, if any (recommended over aws/ssm)",
             },
+            "DigestRetentionDays": {
+                "Type": "Number",
+                "Default": DEFAULT_DIGEST_RETENTION_DAYS,
+                "MinValue": 1,
+                "MaxValue": MAX_DIGEST_RETENTION_DAYS,
+                "Description": "Days each digest of the trail is kept from deletion and overwriting by anyone "
+                "(S3 Object Lock, compliance mode; it cannot be shortened once written)",
+            },
+            **_alarm_parameters(),
             **{name: value for slot in _slots() for name, value in _slot_parameters(slot).items()},
         },
         "Rules": {
@@ -392,15 +638,19 @@ def merge_template() -> dict[str, Any]:
                     {"Fn::Not": [{"Fn::Equals": [{"Ref": "RedactionKmsKeyArn"}, ""]}]},
                 ]
             },
-            # on the stream ARN, which a rule pairs with the name: the linter then knows it is set where used
-            **{f"{slot}On": {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{slot}StreamArn"}, ""]}]} for slot in _slots()},
+            # on the stream ARN and the name, which a rule pairs: the linter then knows both are set where used
+            **{f"{slot}On": _both_given(slot) for slot in _slots()},
             "AuditedTablesOn": {"Fn::Or": [{"Condition": f"{slot}On"} for slot in _slots()]},
+            "AlarmTopicOn": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]},
         },
         "Resources": {
             "ConfigurationTable": _table(configuration_table("Configuration")),
             "AuditTable": audit_resource,
             "AuditActorsTable": actors_resource,
             **_trail(),
+            **_digest_bucket(),
+            **_failure_bucket(),
+            **_alarms(),
             "DeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {"MessageRetentionPeriod": 1_209_600, "SqsManagedSseEnabled": True},
@@ -414,9 +664,11 @@ def merge_template() -> dict[str, Any]:
                             "CONFIGURATION_STREAM_ARN": stream,
                             "REPORT_BATCH_ITEM_FAILURES": "true",  # with FunctionResponseTypes below, always together
                             "DEAD_LETTER_QUEUE_URL": {"Ref": "DeadLetterQueue"},
+                            "FAILURE_BUCKET": {"Ref": "FailureBucket"},
                             "CHANGE_TOPIC_ARN": {"Fn::If": ["NotifyChangesOn", topic, ""]},
                             "REDACT_ATTRIBUTES": {"Ref": "RedactAttributes"},
                             "REDACTION_KEY_PARAMETER": {"Ref": "RedactionKeyParameter"},
+                            "DIGEST_BUCKET": {"Ref": "DigestBucket"},
                         }
                     },
                     "Events": {
@@ -425,7 +677,7 @@ def merge_template() -> dict[str, Any]:
                             "Properties": {
                                 "Stream": stream,
                                 **_mapping_settings(),
-                                "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": queue}},
+                                "DestinationConfig": {"OnFailure": {"Destination": failures}},
                             },
                         }
                     },
@@ -436,14 +688,16 @@ def merge_template() -> dict[str, Any]:
             "ActorRecorderRole": recorder_role,
             "APIHandler": {"Properties": {"Environment": {"Variables": variables}}},
             "ApiHandlerRole": _role("AuditHistory", history),
-            **{name: value for slot in _slots() for name, value in _slot_resources(slot, queue).items()},
+            **{name: value for slot in _slots() for name, value in _slot_resources(slot, failures).items()},
         },
         "Outputs": {
             "ConfigurationTableName": {"Value": {"Ref": "ConfigurationTable"}},
             "ConfigurationStreamArn": {"Value": stream},
             "AuditTableName": {"Value": {"Ref": "AuditTable"}},
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
+            "FailureBucketName": {"Value": {"Ref": "FailureBucket"}},
             "AuditActorsTableName": {"Value": {"Ref": "AuditActorsTable"}},
+            "DigestBucketName": {"Value": {"Ref": "DigestBucket"}},
             "TrailName": {"Condition": "RecordActorsOn", "Value": {"Ref": "ConfigurationWritesTrail"}},
             "ChangeTopicArn": {"Condition": "NotifyChangesOn", "Value": topic},
             **{f"{slot}TrailName": {"Condition": f"{slot}On", "Value": {"Ref": f"{slot}Trail"}} for slot in _slots()},

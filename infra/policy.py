@@ -57,8 +57,35 @@ def producer_statements(
     if topic is not None:
         statements.append(_allow("PublishChanges", ["sns:Publish"], topic))  # PublishBatch is sns:Publish
     if queue is not None:
-        statements.append(_allow("SendPoisonRecords", ["sqs:SendMessage"], queue))  # and the on-failure destination
+        statements.append(_allow("SendPoisonRecords", ["sqs:SendMessage"], queue))
     return statements
+
+
+def failure_record_statements(bucket: Arn, objects: Arn) -> list[dict[str, Any]]:
+    """What Lambda needs of the producer's role to write a batch it gives up on into the on-failure
+    bucket: PutObject on its objects and ListBucket on it (Lambda's docs for an S3 destination)."""
+    return [
+        _allow("WriteFailureRecords", ["s3:PutObject"], objects),
+        _allow("ListFailureRecords", ["s3:ListBucket"], bucket),
+    ]
+
+
+def failure_bucket_policy(bucket: Arn, objects: Arn, writer_role: Arn) -> dict[str, Any]:
+    """The on-failure bucket's own policy: nothing reaches it without TLS, and no principal but the
+    producer's role (on whose behalf Lambda writes a failure record) may put an object in it.
+
+    Reading and tagging (how `config-audit recover` marks a record done) stay with IAM, so an
+    operator granted them is not locked out.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [bucket, objects],
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Sid": "OnlyTheProducerWritesRecords", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": objects, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer_role}}},
+        ],
+    }  # fmt: skip
 
 
 def redaction_statements(parameter: Arn, kms_key: Arn | None, ssm_service: Arn) -> list[dict[str, Any]]:
@@ -119,6 +146,42 @@ def append_only_table_policy(table: Arn, writer_role: Arn) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def digest_statements(objects: Arn) -> list[dict[str, Any]]:
+    """What the producer calls on the digest bucket (DIGEST_BUCKET): PutObject of its objects, nothing else."""
+    return [_allow("WriteDigests", ["s3:PutObject"], objects)]
+
+
+# A digest, once written, is kept: nobody deletes one or loosens the lock that keeps it.
+DIGEST_LOCK_ACTIONS = [
+    "s3:DeleteObject*",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutObjectRetention",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectLegalHold",
+]
+
+
+def digest_bucket_policy(bucket: Arn, objects: Arn, writer_role: Arn) -> dict[str, Any]:
+    """The digest bucket's policy: no principal may delete a digest or change the lock, no
+    principal but the producer's role may write one, and nothing reaches it without TLS.
+
+    Object Lock in compliance mode keeps every version for its retention whatever a policy says;
+    these denies also keep anyone from trying, and from writing a digest of their own.
+    """
+    everyone = "*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "DigestsAreKept", "Effect": "Deny", "Principal": everyone, "Action": DIGEST_LOCK_ACTIONS,
+             "Resource": [bucket, objects]},
+            {"Sid": "OnlyTheProducerWrites", "Effect": "Deny", "Principal": everyone, "Action": ["s3:PutObject"],
+             "Resource": objects, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer_role}}},
+            {"Sid": "TlsOnly", "Effect": "Deny", "Principal": everyone, "Action": ["s3:*"],
+             "Resource": [bucket, objects], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ],
+    }  # fmt: skip
+
+
 def _allow(sid: str, actions: list[str], resource: Arn) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}
 
@@ -159,11 +222,17 @@ def policies_for(stage: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         kms_key = env.get("REDACTION_KMS_KEY_ARN") or None
         redaction = redaction_statements(parameter, kms_key, f"ssm.{region}.amazonaws.com")
     # each producer reads its own table's stream and writes that table's trail, nothing of another's
+    digests = (
+        digest_statements(f"arn:{partition}:s3:::{env['DIGEST_BUCKET'].strip()}/*")
+        if env.get("DIGEST_BUCKET", "").strip()
+        else []
+    )
     statements = {
         p.function: producer_statements(
             logs(p.function), p.stream_arn, table(p.trail), env.get("CHANGE_TOPIC_ARN") or None, queue
         )
         + redaction
+        + digests
         for p in found
     }
     indexes = [f"{table(p.trail)}/index/{index}" for p in found for index in (HISTORY_INDEX, TIME_INDEX)]

@@ -16,6 +16,11 @@ line naming the table and the fix, nothing created or written) unless its stream
 NEW_AND_OLD_IMAGES; --enable-stream turns the stream on where it has none. Talks to whatever
 endpoint boto3 is pointed at (AWS_ENDPOINT_URL, region and credentials from the usual places),
 which is how the deploy rehearsal tests it against moto.
+
+Once `chalice deploy` has subscribed the stage's functions, running it again also sets every one of
+their event source mappings never to give up on a record the stream holds (MaximumRetryAttempts
+and MaximumRecordAgeInSeconds -1, as the stack and Terraform set them): Chalice passes neither, so
+Lambda's defaults (-1) apply, and this keeps them so should anyone change them.
 """
 
 from __future__ import annotations
@@ -23,18 +28,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.producers import producers
+from chalicelib.producers import Producer, producers
+from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
 from infra.policy import (
     APP_NAME,
     append_only_table_policy,
     arn_parts,
     assign_policy_files,
     check_function_names,
+    function_name,
     stage_functions,
     write_policies,
 )
@@ -45,12 +54,45 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_STAGE = "dev"
 
 
+# what every subscription of a producer holds: never give up on a record the stream still holds
+NEVER_GIVE_UP = {
+    "MaximumRetryAttempts": MAXIMUM_RETRY_ATTEMPTS,
+    "MaximumRecordAgeInSeconds": MAXIMUM_RECORD_AGE_SECONDS,
+}
+
+
 class NotProvisioned(Exception):
     """The stage's settings name no tables to provision; the message says which are missing."""
 
 
-def provision(stage: str, project: Path = ROOT, enable_stream: bool = False) -> list[str]:
-    """Create the tables of ``stage`` (a new stage starts from dev's settings); return each audited stream's ARN."""
+@dataclass(frozen=True)
+class Provisioned:
+    """What provisioning found and did: each audited stream's ARN; the deployed mappings it had to set."""
+
+    stream_arns: list[str]
+    mappings_set: list[str]  # "<function> on <stream ARN>", for each mapping that could give up before
+
+
+def never_give_up(lambda_client: Any, stage: str, found: tuple[Producer, ...], stream_arns: list[str]) -> list[str]:
+    """Set every deployed mapping of the stage's producers (one per audited stream) never to give up on a
+    record the stream holds; those it changed. None is deployed before `chalice deploy`: nothing to do."""
+    changed = []
+    for producer, stream_arn in zip(found, stream_arns, strict=True):
+        function = function_name(stage, producer.function)
+        pages = lambda_client.get_paginator("list_event_source_mappings").paginate(EventSourceArn=stream_arn)
+        for mapping in (m for page in pages for m in page["EventSourceMappings"]):
+            if not mapping["FunctionArn"].endswith(f":function:{function}"):
+                continue  # another reader of the stream is none of this stage's business
+            if all(mapping.get(name) == value for name, value in NEVER_GIVE_UP.items()):
+                continue
+            lambda_client.update_event_source_mapping(UUID=mapping["UUID"], **NEVER_GIVE_UP)
+            changed.append(f"{function} on {stream_arn}")
+    return changed
+
+
+def provision(stage: str, project: Path = ROOT, enable_stream: bool = False) -> Provisioned:
+    """Create the tables of ``stage`` (a new stage starts from dev's settings), and set its deployed
+    mappings never to give up; each audited stream's ARN and the mappings set."""
     config_path = project / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
     stages = config.setdefault("stages", {})
@@ -97,7 +139,7 @@ def provision(stage: str, project: Path = ROOT, enable_stream: bool = False) -> 
     assign_policy_files(stage, stages[stage], stage_functions(variables))
     write_policies(stage, {**config.get("environment_variables", {}), **variables}, project / ".chalice")
     config_path.write_text(json.dumps(config, indent=2) + "\n")
-    return arns
+    return Provisioned(arns, never_give_up(boto3.client("lambda"), stage, found, arns))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,16 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        arns = provision(args.stage, args.project, args.enable_stream)
+        done = provision(args.stage, args.project, args.enable_stream)
     except (UnusableTable, NotProvisioned) as error:
         print(f"stage {args.stage!r} not provisioned: {error}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as error:
         print(f"provisioning stage {args.stage!r} failed: {error}", file=sys.stderr)
         return 1
+    arns = done.stream_arns
     print(f"stage {args.stage}: tables ready; CONFIGURATION_STREAM_ARN = {arns[0]}")
     if len(arns) > 1:
         print(f"stage {args.stage}: AUDITED_STREAM_ARNS = {','.join(arns)}")
+    for mapping in done.mappings_set:
+        print(f"stage {args.stage}: the mapping of {mapping} now never gives up (MaximumRetryAttempts -1, "
+              "MaximumRecordAgeInSeconds -1)")  # fmt: skip
     print(f"now: chalice deploy --stage {args.stage}")
     return 0
 

@@ -4,14 +4,16 @@
     python -m infra.terraform --check  # fails if the committed files differ
 
 `make terraform` copies them next to Chalice's chalice.tf.json in dist/terraform/:
-- audit.tf.json: both tables (from infra/tables.py), the dead-letter queue, an optional topic,
-  and each function's least-privilege policy document (statements from infra/policy.py); for
-  every table that exists already (var.audited_tables, name => stream ARN) a trail protected as
-  Audit and the producer's event source mapping on its stream, with the same settings;
+- audit.tf.json: both tables (from infra/tables.py), the dead-letter queue, the on-failure bucket,
+  the alarms, an optional topic, the digest bucket (Object Lock, compliance mode,
+  var.digest_retention_days), and each function's least-privilege policy document (statements
+  from infra/policy.py); for every table that exists already (var.audited_tables, name => stream
+  ARN) a trail protected as Audit and the producer's event source mapping on its stream, with the
+  same settings;
 - chalice_override.tf.json: Terraform's override file for Chalice's resources: the event source
-  mapping wired to the table's stream by reference, with partial batch responses, bisection,
-  bounded retries and record age and the on-failure queue; the functions' variables by reference;
-  the role policies replaced by the documents above.
+  mapping wired to the table's stream by reference, with partial batch responses, bisection, no
+  retry or record age limit and the on-failure bucket; the functions' variables by reference; the
+  role policies replaced by the documents above.
 """
 
 from __future__ import annotations
@@ -24,9 +26,24 @@ from typing import Any
 
 from chalicelib.actors.cloudtrail import WRITE_CALLS
 from chalicelib.audit.repository import HISTORY_INDEX, TIME_INDEX
-from infra.cloudformation import MAXIMUM_RECORD_AGE_SECONDS, MAXIMUM_RETRY_ATTEMPTS
+from chalicelib.observability import NAMESPACE, SERVICE
+from chalicelib.settings import DEFAULT_DIGEST_RETENTION_DAYS, MAX_DIGEST_RETENTION_DAYS
+from infra.cloudformation import (
+    ALARM_DATAPOINTS,
+    ALARM_EVALUATION_PERIODS,
+    ALARM_PERIOD_SECONDS,
+    BATCH_FAILURES_ALARM_THRESHOLD,
+    FAILURE_RECORD_RETENTION_DAYS,
+    ITERATOR_AGE_ALARM_MILLISECONDS,
+    MAXIMUM_RECORD_AGE_SECONDS,
+    MAXIMUM_RETRY_ATTEMPTS,
+)
 from infra.policy import (
     append_only_table_policy,
+    digest_bucket_policy,
+    digest_statements,
+    failure_bucket_policy,
+    failure_record_statements,
     history_statements,
     producer_statements,
     recorder_statements,
@@ -72,6 +89,12 @@ ACTORS_ARN = "${aws_dynamodb_table.actors.arn}"
 TRAIL = "${var.record_actors ? 1 : 0}"  # count: the trail and its bucket exist only where asked for
 BUCKET_ARN = "${aws_s3_bucket.trail[0].arn}"
 QUEUE_ARN = "${aws_sqs_queue.dead_letters.arn}"
+DIGEST_BUCKET_ARN = "${aws_s3_bucket.digests.arn}"
+DIGESTS = f"{DIGEST_BUCKET_ARN}/*"
+FAILURE_BUCKET = "${aws_s3_bucket.failures.id}"
+FAILURE_BUCKET_ARN = "${aws_s3_bucket.failures.arn}"
+PRODUCER_FUNCTION = "${aws_lambda_function.audit_producer.function_name}"
+ALARM_ACTIONS = '${var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]}'
 
 
 def logs(function: str) -> list[str]:
@@ -119,7 +142,7 @@ def _statement(s: dict[str, Any]) -> dict[str, Any]:
     block: dict[str, Any] = {
         "sid": s["Sid"],
         "effect": s["Effect"],
-        "actions": s["Action"],
+        "actions": [s["Action"]] if isinstance(s["Action"], str) else s["Action"],
         "resources": s["Resource"] if isinstance(s["Resource"], list | Expression) else [s["Resource"]],
     }
     if s.get("Principal") == "*":
@@ -188,6 +211,138 @@ def _trail() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _digest_bucket() -> dict[str, dict[str, Any]]:
+    """The digest bucket (DIGEST_BUCKET): Object Lock in compliance mode, versioned, private, TLS only,
+    written by the producer's role alone; resources by type, to merge with the others."""
+    bucket = "${aws_s3_bucket.digests.id}"
+    return {
+        "aws_s3_bucket": {"digests": {"bucket_prefix": "config-audit-${var.stage}-digests-",
+                                      "object_lock_enabled": True, "lifecycle": {"prevent_destroy": True}}},
+        "aws_s3_bucket_versioning": {"digests": {"bucket": bucket,
+                                                 "versioning_configuration": {"status": "Enabled"}}},
+        "aws_s3_bucket_object_lock_configuration": {"digests": {
+            "bucket": bucket,
+            "rule": {"default_retention": {"mode": "COMPLIANCE", "days": "${var.digest_retention_days}"}},
+            "depends_on": ["aws_s3_bucket_versioning.digests"]}},
+        "aws_s3_bucket_public_access_block": {"digests": {
+            "bucket": bucket, "block_public_acls": True, "block_public_policy": True,
+            "ignore_public_acls": True, "restrict_public_buckets": True}},
+        "aws_s3_bucket_server_side_encryption_configuration": {"digests": {
+            "bucket": bucket, "rule": [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]}},
+        "aws_s3_bucket_ownership_controls": {"digests": {
+            "bucket": bucket, "rule": {"object_ownership": "BucketOwnerEnforced"}}},
+        "aws_s3_bucket_policy": {"digests": {"bucket": bucket,
+                                             "policy": "${data.aws_iam_policy_document.digest_bucket.json}"}},
+    }  # fmt: skip
+
+
+def _failure_bucket() -> dict[str, Any]:
+    """The on-failure destination: each batch Lambda gives up on, whole, private, for `config-audit recover`."""
+    retention = "${var.failure_record_retention_days}"
+    return {
+        "aws_s3_bucket": {"failures": {"bucket_prefix": "config-audit-${var.stage}-failures-",
+                                       "lifecycle": {"prevent_destroy": True}}},  # its changes are in no trail yet
+        "aws_s3_bucket_versioning": {"failures": {
+            "bucket": FAILURE_BUCKET, "versioning_configuration": {"status": "Enabled"}}},
+        "aws_s3_bucket_public_access_block": {"failures": {
+            "bucket": FAILURE_BUCKET, "block_public_acls": True, "block_public_policy": True,
+            "ignore_public_acls": True, "restrict_public_buckets": True}},
+        "aws_s3_bucket_ownership_controls": {"failures": {
+            "bucket": FAILURE_BUCKET, "rule": {"object_ownership": "BucketOwnerEnforced"}}},
+        "aws_s3_bucket_server_side_encryption_configuration": {"failures": {
+            "bucket": FAILURE_BUCKET,
+            "rule": [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]}},
+        "aws_s3_bucket_lifecycle_configuration": {"failures": {
+            "bucket": FAILURE_BUCKET,
+            "rule": [{"id": "keep-failure-records-as-long-as-the-digests", "status": "Enabled", "filter": {},
+                      "expiration": {"days": retention},
+                      "noncurrent_version_expiration": {"noncurrent_days": retention},
+                      "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}]}},
+        "aws_s3_bucket_policy": {"failures": {
+            "bucket": FAILURE_BUCKET, "policy": "${data.aws_iam_policy_document.failure_bucket.json}"}},
+    }  # fmt: skip
+
+
+def _reported_failures(metric_id: str, table: str) -> dict[str, Any]:
+    """The producer's own BatchFailures metric of one audited table (Powertools: dimensions service and table)."""
+    return {
+        "id": metric_id,
+        "metric": {
+            "namespace": NAMESPACE,
+            "metric_name": "BatchFailures",
+            "dimensions": {"service": SERVICE, "table": table},
+            "period": ALARM_PERIOD_SECONDS,
+            "stat": "Sum",
+        },
+    }
+
+
+def _alarms() -> dict[str, Any]:
+    """The shard is held (IteratorAge); batches fail (function errors plus the batch failures the function
+    reports, which Errors never counts): as in the stack (infra/cloudformation.py)."""
+    function = {"FunctionName": PRODUCER_FUNCTION}
+    evaluation = {
+        "evaluation_periods": ALARM_EVALUATION_PERIODS,
+        "datapoints_to_alarm": ALARM_DATAPOINTS,
+        "treat_missing_data": "notBreaching",
+        "alarm_actions": ALARM_ACTIONS,
+        "ok_actions": ALARM_ACTIONS,
+    }
+    added = (
+        '${join("", concat(["SUM([FILL(errors, 0), FILL(reported0, 0)"], '
+        '[for i, name in keys(var.audited_tables) : ", FILL(reported${i + 1}, 0)"], ["])"]))}'
+    )
+    reported = _reported_failures("reported${metric_query.key + 1}", "${metric_query.value}")
+    return {
+        "iterator_age": {
+            "alarm_name": "config-audit-${var.stage}-iterator-age",
+            "alarm_description": "config-audit: the audit producer is behind its stream (a shard is held); "
+            "changes are not in the trail yet. See docs/operating.md, Never lose a change.",
+            "namespace": "AWS/Lambda",
+            "metric_name": "IteratorAge",
+            "dimensions": function,
+            "statistic": "Maximum",
+            "period": ALARM_PERIOD_SECONDS,
+            "threshold": "${var.iterator_age_alarm_ms}",
+            "comparison_operator": "GreaterThanThreshold",
+            **evaluation,
+        },
+        "batch_failures": {
+            "alarm_name": "config-audit-${var.stage}-batch-failures",
+            "alarm_description": "config-audit: batches of the audit producer fail; Lambda retries them and holds "
+            "the shard until the cause is fixed. See docs/operating.md, Never lose a change.",
+            "threshold": "${var.batch_failures_alarm_threshold}",
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            **evaluation,
+            "metric_query": [
+                {"id": "failures", "expression": added, "label": "failed batches", "return_data": True},
+                {
+                    "id": "errors",
+                    "metric": {
+                        "namespace": "AWS/Lambda",
+                        "metric_name": "Errors",
+                        "dimensions": function,
+                        "period": ALARM_PERIOD_SECONDS,
+                        "stat": "Sum",
+                    },
+                },
+                _reported_failures("reported0", "${aws_dynamodb_table.configuration.name}"),
+            ],
+            # one more per table that exists already, by its name: the function's table dimension
+            "dynamic": {"metric_query": {"for_each": "${keys(var.audited_tables)}", "content": reported}},
+        },
+    }
+
+
+def _resources(*groups: dict[str, Any]) -> dict[str, Any]:
+    """Terraform resources by type then name, from groups that may share a type (two buckets)."""
+    merged: dict[str, Any] = {}
+    for group in groups:
+        for kind, named in group.items():
+            merged.setdefault(kind, {}).update(named)
+    return merged
+
+
 def _mapping_settings() -> dict[str, Any]:
     """What every event source mapping of the producer sets beside its stream, function and batch."""
     return {
@@ -196,7 +351,7 @@ def _mapping_settings() -> dict[str, Any]:
         "bisect_batch_on_function_error": True,
         "maximum_retry_attempts": MAXIMUM_RETRY_ATTEMPTS,
         "maximum_record_age_in_seconds": MAXIMUM_RECORD_AGE_SECONDS,
-        "destination_config": {"on_failure": {"destination_arn": QUEUE_ARN}},
+        "destination_config": {"on_failure": {"destination_arn": FAILURE_BUCKET_ARN}},
     }
 
 
@@ -225,7 +380,11 @@ def _audited_tables() -> dict[str, Any]:
 
 def audit_tf() -> dict[str, Any]:
     audited = _audited_tables()
-    producer = _document(producer_statements(logs("audit_producer"), STREAMS, TRAILS, None, QUEUE_ARN))
+    producer = _document(
+        producer_statements(logs("audit_producer"), STREAMS, TRAILS, None, QUEUE_ARN)
+        + failure_record_statements(FAILURE_BUCKET_ARN, f"{FAILURE_BUCKET_ARN}/*")
+        + digest_statements(DIGESTS)
+    )
     [publish] = _document(
         producer_statements(logs("audit_producer"), STREAM, AUDIT_ARN, "${aws_sns_topic.changes[0].arn}", None)
     )["statement"][-1:]
@@ -270,10 +429,43 @@ def audit_tf() -> dict[str, Any]:
                 },
             },
             "redaction_kms_key_arn": {"type": "string", "default": "", "description": "that parameter's KMS key"},
+            "digest_retention_days": {
+                "type": "number",
+                "default": DEFAULT_DIGEST_RETENTION_DAYS,
+                "description": "days each digest of the trail is kept from deletion and overwriting by anyone "
+                "(S3 Object Lock, compliance mode)",
+                "validation": {
+                    "condition": f"${{var.digest_retention_days >= 1 && var.digest_retention_days <= "
+                    f"{MAX_DIGEST_RETENTION_DAYS} && floor(var.digest_retention_days) == var.digest_retention_days}}",
+                    "error_message": f"digest_retention_days is whole days, 1 to {MAX_DIGEST_RETENTION_DAYS}",
+                },
+            },
             "record_actors": {
                 "type": "bool",
                 "default": False,
                 "description": "a CloudTrail trail of the audited tables' write calls (data events are charged)",
+            },
+            "failure_record_retention_days": {
+                "type": "number",
+                "default": FAILURE_RECORD_RETENTION_DAYS,
+                "description": "days the on-failure bucket keeps a batch Lambda gave up on; at least as long as "
+                "the trail's digests are kept",
+            },
+            "iterator_age_alarm_ms": {
+                "type": "number",
+                "default": ITERATOR_AGE_ALARM_MILLISECONDS,
+                "description": "alarm when the producer is this far behind its stream (IteratorAge, Maximum)",
+            },
+            "batch_failures_alarm_threshold": {
+                "type": "number",
+                "default": BATCH_FAILURES_ALARM_THRESHOLD,
+                "description": f"alarm when this many batches fail in a minute, {ALARM_DATAPOINTS} minutes "
+                f"in {ALARM_EVALUATION_PERIODS}",
+            },
+            "alarm_topic_arn": {
+                "type": "string",
+                "default": "",
+                "description": "an SNS topic the alarms notify when they fire and clear; empty: none",
             },
             "audited_tables": {
                 "type": "map(string)",
@@ -289,33 +481,41 @@ def audit_tf() -> dict[str, Any]:
                 },
             },
         },
-        "resource": {
-            "aws_dynamodb_table": {
-                "configuration": _table("configuration", configuration_table("Configuration")),
-                "audit": _table("audit", audit_table("Audit")),
-                "actors": _table("actors", actors_table("AuditActors")),
-                "trail": audited["trail"],
-            },
-            "aws_lambda_event_source_mapping": {"audited": audited["mapping"]},
-            "aws_sqs_queue": {
-                "dead_letters": {"name": "config-audit-${var.stage}-dead-letters", "message_retention_seconds": 1209600}
-            },
-            "aws_sns_topic": {
-                "changes": {"count": "${var.notify_changes ? 1 : 0}", "name": "config-audit-${var.stage}-changes"}
-            },
-            "aws_dynamodb_resource_policy": {
-                "audit": {
-                    "resource_arn": AUDIT_ARN,
-                    "policy": "${data.aws_iam_policy_document.audit_append_only.json}",
+        "resource": _resources(
+            {
+                "aws_dynamodb_table": {
+                    "configuration": _table("configuration", configuration_table("Configuration")),
+                    "audit": _table("audit", audit_table("Audit")),
+                    "actors": _table("actors", actors_table("AuditActors")),
+                    "trail": audited["trail"],
                 },
-                "actors": {
-                    "resource_arn": ACTORS_ARN,
-                    "policy": "${data.aws_iam_policy_document.actors_append_only.json}",
+                "aws_lambda_event_source_mapping": {"audited": audited["mapping"]},
+                "aws_sqs_queue": {
+                    "dead_letters": {
+                        "name": "config-audit-${var.stage}-dead-letters",
+                        "message_retention_seconds": 1209600,
+                    }
                 },
-                "trail": audited["trail_policy"],
+                "aws_sns_topic": {
+                    "changes": {"count": "${var.notify_changes ? 1 : 0}", "name": "config-audit-${var.stage}-changes"}
+                },
+                "aws_dynamodb_resource_policy": {
+                    "audit": {
+                        "resource_arn": AUDIT_ARN,
+                        "policy": "${data.aws_iam_policy_document.audit_append_only.json}",
+                    },
+                    "actors": {
+                        "resource_arn": ACTORS_ARN,
+                        "policy": "${data.aws_iam_policy_document.actors_append_only.json}",
+                    },
+                    "trail": audited["trail_policy"],
+                },
             },
-            **_trail(),
-        },
+            _trail(),
+            _digest_bucket(),
+            _failure_bucket(),
+            {"aws_cloudwatch_metric_alarm": _alarms()},
+        ),
         "data": {
             "aws_iam_policy_document": {
                 "audit_producer": producer,
@@ -325,6 +525,16 @@ def audit_tf() -> dict[str, Any]:
                 "actors_append_only": actors_append_only,
                 "trail_append_only": audited["trail_append_only"],
                 "trail_bucket": _trail_bucket_policy(),
+                "digest_bucket": _document(
+                    digest_bucket_policy(DIGEST_BUCKET_ARN, DIGESTS, "${aws_iam_role.audit_producer_role.arn}")[
+                        "Statement"
+                    ]
+                ),
+                "failure_bucket": _document(
+                    failure_bucket_policy(
+                        FAILURE_BUCKET_ARN, f"{FAILURE_BUCKET_ARN}/*", "${aws_iam_role.audit_producer_role.arn}"
+                    )["Statement"]
+                ),
             },
         },
         "output": {
@@ -334,6 +544,8 @@ def audit_tf() -> dict[str, Any]:
             "actors_table": {"value": "${aws_dynamodb_table.actors.name}"},
             "audited_trails": {"value": "${ {for name, trail in aws_dynamodb_table.trail : name => trail.name} }"},
             "dead_letter_queue_url": {"value": "${aws_sqs_queue.dead_letters.url}"},
+            "digest_bucket": {"value": "${aws_s3_bucket.digests.id}"},
+            "failure_bucket": {"value": FAILURE_BUCKET},
         },
     }
 
@@ -359,9 +571,11 @@ def override_tf() -> dict[str, Any]:
                             "CONFIGURATION_STREAM_ARN": STREAM,
                             "REPORT_BATCH_ITEM_FAILURES": "true",
                             "DEAD_LETTER_QUEUE_URL": "${aws_sqs_queue.dead_letters.url}",
+                            "FAILURE_BUCKET": FAILURE_BUCKET,
                             "CHANGE_TOPIC_ARN": '${var.notify_changes ? aws_sns_topic.changes[0].arn : ""}',
                             "REDACT_ATTRIBUTES": "${var.redact_attributes}",
                             "REDACTION_KEY_PARAMETER": "${var.redaction_key_parameter}",
+                            "DIGEST_BUCKET": "${aws_s3_bucket.digests.id}",
                         }
                     }
                 },

@@ -24,6 +24,7 @@ from config_audit.render import differences, render_table
 from config_audit.replay import whole_history
 from config_audit.rollback import plan_rollback, write_back
 from config_audit.trail import Trail
+from config_audit.verify import Window, verify
 from local.stack import LOCAL_STAGE, LocalStack
 
 TIMEOUT_SECONDS = 30.0
@@ -162,8 +163,15 @@ def main() -> int:
         # the incident question: every change of every audited table just now, newest first, with who
         print("\n- config-audit changes --since 5m\n")
         print(config_audit(stack, "changes", "--since", "5m"))
+        print(f"\n- config-audit verify\n  {verified(stack, trail)}")
     print(f"\ndone in {time.monotonic() - started:.1f} s; everything started has been stopped")
     return 0
+
+
+def verified(stack: LocalStack, trail: Trail) -> str:
+    """`config-audit verify` of every audited table's whole trail against the digests in moto's S3."""
+    answer = verify(trail.settings, trail.dynamodb, stack.client("s3"), stack.audited, Window())
+    return answer if isinstance(answer, str) else answer.text.replace("\n", "\n  ")
 
 
 def config_audit(stack: LocalStack, *argv: str) -> str:

@@ -110,6 +110,7 @@ Make a change and look at its history:
   .venv/bin/config-audit --local put CACHE_TTL_SEC 1800
   .venv/bin/config-audit --local history CACHE_TTL_SEC
   .venv/bin/config-audit --local rollback CACHE_TTL_SEC --to <a time from the history>
+  .venv/bin/config-audit --local --stage local verify   # every entry against its digest
   curl http://{HOST}:{port}/audit/CACHE_TTL_SEC{flags}
 
 Ctrl-C stops everything."""

@@ -1,5 +1,6 @@
 """The whole flow on one machine: a moto server on 127.0.0.1, every audited table with its trail,
-the stream poller feeding the Chalice handler. Used by `make demo`, `make run`, the end-to-end
+the stream poller feeding the Chalice handler, and the on-failure bucket the poller keeps a batch it
+gives up on in, as Lambda's S3 destination would. Used by `make demo`, `make run`, the end-to-end
 tests and benchmarks."""
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
 from chalicelib import wiring
 from chalicelib.attribute_values import deserialize_image
 from chalicelib.audit.entries import sequence_order
 from chalicelib.settings import AuditedTable, Settings
-from config_audit.connection import REGION, client_arguments, environment
+from config_audit.connection import LOCAL_FAILURE_BUCKET, REGION, client_arguments, environment
 from config_audit.stage import stage_environment
+from infra.digest_bucket import ensure_digest_bucket
+from infra.policy import function_name
 from infra.redaction_key import ensure_redaction_key
 from infra.tables import audit_table, create_tables, keyed_table
 from local.cloudtrail import CloudTrailPlayer, identity_of
-from local.poller import Checkpoint, StreamPoller
+from local.poller import Checkpoint, S3Destination, StreamPoller
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,6 +93,8 @@ class LocalStack:
         self.audited: tuple[AuditedTable, ...] = self._settings.audited_tables
         # the first is the seed's (CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME), made by infra.tables.create_tables
         self._others = [(local_table(other.source), audit_table(other.trail)) for other in self.audited[1:]]
+        # the stage's FAILURE_BUCKET, or the one `config-audit --local recover` reads where a stage names none
+        self.failure_bucket = self._settings.failure_bucket or LOCAL_FAILURE_BUCKET
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -119,8 +125,15 @@ class LocalStack:
         self.stream_arns = {seed.source: self.stream_arn}  # every audited table's, by name
         for source, trail in self._others:
             self.stream_arns[source["TableName"]] = self._create(source, trail)
+        # versioned, as the stack's on-failure bucket is
+        self.client("s3").create_bucket(Bucket=self.failure_bucket)
+        self.client("s3").put_bucket_versioning(
+            Bucket=self.failure_bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
         if self.variables.get("REDACTION_KEY_PARAMETER"):  # a key in moto's SSM, as provisioning makes one
             ensure_redaction_key(self.client("ssm"), self.variables["REDACTION_KEY_PARAMETER"])
+        if self._settings.digest_bucket:  # Object Lock in compliance mode, as the templates make it
+            ensure_digest_bucket(self.client("s3"), self._settings.digest_bucket, self._settings.digest_retention_days)
         # one resource, so one client: CloudTrail played on the seed table's client sees every table's writes
         self._resource = boto3.resource("dynamodb", endpoint_url=self.endpoint, region_name=REGION)
         self.configuration = self.table()
@@ -179,6 +192,11 @@ class LocalStack:
         from app import BATCH_SIZE
 
         options.setdefault("batch_size", BATCH_SIZE)
+        # what Lambda's mapping does with a batch it gives up on: the record, whole, into the bucket
+        producer = (
+            f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{function_name(self.stage, 'audit_producer')}"
+        )
+        options.setdefault("destination", S3Destination(self.client("s3"), self.failure_bucket, producer))
         self.poller = StreamPoller(
             self.streams,
             list(self.stream_arns.values()),

@@ -30,6 +30,9 @@ def test_bench_smoke_writes_results_plot_and_readme_table(tmp_path: Path) -> Non
     assert all(c["calls"] == c["ceil"] for c in results["end_to_end"]["write_calls"])
     assert results["cold_start"]["network_calls_during_import"] == 0
     assert {m["secrets"] for m in results["memory"].values()} == {False, True}
+    # the digest's cost: the same batches with DIGEST_BUCKET set and unset, one PutObject each
+    assert results["digests"]["put_object_calls"] == [1]
+    assert results["digests"]["with_ms"]["runs"] == results["digests"]["without_ms"]["runs"] > 0
     # the build rows carry the bare reference measured in the same runs (it made the same entries)
     assert {(r["shape"], r["batch"]) for r in results["build"]} == {
         (s, n) for s in ("seed-shaped", "wide") for n in (10, 50)
@@ -39,4 +42,6 @@ def test_bench_smoke_writes_results_plot_and_readme_table(tmp_path: Path) -> Non
     text = readme.read_text()
     assert "\nold\n" not in text and "| batch | ours / naive | ours / floor |" in text
     assert "| guard | this run | met |" in text and "| no network call on import | 0 | yes |" in text
+    assert "| digests (DIGEST_BUCKET): one PutObject a 100-record batch | 1 | yes |" in text
+    assert "| digest cost, 100-record batch, DIGEST_BUCKET set / unset" in text
     assert text.startswith("before\n<!-- bench:start -->\nMeasured ") and text.endswith("<!-- bench:end -->\nafter\n")

@@ -1,8 +1,9 @@
 """One batch of stream records -> written audit entries and the response Lambda acts on.
 
-A record is *done* when all its entries are written and announced (a poison record: when it is
-dead-lettered). Lambda must not move past a record that is not done, so the batch reports the
-lowest sequence number not done, or raises where partial failures are not reported.
+A record is *done* when all its entries are written and announced, and (with DIGEST_BUCKET) listed
+in the batch's digest, written last (a poison record: when it is dead-lettered). Lambda must not
+move past a record that is not done, so the batch reports the lowest sequence number not done,
+or raises where partial failures are not reported.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.audit.dead_letters import DeadLetters, NoDeadLetters
+from chalicelib.audit.digests import NO_DIGESTS, DigestLine, DigestWriter, digest_line, digests_of
 from chalicelib.audit.entries import Entry, id_of
 from chalicelib.audit.notifications import NoNotifier, Notifier, PublishResult
 from chalicelib.audit.plan import CHUNK_RECORDS, Poison, RecordChanges, in_chunks, plan_batch
 from chalicelib.audit.redaction import NO_REDACTION, Redactor
 from chalicelib.audit.repository import AuditRepository, SaveResult
 from chalicelib.audit.routing import by_table
+from chalicelib.aws_calls import CallFailed
 from chalicelib.observability import count, dimension, invocation, iterator_age_ms, logger
 from chalicelib.settings import DEFAULT_ACTOR_ATTRIBUTE, AuditedTable
 
@@ -43,6 +46,10 @@ class BatchOutcome:
     first_unfinished: str | None = None  # the first record, in sequence order, not written and announced
     oldest_change: float | None = None
     tables: set[str] = field(default_factory=set)  # the audited tables the batch held records of
+    digested: list[DigestLine] = field(default_factory=list)  # every entry written, for the batch's digest
+    first_digested: str | None = None  # the lowest sequence number of a record whose entries are digested
+    digests_written: int = 0
+    digest_failure: str | None = None  # why the batch's digest was not written
 
     @property
     def first_not_done(self) -> str | None:
@@ -66,11 +73,17 @@ class AuditProducer:
     chunk_records: int = CHUNK_RECORDS
     # Every audited table with its trail (AUDITED_TABLES); empty: one table, whose trail is ``repository``.
     trails: Mapping[AuditedTable, AuditRepository] = field(default_factory=dict)
+    digests: DigestWriter = NO_DIGESTS  # DIGEST_BUCKET: one digest of the written entries a batch
+
+    def __post_init__(self) -> None:
+        if self.digests.enabled and not self.trails:
+            raise ValueError("a producer that writes digests needs its trails (AUDITED_TABLES): a digest names each")
 
     def handle(self, event: Any, context: Any = None) -> BatchResponse:
         """Audit one Lambda event; return the batch response (``batchItemFailures``) or raise."""
         with invocation(context):
             outcome = self.audit(event)
+            self._seal(outcome)
             _report(outcome)
             return self._respond(outcome)
 
@@ -124,6 +137,12 @@ class AuditProducer:
             _entries_of(written, excluding=saved.refused.keys()), table.source if table else None
         )
         announced = _leading_records_without(written, published.unpublished)
+        if self.digests.enabled and table is not None and written:
+            digested = _entries_of(written, excluding=saved.refused.keys())  # refused for good: not in the trail
+            outcome.digested += [digest_line(entry, table.trail) for entry in digested]
+            if digested:
+                first = min((changes.sequence_number for changes in written if changes.entries), key=int)
+                outcome.first_digested = min(first, outcome.first_digested or first, key=int)
 
         outcome.entries += sum(len(changes.entries) for changes in plan.records)
         outcome.duplicates += len(plan.duplicates)
@@ -140,6 +159,21 @@ class AuditProducer:
             return False
         return True
 
+    def _seal(self, outcome: BatchOutcome) -> None:
+        """Write the batch's digest of its written entries; where it fails, nothing digested is done."""
+        if not outcome.digested:
+            return
+        digests = digests_of(outcome.digested)
+        try:
+            self.digests.write(digests)
+        except CallFailed as error:  # a ConfigurationError (no bucket, no permission) fails the invocation
+            outcome.digest_failure = f"{type(error).__name__}: {error}"
+            first = outcome.first_digested
+            if first is not None:  # its entries are rewritten on the retry, harmlessly, and digested then
+                outcome.first_unfinished = min(first, outcome.first_unfinished or first, key=int)
+            return
+        outcome.digests_written = len(digests)
+
     def _respond(self, outcome: BatchOutcome) -> BatchResponse:
         if any(poison.sequence_number is None for poison in outcome.not_dead_lettered):
             # no sequence number to report it by, so the whole batch comes round again (it is not dropped)
@@ -152,6 +186,7 @@ class AuditProducer:
             f"{len(outcome.saved.unwritten)} audit entries were not written and "
             f"{len(outcome.published.unpublished)} not published"
             + (f" and {not_dead_lettered} poison records not dead-lettered" if not_dead_lettered else "")
+            + (f" and the batch's digest not written ({outcome.digest_failure})" if outcome.digest_failure else "")
             + f"; first record not fully written has SequenceNumber {failed}"
         )
         if self.report_batch_item_failures:
@@ -203,6 +238,7 @@ def _report(outcome: BatchOutcome) -> None:
         ("DeadLettered", outcome.dead_lettered),
         ("Notifications", published.published),
         ("BatchFailures", 1 if outcome.first_not_done else 0),
+        ("Digests", outcome.digests_written),
     ):
         count(name, value)
     logger.info(
@@ -217,6 +253,7 @@ def _report(outcome: BatchOutcome) -> None:
             "publishCalls": published.publish_calls,
             "unpublishedEntries": len(published.unpublished),
             "deadLetterFailures": len(outcome.not_dead_lettered),
+            "digests": outcome.digests_written,
             "iteratorAgeMs": None if age is None else round(age),
         },
     )

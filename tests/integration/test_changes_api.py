@@ -323,6 +323,24 @@ def test_a_window_is_read_through_the_time_index_never_a_scan(stack: Stack, clie
     assert calls["BatchGetItem"] == 1 and calls["Query"] == TIME_SHARDS + 30
 
 
+def test_a_page_of_a_burst_reads_a_few_index_items_per_shard_not_the_whole_second(stack: Stack, client: Client) -> None:
+    # GIVEN 800 entries of one second (the stream's times are whole seconds): 50 a shard
+    save(stack.dynamodb, [made(f"K{n}", f"{SECOND}.000Z", 10 + n) for n in range(800)])
+    index_queries: list[int] = []
+    from chalicelib import wiring
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        if params.get("IndexName") == "timeShard-timeOrder-index":
+            index_queries.append(1)
+
+    wiring.client("dynamodb").meta.events.register("before-parameter-build.dynamodb.Query", count)
+    # WHEN the first page of 10 is read
+    status, body = get(client, query(**WINDOW, limit="10"))
+    # THEN one Query a shard did it: the index orders the second by sequence number
+    assert status == 200 and len(body["entries"]) == 10
+    assert len(index_queries) == TIME_SHARDS
+
+
 def test_a_burst_of_ten_thousand_entries_in_one_second_keeps_every_index_partition_under_its_limit() -> None:
     # DynamoDB gives an index about 1,000 write units a second per partition key value
     per_shard = Counter(time_shard(entry_id(f"burst-{n}")) for n in range(10_000))

@@ -57,6 +57,10 @@ def run(*command: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Compl
     return done
 
 
+def provision_output(project: Path, stage: str = REHEARSAL) -> str:
+    return run(sys.executable, "-m", "infra.provision", "--stage", stage, "--project", str(project)).stdout
+
+
 def provision(project: Path, stage: str = REHEARSAL) -> dict[str, Any]:
     run(sys.executable, "-m", "infra.provision", "--stage", stage, "--project", str(project))
     config = json.loads((project / ".chalice" / "config.json").read_text())
@@ -115,6 +119,13 @@ def test_chalice_deploy_rehearsal_creates_and_delete_removes_the_function(endpoi
     [mapping] = [m for m in mappings if m["FunctionArn"] == configuration["FunctionArn"]]
     assert mapping["EventSourceArn"] == stage["environment_variables"]["CONFIGURATION_STREAM_ARN"]
     assert mapping["StartingPosition"] == "TRIM_HORIZON" and mapping["BatchSize"] == 100
+    # AND provisioning run again sets it never to give up on a record the stream holds (Chalice passes neither
+    # setting: AWS applies its default, -1, which moto leaves unset), and the second run finds nothing to do
+    name_and_stream = f"{name} on {mapping['EventSourceArn']}"
+    assert f"the mapping of {name_and_stream} now never gives up" in provision_output(project)
+    [mapping] = [m for m in lambda_.list_event_source_mappings()["EventSourceMappings"] if m["UUID"] == mapping["UUID"]]
+    assert (mapping["MaximumRetryAttempts"], mapping["MaximumRecordAgeInSeconds"]) == (-1, -1)
+    assert "never gives up" not in provision_output(project)
     # AND its role is the one role the Audit table lets write entries
     audit_arn = boto3.client("dynamodb").describe_table(TableName="Audit")["Table"]["TableArn"]
     table_policy = json.loads(boto3.client("dynamodb").get_resource_policy(ResourceArn=audit_arn)["Policy"])
@@ -277,14 +288,17 @@ def test_the_mapping_reads_the_stream_by_reference_with_the_settings_chalice_can
     assert settings["StartingPosition"] == "TRIM_HORIZON"
     assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert settings["BisectBatchOnFunctionError"] is True
-    assert settings["MaximumRetryAttempts"] > 0 and settings["MaximumRecordAgeInSeconds"] > 0
-    assert settings["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    # never give up on a record the stream holds; a batch discarded all the same goes, whole, to the bucket
+    assert settings["MaximumRetryAttempts"] == -1 and settings["MaximumRecordAgeInSeconds"] == -1
+    assert settings["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": ["FailureBucket", "Arn"]}}}
     variables = function["Environment"]["Variables"]
     # partial-failure reporting is on in the function exactly where the mapping reports it
     assert variables["REPORT_BATCH_ITEM_FAILURES"] == "true"
     assert variables["CONFIGURATION_STREAM_ARN"] == settings["Stream"]
     assert variables["AUDIT_TABLE_NAME"] == {"Ref": "AuditTable"}
-    assert variables["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
+    assert variables["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}  # poison records, still
+    assert variables["FAILURE_BUCKET"] == {"Ref": "FailureBucket"}
+    assert stack_template["Outputs"]["FailureBucketName"] == {"Value": {"Ref": "FailureBucket"}}
     assert stack_template["Resources"]["ChangeTopic"]["Condition"] == "NotifyChangesOn"
 
 
@@ -422,9 +436,12 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
         },
         "WriteAuditEntries": {"dynamodb:BatchWriteItem"},
         "SendPoisonRecords": {"sqs:SendMessage"},
+        "WriteFailureRecords": {"s3:PutObject"},  # Lambda writes a discarded batch on the function's behalf
+        "ListFailureRecords": {"s3:ListBucket"},
         "PublishChanges": {"sns:Publish"},
         "ReadRedactionKey": {"ssm:GetParameter"},
         "DecryptRedactionKey": {"kms:Decrypt"},
+        "WriteDigests": {"s3:PutObject"},
     }
     assert {s["Sid"]: set(s["Action"]) for s in history} == {
         "WriteOwnLogs": {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
@@ -447,6 +464,10 @@ def test_each_function_role_grants_exactly_what_it_calls(stack_template: dict[st
         assert resource != "*" and (not isinstance(resource, list) or statement["Sid"] == "ReadAuditHistory")
         if statement["Sid"] == "WriteOwnLogs":
             assert "${AWS::StackName}-*" in resource["Fn::Sub"]
+        elif statement["Sid"] == "WriteDigests":  # the digest bucket's objects, and no other bucket's
+            assert resource == {"Fn::Sub": "${DigestBucket.Arn}/*"}
+        elif statement["Sid"] == "WriteFailureRecords":  # the objects of the one bucket
+            assert resource == {"Fn::Sub": "${FailureBucket.Arn}/*"}
         else:
             assert "*" not in json.dumps(resource)
 
@@ -500,7 +521,7 @@ def test_the_stack_audits_tables_that_exist_each_into_a_protected_trail_of_its_o
             "FunctionName": {"Ref": "AuditProducer"},
             "EventSourceArn": {"Ref": f"{slot}StreamArn"},
             **seed,
-            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}},
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["FailureBucket", "Arn"]}}},
         }
         assert seed["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and seed["BisectBatchOnFunctionError"]
     # AND the producer may read exactly those streams and write exactly those trails
@@ -546,7 +567,8 @@ def test_the_stack_without_tables_that_exist_holds_the_seeds_alone(stack_templat
         assert resources[function]["Properties"]["Environment"]["Variables"]["AUDITED_TABLES"] == ""
     statements = resources["AuditProducerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == [
-        "WriteOwnLogs", "ReadConfigurationStream", "WriteAuditEntries", "SendPoisonRecords"
+        "WriteOwnLogs", "ReadConfigurationStream", "WriteAuditEntries", "SendPoisonRecords", "WriteFailureRecords",
+        "ListFailureRecords", "WriteDigests",
     ]  # fmt: skip
     history = resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in history] == ["WriteOwnLogs", "ReadAuditHistory", "ReadAuditEntries", "ReadActors"]
@@ -560,6 +582,99 @@ def test_a_table_that_exists_is_given_with_its_stream_or_not_at_all(
 ) -> None:
     with pytest.raises(AssertionError, match="WithItsStream"):
         resolved(stack_template, **given)
+
+
+PRIVATE = {"BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+
+
+def test_a_batch_lambda_gives_up_on_goes_whole_into_a_private_bucket_only_the_producer_writes(
+    stack_template: dict[str, Any],
+) -> None:
+    # GIVEN the stack with two tables that exist already
+    template = resolved(stack_template, **TWO_EXISTING)
+    resources = template["Resources"]
+    # THEN every mapping of the producer never gives up while the stream holds a record, and sends what it
+    # discards all the same (a record the stream trimmed) to the bucket: S3 receives the batch whole
+    [seed] = resources["AuditProducer"]["Properties"]["Events"].values()
+    mappings = [seed["Properties"], *(resources[f"AuditedTable{n}EventSourceMapping"]["Properties"] for n in (1, 2))]
+    for mapping in mappings:
+        assert (mapping["MaximumRetryAttempts"], mapping["MaximumRecordAgeInSeconds"]) == (-1, -1)
+        assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": ["FailureBucket", "Arn"]}}}
+    # AND the bucket outlives the stack, encrypted, versioned, private, keeping records as long as the digests
+    bucket = resources["FailureBucket"]
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    properties = bucket["Properties"]
+    [encryption] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert properties["PublicAccessBlockConfiguration"] == PRIVATE
+    [rule] = properties["LifecycleConfiguration"]["Rules"]
+    retention = {"Ref": "FailureRecordRetentionDays"}
+    assert (rule["Status"], rule["ExpirationInDays"], rule["NoncurrentVersionExpiration"]) == (
+        "Enabled", retention, {"NoncurrentDays": retention}
+    )  # fmt: skip
+    assert template["Parameters"]["FailureRecordRetentionDays"]["Default"] == "2557"  # 7 years, as the digests
+    # AND its policy refuses every request without TLS, and every write but the producer role's
+    statements = {s["Sid"]: s for s in resources["FailureBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    tls, writes = statements["TlsOnly"], statements["OnlyTheProducerWritesRecords"]
+    assert (tls["Effect"], tls["Principal"], tls["Action"]) == ("Deny", "*", "s3:*")
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert tls["Resource"] == [{"Fn::GetAtt": ["FailureBucket", "Arn"]}, {"Fn::Sub": "${FailureBucket.Arn}/*"}]
+    assert (writes["Effect"], writes["Principal"], writes["Action"]) == ("Deny", "*", "s3:PutObject")
+    role_name = resources["AuditProducerRole"]["Properties"]["RoleName"]["Fn::Sub"]
+    assert writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::Sub"].endswith(f":role/{role_name}")
+    assert not [s for s in statements.values() if s["Effect"] == "Allow"]  # reading stays with IAM: no lock-out
+    # AND the producer's role may write records there and, beside it, only digests in S3; and only it
+    assert _granted(resources["AuditProducerRole"], "s3:PutObject") == {
+        '{"Fn::Sub": "${FailureBucket.Arn}/*"}',
+        '{"Fn::Sub": "${DigestBucket.Arn}/*"}',
+    }
+    for other in ("ApiHandlerRole", "ActorRecorderRole"):
+        assert not _granted(resources[other], "s3:PutObject")
+
+
+def test_alarms_say_when_the_shard_is_held_and_when_batches_fail(stack_template: dict[str, Any]) -> None:
+    from chalicelib.observability import NAMESPACE, SERVICE
+
+    # GIVEN the stack with no table that exists and no alarm topic
+    resources = resolved(stack_template)["Resources"]
+    function = [{"Name": "FunctionName", "Value": {"Ref": "AuditProducer"}}]
+    # THEN the function's IteratorAge (the worst of its shards) past the threshold fires an alarm
+    age = resources["IteratorAgeAlarm"]["Properties"]
+    assert (age["Namespace"], age["MetricName"], age["Statistic"], age["Dimensions"]) == (
+        "AWS/Lambda", "IteratorAge", "Maximum", function
+    )  # fmt: skip
+    assert age["Threshold"] == {"Ref": "IteratorAgeAlarmMilliseconds"}
+    assert age["ComparisonOperator"] == "GreaterThanThreshold" and "AlarmActions" not in age
+    # AND failed batches do: function errors (a misconfiguration raises) plus the batch failures the function
+    # reports (an outage answers batchItemFailures, which Lambda never counts as an error), per audited table
+    failures = resources["BatchFailuresAlarm"]["Properties"]
+    metrics = {m["Id"]: m for m in failures["Metrics"]}
+    assert "".join(metrics["failures"]["Expression"]["Fn::Join"][1]) == "SUM([FILL(errors, 0), FILL(reported0, 0)])"
+    assert metrics["errors"]["MetricStat"]["Metric"] == {
+        "Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": function
+    }  # fmt: skip
+    # (the dimensions the function puts on its metrics: tests/integration/test_observability.py)
+    assert metrics["reported0"]["MetricStat"]["Metric"] == {
+        "Namespace": NAMESPACE, "MetricName": "BatchFailures",
+        "Dimensions": [{"Name": "service", "Value": SERVICE}, {"Name": "table", "Value": {"Ref": "ConfigurationTable"}}],
+    }  # fmt: skip
+    assert failures["Threshold"] == {"Ref": "BatchFailuresAlarmThreshold"}
+    assert failures["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # WHEN two tables that exist are audited and a topic is given, THEN theirs count too, and the topic is told
+    topic = "arn:aws:sns:us-east-1:123456789012:operations"
+    resources = resolved(stack_template, **TWO_EXISTING, AlarmTopicArn=topic)["Resources"]
+    failures = resources["BatchFailuresAlarm"]["Properties"]
+    metrics = {m["Id"]: m for m in failures["Metrics"]}
+    assert "".join(metrics["failures"]["Expression"]["Fn::Join"][1]) == (
+        "SUM([FILL(errors, 0), FILL(reported0, 0), FILL(reported1, 0), FILL(reported2, 0)])"
+    )
+    assert [metrics[f"reported{n}"]["MetricStat"]["Metric"]["Dimensions"][1]["Value"] for n in (1, 2)] == [
+        {"Ref": "AuditedTable1"}, {"Ref": "AuditedTable2"}
+    ]  # fmt: skip
+    for alarm in ("IteratorAgeAlarm", "BatchFailuresAlarm"):
+        properties = resources[alarm]["Properties"]
+        assert properties["AlarmActions"] == properties["OKActions"] == [{"Ref": "AlarmTopicArn"}]
 
 
 @pytest.fixture(scope="module")
@@ -586,7 +701,8 @@ def test_terraform_wires_the_stream_by_reference_onto_chalices_own_resources(ter
     assert not mapping["event_source_arn"].startswith("arn:")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert mapping["bisect_batch_on_function_error"] is True
-    assert mapping["destination_config"]["on_failure"]["destination_arn"] == "${aws_sqs_queue.dead_letters.arn}"
+    assert (mapping["maximum_retry_attempts"], mapping["maximum_record_age_in_seconds"]) == (-1, -1)
+    assert mapping["destination_config"]["on_failure"]["destination_arn"] == "${aws_s3_bucket.failures.arn}"
     variables = override["aws_lambda_function"]["audit_producer"]["environment"]["variables"]
     assert variables["CONFIGURATION_STREAM_ARN"] == mapping["event_source_arn"]
     assert variables["REPORT_BATCH_ITEM_FAILURES"] == "true"
@@ -703,6 +819,64 @@ def test_terraform_audits_tables_that_exist_each_into_a_protected_trail_of_its_o
     assert "[for name in keys(var.audited_tables) : " in arns and ":table/${name}" in arns
 
 
+def test_terraform_keeps_what_lambda_gives_up_on_and_alarms_as_the_stack_does(terraform: Path) -> None:
+    ours = json.loads((terraform / "audit.tf.json").read_text())
+    override = json.loads((terraform / "chalice_override.tf.json").read_text())["resource"]
+    resources, documents = ours["resource"], ours["data"]["aws_iam_policy_document"]
+    # THEN every mapping never gives up while the stream holds a record, and sends what it discards to the bucket
+    [seed] = override["aws_lambda_event_source_mapping"].values()
+    for mapping in (seed, resources["aws_lambda_event_source_mapping"]["audited"]):
+        assert (mapping["maximum_retry_attempts"], mapping["maximum_record_age_in_seconds"]) == (-1, -1)
+        assert mapping["destination_config"] == {"on_failure": {"destination_arn": "${aws_s3_bucket.failures.arn}"}}
+    variables = override["aws_lambda_function"]["audit_producer"]["environment"]["variables"]
+    assert variables["FAILURE_BUCKET"] == "${aws_s3_bucket.failures.id}" == ours["output"]["failure_bucket"]["value"]
+    # AND the bucket is versioned, encrypted, private, kept as long as the digests, TLS only, written by one role
+    bucket = "${aws_s3_bucket.failures.id}"
+    assert resources["aws_s3_bucket"]["failures"]["lifecycle"] == {"prevent_destroy": True}
+    assert resources["aws_s3_bucket_versioning"]["failures"]["versioning_configuration"] == {"status": "Enabled"}
+    encryption = resources["aws_s3_bucket_server_side_encryption_configuration"]["failures"]
+    assert encryption["rule"][0]["apply_server_side_encryption_by_default"] == {"sse_algorithm": "AES256"}
+    private = resources["aws_s3_bucket_public_access_block"]["failures"]
+    assert private["bucket"] == bucket and all(private[k] is True for k in
+                                               ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                                "restrict_public_buckets"))  # fmt: skip
+    [rule] = resources["aws_s3_bucket_lifecycle_configuration"]["failures"]["rule"]
+    assert rule["expiration"] == {"days": "${var.failure_record_retention_days}"}
+    assert rule["noncurrent_version_expiration"] == {"noncurrent_days": "${var.failure_record_retention_days}"}
+    assert ours["variable"]["failure_record_retention_days"]["default"] == 2557
+    assert (
+        resources["aws_s3_bucket_policy"]["failures"]["policy"] == "${data.aws_iam_policy_document.failure_bucket.json}"
+    )
+    tls, writes = documents["failure_bucket"]["statement"]
+    assert (tls["effect"], tls["actions"], tls["condition"][0]["variable"]) == ("Deny", ["s3:*"], "aws:SecureTransport")
+    assert (writes["effect"], writes["actions"]) == ("Deny", ["s3:PutObject"])
+    assert writes["condition"] == [{"test": "ArnNotEquals", "variable": "aws:PrincipalArn",
+                                    "values": ["${aws_iam_role.audit_producer_role.arn}"]}]  # fmt: skip
+    producer = {s["sid"]: s for s in documents["audit_producer"]["statement"]}
+    assert producer["WriteFailureRecords"]["resources"] == ["${aws_s3_bucket.failures.arn}/*"]
+    assert producer["ListFailureRecords"]["resources"] == ["${aws_s3_bucket.failures.arn}"]
+    # AND the two alarms watch the function, the second every audited table's reported failures too
+    alarms = resources["aws_cloudwatch_metric_alarm"]
+    age = alarms["iterator_age"]
+    assert (age["metric_name"], age["statistic"], age["threshold"]) == (
+        "IteratorAge", "Maximum", "${var.iterator_age_alarm_ms}"
+    )  # fmt: skip
+    assert age["dimensions"] == {"FunctionName": "${aws_lambda_function.audit_producer.function_name}"}
+    failures = alarms["batch_failures"]
+    queries = {q["id"]: q for q in failures["metric_query"]}
+    assert "FILL(errors, 0), FILL(reported0, 0)" in queries["failures"]["expression"]
+    assert (
+        '[for i, name in keys(var.audited_tables) : ", FILL(reported${i + 1}, 0)"]' in queries["failures"]["expression"]
+    )
+    assert queries["reported0"]["metric"]["dimensions"] == {"service": "config-audit",
+                                                             "table": "${aws_dynamodb_table.configuration.name}"}  # fmt: skip
+    extra = failures["dynamic"]["metric_query"]
+    assert extra["for_each"] == "${keys(var.audited_tables)}" and extra["content"]["metric"]["dimensions"]["table"] == (
+        "${metric_query.value}"
+    )
+    assert age["alarm_actions"] == failures["ok_actions"] == '${var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]}'
+
+
 def test_workflows_parse_and_call_makefile_targets_that_exist() -> None:
     targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
     workflows = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / ".github" / "workflows").glob("*.yml")}
@@ -732,3 +906,61 @@ def test_terraform_lets_each_function_write_only_its_own_log_group(terraform: Pa
         group = logs["resources"][0]
         assert group.endswith(f":log-group:/aws/lambda/${{aws_lambda_function.{function}.function_name}}")
         assert logs["resources"] == [group, f"{group}:*"]
+
+
+DIGEST_LOCK = {"s3:DeleteObject*", "s3:PutBucketObjectLockConfiguration", "s3:PutObjectRetention",
+               "s3:BypassGovernanceRetention", "s3:PutObjectLegalHold"}  # fmt: skip
+
+
+def test_the_stack_keeps_digests_in_a_compliance_locked_bucket_only_the_producer_writes(
+    stack_template: dict[str, Any],
+) -> None:
+    resources = stack_template["Resources"]
+    bucket = resources["DigestBucket"]["Properties"]
+    # Object Lock in compliance mode, 2,557 days unless the stack says otherwise; versioned, encrypted, private
+    assert bucket["ObjectLockEnabled"] is True
+    assert bucket["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "DigestRetentionDays"}}},
+    }
+    assert stack_template["Parameters"]["DigestRetentionDays"]["Default"] == 2557
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert resources["DigestBucket"]["DeletionPolicy"] == "Retain"
+    # nobody deletes a digest or loosens the lock; nobody but the producer's role writes; TLS only
+    kept, writes, tls = resources["DigestBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (kept["Effect"], kept["Principal"], set(kept["Action"])) == ("Deny", "*", DIGEST_LOCK)
+    assert "Condition" not in kept
+    assert (writes["Effect"], writes["Principal"], writes["Action"]) == ("Deny", "*", ["s3:PutObject"])
+    role_name = resources["AuditProducerRole"]["Properties"]["RoleName"]["Fn::Sub"]
+    assert writes["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::Sub"].endswith(f":role/{role_name}")
+    assert (tls["Effect"], tls["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    # the producer is told where, and its role may put objects there
+    variables = resources["AuditProducer"]["Properties"]["Environment"]["Variables"]
+    assert variables["DIGEST_BUCKET"] == {"Ref": "DigestBucket"}
+    granted = _granted(resolved(stack_template)["Resources"]["AuditProducerRole"], "s3:PutObject")
+    assert granted == {json.dumps({"Fn::Sub": f"${{{bucket}.Arn}}/*"}) for bucket in ("DigestBucket", "FailureBucket")}
+
+
+def test_terraform_keeps_digests_in_a_compliance_locked_bucket_only_the_producer_writes(terraform: Path) -> None:
+    ours = json.loads((terraform / "audit.tf.json").read_text())
+    resources = ours["resource"]
+    assert resources["aws_s3_bucket"]["digests"]["object_lock_enabled"] is True
+    lock = resources["aws_s3_bucket_object_lock_configuration"]["digests"]["rule"]["default_retention"]
+    assert lock == {"mode": "COMPLIANCE", "days": "${var.digest_retention_days}"}
+    assert ours["variable"]["digest_retention_days"]["default"] == 2557
+    assert resources["aws_s3_bucket_versioning"]["digests"]["versioning_configuration"] == {"status": "Enabled"}
+    assert resources["aws_s3_bucket_server_side_encryption_configuration"]["digests"]["rule"]
+    assert all(v is True for k, v in resources["aws_s3_bucket_public_access_block"]["digests"].items() if k != "bucket")
+    assert resources["aws_s3_bucket"]["trail"]  # the CloudTrail bucket is still there beside it
+    documents = ours["data"]["aws_iam_policy_document"]
+    kept, writes, tls = documents["digest_bucket"]["statement"]
+    assert (kept["effect"], set(kept["actions"])) == ("Deny", DIGEST_LOCK)
+    assert writes["condition"][0]["values"] == ["${aws_iam_role.audit_producer_role.arn}"]
+    assert tls["condition"][0]["variable"] == "aws:SecureTransport"
+    puts = [s["resources"] for s in documents["audit_producer"]["statement"] if "s3:PutObject" in s["actions"]]
+    assert sorted(puts) == [["${aws_s3_bucket.digests.arn}/*"], ["${aws_s3_bucket.failures.arn}/*"]]
+    override = json.loads((terraform / "chalice_override.tf.json").read_text())["resource"]
+    variables = override["aws_lambda_function"]["audit_producer"]["environment"]["variables"]
+    assert variables["DIGEST_BUCKET"] == "${aws_s3_bucket.digests.id}"

@@ -135,11 +135,14 @@ def test_make_demo_runs_the_seed_scenario_and_stops_everything() -> None:
     assert re.search(r"\s+created\s+.*- -> \{\"enabled\": false, \"pk\": \"tenant-1\"", flag_trail[0])
     assert re.search(r"\s+updated enabled\s+.*false -> true$", flag_trail[1])
     # and it ends with the incident question: every change of both tables, newest first, with who
-    changes = changes_part[: changes_part.index("\ndone in ")].strip().splitlines()
+    changes = changes_part[: changes_part.index("\n- config-audit verify")].strip().splitlines()
     assert changes[0].split()[:5] == ["time", "table", "key", "change", "who"]
     rows = changes[2:]
     assert len(rows) == 6 + 2 and all(re.search(moto_user, row) for row in rows), rows
     assert [row.split()[1] for row in rows] == ["FeatureFlags"] * 2 + ["Configuration"] * 6
     assert [row.split()[0] for row in rows] == sorted((row.split()[0] for row in rows), reverse=True)
+    # and it ends with every trail verified against the digests the producer wrote into moto's S3
+    verified = out[out.index("\n- config-audit verify\n") :].splitlines()[2]
+    assert re.fullmatch(r"  8 entries verified against [1-9]\d* digests", verified), verified
     assert "everything started has been stopped" in out
     assert "_aws" not in out and '"level"' not in out  # progress lines, not the function's JSON

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
-from local.poller import Checkpoint, Invoke, StreamPoller
-from tests.conftest import CONFIGURATION, Stack, create_keyed_table
+from local.poller import Checkpoint, Invoke, S3Destination, StreamPoller
+from tests.conftest import CONFIGURATION, REGION, Stack, create_keyed_table
 
 FLAGS = "FeatureFlags"
 
@@ -216,3 +219,60 @@ def test_a_poll_that_fails_is_one_log_line_and_failing_polls_back_off(caplog: py
     assert lines and all("poll failed (ConnectionError: Could not connect" in line for line in lines), caplog.text
     assert "(moto is gone)); retrying" in lines[0]
     assert len(lines) == streams.calls <= 6  # 0.2, 0.4, 0.8, 1.6 s apart, not every 0.1 s
+
+
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:config-audit-dev-audit_producer"
+# Lambda's: aws/lambda/<mapping UUID>/<shard ID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<UUID>
+RECORD_KEY = re.compile(
+    r"aws/lambda/[0-9a-f-]{36}/([^/]+)/(\d{4})/(\d{2})/(\d{2})/(\d{4})-(\d{2})-(\d{2})T\d{2}\.\d{2}\.\d{2}-[0-9a-f-]{36}"
+)
+
+
+def kept_records(s3: Any, bucket: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every (key, record) the poller kept in the bucket."""
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return [(o["Key"], json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())) for o in listed]
+
+
+@pytest.mark.parametrize("fails", ["raising", "reporting batch item failures"])
+def test_a_batch_given_up_on_is_kept_whole_in_the_bucket_as_lambdas_s3_destination_keeps_it(
+    stack: Stack, fails: str
+) -> None:
+    from aws_lambda_powertools.utilities.parser import parse
+    from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamLambdaOnFailureDestinationModel
+
+    # GIVEN an on-failure bucket, and three changes the function keeps failing on, from the second
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="failures")
+    for number in range(3):
+        stack.put(f"K{number}", value=number)
+    first = Recorder()
+    poller(stack, first).poll_once()
+    numbers = first.batches[0]
+    answer: Any = (
+        RuntimeError("boom") if fails == "raising" else {"batchItemFailures": [{"itemIdentifier": numbers[1]}]}
+    )
+    invoke = Recorder([answer] * 10)
+    # WHEN the poller gives up on it
+    subject = poller(stack, invoke, max_attempts=3, destination=S3Destination(s3, "failures", FUNCTION_ARN))
+    subject.poll_once()
+    # THEN one record is in the bucket, under Lambda's key layout, in Lambda's shape (Powertools' model of it)
+    [(key, record)] = kept_records(s3, "failures")
+    match = RECORD_KEY.fullmatch(key)
+    assert match is not None and match.group(2, 3, 4) == match.group(5, 6, 7)
+    parsed = parse(event=record, model=DynamoDBStreamLambdaOnFailureDestinationModel)
+    info = parsed.ddb_stream_batch_info
+    assert (info.stream_arn, info.shard_id) == (stack.stream_arn, match.group(1))
+    given_up = numbers if fails == "raising" else numbers[1:]
+    assert (info.start_sequence_number, info.end_sequence_number, info.batch_size) == (
+        given_up[0], given_up[-1], len(given_up)
+    )  # fmt: skip
+    assert (parsed.request_context.condition, parsed.request_context.approximate_invoke_count) == (
+        "RetryAttemptsExhausted", 3
+    )  # fmt: skip
+    assert parsed.request_context.function_arn == FUNCTION_ARN
+    assert parsed.response_context.function_error == ("Unhandled" if fails == "raising" else None)
+    # AND it holds the batch whole: the records given up on, exactly as the function was handed them
+    assert [r["dynamodb"]["SequenceNumber"] for r in record["payload"]["Records"]] == given_up
+    assert all(r["eventSourceARN"] == stack.stream_arn for r in record["payload"]["Records"])
+    assert subject.stats.gave_up == given_up

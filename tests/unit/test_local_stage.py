@@ -1,8 +1,9 @@
-"""The local stage (`make run`, `make demo`): the dev stage's variables, and a second audited table."""
+"""The local stage (`make run`, `make demo`): the dev stage's variables, more audited tables, a failure bucket."""
 
 from __future__ import annotations
 
 from chalicelib.settings import AuditedTable, Settings
+from config_audit.connection import LOCAL_FAILURE_BUCKET
 from config_audit.stage import stage_environment
 from local.stack import LOCAL_STAGE, LOCAL_TABLE_KEYS, local_table
 from tests.conftest import ROOT
@@ -12,7 +13,10 @@ def test_the_local_stage_is_the_dev_stage_with_a_composite_and_a_numeric_key_tab
     dev, local = stage_environment("dev", ROOT), stage_environment(LOCAL_STAGE, ROOT)
     # every dev variable as dev has it, so the seed's table behaves locally as in dev
     assert {name: local[name] for name in dev} == dev
-    assert set(local) - set(dev) == {"AUDITED_TABLES"}
+    # beside the seed's table, two more; the digests (DIGEST_BUCKET: a bucket in moto) dev does not write;
+    assert set(local) - set(dev) == {"AUDITED_TABLES", "DIGEST_BUCKET", "FAILURE_BUCKET"}
+    # and the bucket its poller keeps a batch it gives up on in, which `config-audit --local recover` reads
+    assert local["FAILURE_BUCKET"] == LOCAL_FAILURE_BUCKET
     first, *others = Settings.from_environ(local).audited_tables
     assert first == AuditedTable(dev["CONFIGURATION_TABLE_NAME"], dev["AUDIT_TABLE_NAME"])
     assert others == [AuditedTable("FeatureFlags", "FeatureFlagsAudit"), AuditedTable("Tenants", "TenantsAudit")]

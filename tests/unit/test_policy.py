@@ -305,3 +305,14 @@ def test_a_function_name_lambda_would_refuse_gets_no_policy() -> None:
         ValueError, match=r"^function 'config-audit-twenty-four-characters-x-audit_producer-\w+' would be 65"
     ):
         policies_for("twenty-four-characters-x", THREE)
+
+
+def test_a_stage_with_a_digest_bucket_lets_its_producers_put_objects_there_and_nowhere_else() -> None:
+    env = {**stage_environment("dev", ROOT), "DIGEST_BUCKET": "config-audit-dev-digests"}
+    policies = policies_for("dev", env)
+    s3 = {(action, r) for action, r in grants(policies["audit_producer"]) if action.startswith("s3:")}
+    assert s3 == {("s3:PutObject", "arn:aws:s3:::config-audit-dev-digests/*")}
+    for function in ("api_handler", "actor_recorder"):
+        assert not any(action.startswith("s3:") for action, _ in grants(policies[function]))
+    unset = policies_for("dev", stage_environment("dev", ROOT))["audit_producer"]
+    assert not any(action.startswith("s3:") for action, _ in grants(unset))
