@@ -44,7 +44,10 @@ def time_order(modification_time: str, sequence: int) -> str:
 
 
 def stored(entry: Entry) -> Entry:
-    """An entry as the trail table holds it: with its place in the time index."""
+    """An entry as the trail table holds it: with its place in the time index (none for one with
+    no time, which no window can hold)."""
+    if "S" not in entry.get("modificationTime", {}):
+        return entry
     time_, sequence, _, _ = sort_key(entry)
     return {**entry, TIME_SHARD: {"S": time_shard(id_of(entry))}, TIME_ORDER: {"S": time_order(time_, sequence)}}
 

@@ -256,7 +256,11 @@ def test_table_and_since_choose_which_records_are_recovered(capsys: pytest.Captu
 @pytest.mark.parametrize(
     ("since", "message"),
     [
-        ("yesterday", "time 'yesterday' is not ISO 8601, such as 2024-09-11T09:03:00Z"),
+        (
+            "yesterday",
+            "time 'yesterday' is not ISO 8601 with a zone, such as 2024-09-11T09:03:00Z, or relative to now: "
+            "now, 90s, 15m, 2h or 7d (a positive whole number and s, m, h or d)",
+        ),
         ("2024-09-11T09:03:00", "time '2024-09-11T09:03:00' has no zone: add Z for UTC, or an offset such as +02:00"),
     ],
 )
