@@ -33,6 +33,12 @@ def parse(params: Mapping[str, str] | None, settings: Settings, now: dt.datetime
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
         raise BadRequest(f"unknown parameter {unknown[0][:40]!r}: the parameters are {', '.join(PARAMETERS)}")
+    several = getattr(params, "getlist", None)  # Chalice's MultiDict: a parameter given twice keeps the last
+    repeated = [name for name in PARAMETERS if several is not None and name in params and len(several(name)) > 1]
+    if repeated:
+        raise BadRequest(
+            f"{repeated[0]} is given more than once: give it once (kind takes several kinds, comma-separated)"
+        )
     next_token = params.get("next") or None
     start, end = _window(params, next_token, now or dt.datetime.now(dt.UTC))
     table = params.get("table")
@@ -77,7 +83,8 @@ def iso_time(text: str, name: str) -> str:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(f"{name} {shown} is not an ISO 8601 time, such as 2024-09-11T09:03:00Z") from None
+        plus = " (a '+' in a URL is a space: write an offset's + as %2B)" if " " in text else ""
+        raise BadRequest(f"{name} {shown} is not an ISO 8601 time, such as 2024-09-11T09:03:00Z{plus}") from None
     if moment.tzinfo is None:
         raise BadRequest(f"{name} {shown} has no zone: add Z for UTC, or an offset such as +02:00")
     try:

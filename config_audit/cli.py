@@ -62,6 +62,22 @@ from config_audit.times import FORMS, check_order, now, parse_time
 from config_audit.trail import Trail
 from config_audit.typed_keys import key_schema, typed_key
 
+LOCAL_STAGE = "local"  # the stage `make run` serves (local/stack.py)
+
+
+def chosen_stage(args: argparse.Namespace) -> str:
+    """--stage as given; else, with --local, the stage `make run` serves where the project has it
+    (so the local stack's every table is read, not the dev stage's one), else dev."""
+    if args.stage is not None:
+        return str(args.stage)
+    if args.local:
+        try:
+            stage_environment(LOCAL_STAGE, args.project_dir)
+            return LOCAL_STAGE
+        except UnknownStage:
+            pass
+    return "dev"
+
 
 def stage_variables(args: argparse.Namespace) -> dict[str, str]:
     """The stage's environment variables, as Chalice gives them to its functions."""
@@ -164,8 +180,8 @@ def _connection_options(suppress: bool) -> _Parser:
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress else value
 
-    stage = "the stage in .chalice/config.json whose tables to use"
-    options.add_argument("--stage", default=default("dev"), help=stage)
+    stage = "the stage in .chalice/config.json whose tables to use (default: dev; with --local, the local stage)"
+    options.add_argument("--stage", default=default(None), help=stage)
     project = "the Chalice project whose .chalice/config.json names the tables (default: here)"
     options.add_argument("--project-dir", type=Path, default=default(Path.cwd()), help=project)
     table = "the audited table whose trail to read or write (AUDITED_TABLES' SOURCE; default: the first)"
@@ -185,11 +201,14 @@ def _output_options(suppress: bool) -> _Parser:
     return options
 
 
+MAX_LIMIT = 10**18 - 1  # more than any trail holds; a bound, so that no text of digits is too big to count
+
+
 def whole_number(text: str) -> int:
-    """--limit's type: a whole number from 1 up."""
+    """--limit's type: a whole number from 1 to MAX_LIMIT."""
     digits = text.lstrip("0")
     if not (text.isascii() and text.isdigit()) or not digits or len(digits) > 18:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 up, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LIMIT:,}, not {text[:40]!r}")
     return int(digits)
 
 
@@ -407,6 +426,7 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] | None = None) -> st
 
     ``ask`` asks the operator a question; None: there is no one to ask (a rollback needs --yes).
     """
+    args.stage = chosen_stage(args)
     key = checked_key(args.key) if "key" in args else ""
     if args.output != "table" and args.command not in OUTPUT_COMMANDS:
         raise NotDone(f"--output {args.output} is for {', '.join(sorted(OUTPUT_COMMANDS))}, not {args.command}")

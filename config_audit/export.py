@@ -94,11 +94,12 @@ def export(c: Command) -> str:
     with Progress(start, end) as progress:
         if isinstance(target, Path):
             count = to_file(progress.through(entries), c.args.format, target)
-            return f"exported {count} entries {window} into {target}"
+            return f"exported {_counted(count, 'entry', 'entries')} {window} into {target}"
         scope = f"table-{c.args.table}" if c.args.table is not None else "all-tables"
         s3 = boto3.client("s3", **c.session)
         count, objects = to_s3(s3, progress.through(entries), c.args.format, target, (scope, start, end))
-    return f"exported {count} entries {window} into {objects} objects under {target}"
+    written = _counted(objects, "object", "objects")
+    return f"exported {_counted(count, 'entry', 'entries')} {window} into {written} under {target}"
 
 
 def writer(stream: IO[str], form: str) -> Callable[[Entry], object]:
@@ -250,3 +251,7 @@ class Progress:
 def _milliseconds(time: str) -> int:
     moment = dt.datetime.strptime(time, "%Y-%m-%dT%H:%M:%S.%f%z")
     return (moment - dt.datetime(1, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"

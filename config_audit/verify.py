@@ -2,9 +2,10 @@
 
 An entry is *altered* when its hash differs from the one its digest lists, *removed* when a digest
 lists it and the trail does not hold it, *slipped in* when the trail holds it and no digest lists
-it. Intact: ``N entries verified against M digests`` (exit status 0); otherwise one line per
-finding (exit status 3). Only the window's digests are held in memory (their ids and hashes);
-the trail is streamed past them.
+it, *hidden* when it is as digested but its time index attributes are not what the producer
+wrote (`changes` would not show it). Intact: ``N entries verified against M digests`` (exit
+status 0); otherwise one line per finding (exit status 3). Only the window's digests are held in
+memory (their ids and hashes); the trail is streamed past them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.audit.digests import entry_hash, hour_of
 from chalicelib.audit.entries import Entry
+from chalicelib.audit.repository import TIME_ORDER, TIME_SHARD, stored, unstored
 from chalicelib.settings import AuditedTable, Settings
 from config_audit.errors import Answer, NotDone
 from config_audit.render import printable
@@ -104,11 +106,26 @@ def _verify_trail(dynamodb: Any, digests: _Digests, trail: str, window: Window, 
             check.find(time, id_, f"slipped in: {where}: in no digest{note}")
         elif entry_hash(entry) != expected.sha256:
             check.find(time, id_, f"altered: {where}: its hash differs from digest {expected.digest}")
+        elif not _indexed_as_written(entry):
+            check.find(
+                time,
+                id_,
+                f"hidden: {where}: its time index attributes are not the ones the producer writes, so "
+                "`changes` and GET /changes do not show it (config-audit backfill puts it back)",
+            )
         else:
             check.verified += 1
     for id_, gone in listed.items():
         where = f"id {id_} key {_quoted(gone.item_key)} at {gone.time} in {trail}"
         check.find(gone.time, id_, f"removed: {where}: listed in digest {gone.digest}, not in the table")
+
+
+def _indexed_as_written(item: Entry) -> bool:
+    """Whether a trail item carries the time index attributes the repository gives its entry:
+    the digest leaves them out (they are derived), so an entry could be hidden from the incident
+    view by changing them alone; verify derives them again and compares."""
+    written = stored(unstored(item))
+    return all(item.get(name) == written.get(name) for name in (TIME_SHARD, TIME_ORDER))
 
 
 def trail_entries(dynamodb: Any, trail: str, window: Window) -> Iterator[Entry]:

@@ -101,7 +101,7 @@ def banner(stack: LocalStack, port: int) -> str:
         else ""
     )
     return f"""
-moto (DynamoDB, Streams, SNS, SQS)  {stack.endpoint}
+moto (DynamoDB, Streams, SNS, SQS, S3)  {stack.endpoint}
 history API (as chalice local)      http://{HOST}:{port}  (IAM authorization is not checked locally)
 poller                              feeding audit_producer from every audited table: {tables}
 
@@ -110,7 +110,7 @@ Make a change and look at its history:
   .venv/bin/config-audit --local put CACHE_TTL_SEC 1800
   .venv/bin/config-audit --local history CACHE_TTL_SEC
   .venv/bin/config-audit --local rollback CACHE_TTL_SEC --to <a time from the history>
-  .venv/bin/config-audit --local --stage local verify   # every entry against its digest
+  .venv/bin/config-audit --local verify                 # every entry against its digest
   curl http://{HOST}:{port}/audit/CACHE_TTL_SEC{flags}
 
 Ctrl-C stops everything."""

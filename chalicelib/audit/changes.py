@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -308,9 +309,14 @@ def _fields(token: str) -> list[str]:
     return fields
 
 
+ENTRY_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
 def token_window(token: str) -> tuple[str, str]:
-    """The window (start, end) a token carries, unchecked: ``decode_position`` checks it."""
+    """The window (start, end) a token carries; ``decode_position`` checks that it is the query's."""
     _, start, end, *_ = _fields(token)
+    if not (ENTRY_TIME.fullmatch(start) and ENTRY_TIME.fullmatch(end)):
+        raise BadPageToken("next is not a token this API issued")
     return start, end
 
 

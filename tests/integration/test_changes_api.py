@@ -284,7 +284,9 @@ def test_a_page_stays_under_five_megabytes_and_next_resumes_after_what_fitted(st
         ({"limit": "1e3"}, "limit must be a whole number"),
         ({"since": "1h"}, "unknown parameter 'since'"),
         ({"next": "abc"}, "next is not a token this API issued"),
-        ({"next": "e30." * 6 + "e30"}, "next was issued for another query"),
+        ({"next": "e30." + "IQ." * 5 + "e30"}, "next is not a token this API issued"),  # a window of "!"
+        ({"from": "2024-09-11T09:00:00 02:00"}, "write an offset's + as %2B"),
+        ({"next": "e30." * 6 + "e30"}, "next is not a token this API issued"),  # a window of "{}"
     ],
 )
 def test_every_bad_input_is_a_400_that_says_why(
@@ -292,6 +294,14 @@ def test_every_bad_input_is_a_400_that_says_why(
 ) -> None:
     status, body = get(client, query(**params))
     assert status == 400 and says in body["Message"], body
+
+
+@pytest.mark.parametrize("repeated", ["table=Configuration&table=Configuration", "kind=created&kind=deleted"])
+def test_a_parameter_given_twice_is_a_400_not_the_last_one_silently(
+    stack: Stack, client: Client, repeated: str
+) -> None:
+    status, body = get(client, "/changes?" + repeated)
+    assert status == 400 and "is given more than once" in body["Message"], body
 
 
 def test_a_token_is_good_only_for_the_query_that_issued_it(stack: Stack, client: Client) -> None:

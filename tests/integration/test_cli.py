@@ -280,7 +280,8 @@ def test_the_connection_options_go_before_or_after_the_command(argv: list[str]) 
 
 def test_the_connection_options_keep_their_defaults_when_not_given() -> None:
     args = cli.parser().parse_args(["history", "S", "--endpoint", "http://127.0.0.1:1"])
-    assert (args.local, args.stage, args.endpoint) == (False, "dev", "http://127.0.0.1:1")
+    assert (args.local, args.stage, args.endpoint) == (False, None, "http://127.0.0.1:1")
+    assert cli.chosen_stage(args) == "dev"  # no stage given and not --local: dev, as ever
 
 
 @pytest.mark.parametrize(

@@ -206,10 +206,22 @@ def test_output_defaults_to_the_table() -> None:
     ("argv", "message"),
     [
         (["history", "K", "--output", "xml"], "argument --output: invalid choice: 'xml'"),
-        (["history", "K", "--limit", "0"], "argument --limit: must be a whole number from 1 up, not '0'"),
-        (["history", "K", "--limit", "-3"], "argument --limit: must be a whole number from 1 up, not '-3'"),
-        (["history", "K", "--limit", "ten"], "argument --limit: must be a whole number from 1 up, not 'ten'"),
-        (["history", "K", "--limit", "1" * 5000], "argument --limit: must be a whole number from 1 up"),
+        (
+            ["history", "K", "--limit", "0"],
+            "argument --limit: must be a whole number from 1 to 999,999,999,999,999,999, not '0'",
+        ),
+        (
+            ["history", "K", "--limit", "-3"],
+            "argument --limit: must be a whole number from 1 to 999,999,999,999,999,999, not '-3'",
+        ),
+        (
+            ["history", "K", "--limit", "ten"],
+            "argument --limit: must be a whole number from 1 to 999,999,999,999,999,999, not 'ten'",
+        ),
+        (
+            ["history", "K", "--limit", "1" * 5000],
+            "argument --limit: must be a whole number from 1 to 999,999,999,999,999,999",
+        ),
         (["history", "K", "--since", "yesterday"], "time 'yesterday' is not ISO 8601 with a zone"),
         (["history", "K", "--since", "0m"], "time '0m' is not ISO 8601 with a zone"),
         (["at", "K", "1y"], "or relative to now: now, 90s, 15m, 2h or 7d"),

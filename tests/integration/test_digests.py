@@ -103,6 +103,26 @@ def test_an_entry_updated_by_hand_is_reported_altered_with_its_id(
     assert "its hash differs from digest Audit/" in line
 
 
+@pytest.mark.parametrize("hide", ["REMOVE timeShard, timeOrder", "SET timeOrder = :v"])
+def test_an_entry_taken_out_of_the_time_index_by_hand_is_reported_hidden_with_its_id(
+    audited: list[dict[str, Any]], stack: Stack, project: str, capsys: pytest.CaptureFixture[str], hide: str
+) -> None:
+    # GIVEN an entry left as digested, but moved out of the time index (changes would not show it)
+    hidden = audited[2]
+    values = {":v": {"S": "0001-01-01T00:00:00.000Z#"}} if ":v" in hide else {}
+    stack.dynamodb.update_item(
+        TableName=AUDIT,
+        Key={"id": hidden["id"]},
+        UpdateExpression=hide,
+        **({"ExpressionAttributeValues": values} if values else {}),
+    )
+    # THEN verify says which entry, and exits 3
+    status, lines, _ = verify(project, capsys)
+    assert (status, len(lines)) == (3, 1)
+    assert lines[0].startswith(f'hidden: id {hidden["id"]["S"]} key "FEATURE_X"')
+    assert "config-audit backfill puts it back" in lines[0]
+
+
 def test_an_entry_deleted_by_hand_is_reported_removed_with_its_id(
     audited: list[dict[str, Any]], stack: Stack, project: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
