@@ -202,7 +202,7 @@ def recover(args: argparse.Namespace, settings: Settings, session: dict[str, Any
     """Audit every failure record in the stage's bucket not recovered before (of ``--table``, written
     ``--since``); one line per audited table on stdout, one line per record not recovered on stderr
     (exit status 1 where there is one)."""
-    since = parse_time(args.since) if args.since else None  # checked before anything connects
+    since = parse_time(args.since, bound=True) if args.since else None  # checked before anything connects
     local = "endpoint_url" in session
     bucket = settings.failure_bucket or (LOCAL_FAILURE_BUCKET if local else None)
     if bucket is None:

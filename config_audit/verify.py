@@ -27,7 +27,7 @@ from chalicelib.audit.repository import TIME_ORDER, TIME_SHARD, stored, unstored
 from chalicelib.settings import AuditedTable, Settings
 from config_audit.errors import Answer, NotDone
 from config_audit.render import printable
-from config_audit.times import parse_time
+from config_audit.times import now, parse_time
 from config_audit.trail import Trail
 
 NOT_INTACT = 3  # the exit status of a trail that is not what its digests say
@@ -69,8 +69,9 @@ class _Check:
 
 def command(args: argparse.Namespace, trail: Trail, session: dict[str, Any]) -> str | Answer:
     """The CLI's `verify`: --table (default: every audited table), --from and --to (default: all)."""
-    start = parse_time(args.start) if args.start else None
-    end = parse_time(args.end) if args.end else None
+    current = now()  # one "now" for both bounds; a window's bounds round up to the millisecond and may pass now
+    start = parse_time(args.start, current, bound=True) if args.start else None
+    end = parse_time(args.end, current, bound=True) if args.end else None
     if start is not None and end is not None and start > end:
         raise NotDone(f"--from {start} is after --to {end}: give the earlier time first")
     settings = trail.settings

@@ -15,14 +15,12 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby, islice
 from typing import Any
 
-from chalicelib.actors.attribution import cloudtrail_key, window, with_actors
-from chalicelib.actors.cloudtrail import Call
+from chalicelib.actors.attribution import cloudtrail_key, with_actors
 from chalicelib.actors.repository import ActorRepository
 from chalicelib.audit.entries import (
     UNORDERED,
@@ -111,9 +109,8 @@ class ChangesReader:
         """Every entry of the query, actors joined and ``tableName`` added, read lazily: memory
         holds a few index pages per shard and one fetch of entries, whatever the window's size."""
         found = self._index(query, None, oldest_first)
-        actors = _WindowCalls.of(self._actors, query)
         while chunk := list(islice(found, FETCH_LIMIT)):
-            yield from (entry for _, entry in self._fetched(chunk, query, actors) if entry is not None)
+            yield from (entry for _, entry in self._fetched(chunk, query) if entry is not None)
 
     def page(self, query: ChangesQuery, limit: int, next_token: str | None = None) -> ChangesPage:
         """Up to ``limit`` entries, newest first, and a token for the rest (None only at the end).
@@ -123,7 +120,6 @@ class ChangesReader:
         """
         after = decode_position(next_token, query) if next_token else None
         found = self._index(query, after, oldest_first=False)
-        actors = _WindowCalls.of(self._actors, query)
         entries: list[Entry] = []
         examined = 0
         last: SortKey | None = None
@@ -131,7 +127,7 @@ class ChangesReader:
             chunk = list(islice(found, min(FETCH_LIMIT, limit - len(entries), EXAMINE_LIMIT - examined)))
             if not chunk:
                 return ChangesPage(entries, None)
-            for position, entry in self._fetched(chunk, query, actors):
+            for position, entry in self._fetched(chunk, query):
                 examined += 1
                 last = position
                 if entry is not None:
@@ -157,15 +153,13 @@ class ChangesReader:
         for item in self._trails[source].window(shard, query, after, oldest_first):
             yield _Found(sort_key(item), source)
 
-    def _fetched(
-        self, chunk: list[_Found], query: ChangesQuery, actors: ActorRepository | None
-    ) -> list[tuple[SortKey, Entry | None]]:
+    def _fetched(self, chunk: list[_Found], query: ChangesQuery) -> list[tuple[SortKey, Entry | None]]:
         """Each index item's entry, actors joined, or None where a filter leaves it out (or the
         entry is gone: the index is eventually consistent)."""
         by_id: dict[str, Entry] = {}
         for source, group in groupby(sorted(chunk, key=lambda f: f.source), key=lambda f: f.source):
             fetched = self._trails[source].fetch([found.position[3] for found in group])
-            joined = self._joined(fetched, source, actors)
+            joined = self._joined(fetched, source)
             by_id.update((id_of(entry), {**entry, "tableName": {"S": source}}) for entry in joined)
         shown = []
         for found in chunk:
@@ -173,42 +167,14 @@ class ChangesReader:
             shown.append((found.position, entry if entry is not None and query.wants(entry) else None))
         return shown
 
-    def _joined(self, entries: Iterable[Entry], source: str, actors: ActorRepository | None) -> list[Entry]:
-        """Entries with their actors, the calls of each key asked for once per window (``_WindowCalls``)."""
+    def _joined(self, entries: Iterable[Entry], source: str) -> list[Entry]:
+        """Entries with their actors: one AuditActors Query per key among them, spanning only its
+        entries' times (+-2 s), as the history does; so a page's reads and memory stay bounded by
+        the page, whatever the window and however busy a key was in it."""
         joined: list[Entry] = []
         for _, group in groupby(sorted(entries, key=cloudtrail_key), key=cloudtrail_key):
-            joined += with_actors(list(group), actors, source)
+            joined += with_actors(list(group), self._actors, source)
         return joined
-
-
-class _WindowCalls:
-    """AuditActors as a window reads it: each key's calls of the whole window asked for once, the
-    most recent KEYS_KEPT keys kept, so that a key changed in many chunks costs one Query, not one a chunk."""
-
-    KEYS_KEPT = 1024
-
-    def __init__(self, actors: ActorRepository, span: tuple[str, str]) -> None:
-        self._actors = actors
-        self._span = span
-        self._kept: OrderedDict[tuple[str, str], list[Call]] = OrderedDict()
-
-    @classmethod
-    def of(cls, actors: ActorRepository | None, query: ChangesQuery) -> _WindowCalls | None:
-        span = window([query.start, query.end])  # every call that can match an entry of the window
-        return None if actors is None or span is None else cls(actors, span)
-
-    def record(self, calls: Sequence[Call]) -> list[Call]:
-        return self._actors.record(calls)
-
-    def calls(self, table: str, key: str, first: str, last: str) -> list[Call]:
-        """The calls on ``key`` from ``first`` to ``last``, out of the window's calls of the key."""
-        kept = self._kept.get((table, key))
-        if kept is None:
-            kept = self._kept[(table, key)] = self._actors.calls(table, key, *self._span)
-            if len(self._kept) > self.KEYS_KEPT:
-                self._kept.popitem(last=False)
-        self._kept.move_to_end((table, key))
-        return [call for call in kept if first <= call.event_time <= last]
 
 
 class _TimeIndex(AwsAdapter):

@@ -351,6 +351,30 @@ def test_a_page_of_a_burst_reads_a_few_index_items_per_shard_not_the_whole_secon
     assert len(index_queries) == TIME_SHARDS
 
 
+def test_a_pages_actor_reads_span_its_entries_times_not_the_whole_window(stack: Stack, client: Client) -> None:
+    # GIVEN a key written 200 times over two days (CloudTrail recorded each call), and one entry of it
+    calls = [
+        Call("K", f"2024-09-{10 + n % 2:02d}T{n % 24:02d}:{n % 60:02d}:00Z", f"ev-{n}", "arn:aws:iam::1:user/bot",
+             "IAMUser", "PutItem", CONFIGURATION)
+        for n in range(200)
+    ]  # fmt: skip
+    DynamoDBActorRepository(stack.dynamodb, ACTORS).record(calls)
+    save(stack.dynamodb, [made("K", "2024-09-11T09:02:28.000Z", 1)])
+    read: list[int] = []
+    from chalicelib import wiring
+
+    def count(model: Any, parsed: Any, **_: Any) -> None:
+        if model.name == "Query" and parsed.get("Items") and "eventKey" in parsed["Items"][0]:
+            read.append(len(parsed["Items"]))
+
+    wiring.client("dynamodb").meta.events.register("after-call.dynamodb.Query", count)
+    # WHEN a window of years holding that one entry is read
+    status, body = get(client, query(**{"from": "2024-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}))
+    # THEN only the calls within 2 s of the entry are read (the one at 09:02:00 is not)
+    assert status == 200 and len(body["entries"]) == 1
+    assert sum(read) == 0 and "actor" not in body["entries"][0]
+
+
 def test_a_burst_of_ten_thousand_entries_in_one_second_keeps_every_index_partition_under_its_limit() -> None:
     # DynamoDB gives an index about 1,000 write units a second per partition key value
     per_shard = Counter(time_shard(entry_id(f"burst-{n}")) for n in range(10_000))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import hashlib
 import json
 import re
@@ -256,3 +257,14 @@ def as_the_cli_prints_it(value: Any) -> Any:
     if isinstance(value, list):
         return [as_the_cli_prints_it(member) for member in value]
     return value
+
+
+def test_a_windows_to_may_pass_now_and_a_finer_bound_keeps_its_last_millisecond(
+    audited: list[dict[str, Any]], project: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert verify(project, capsys, "--from", "1h", "--to", future) == (0, ["3 entries verified against 1 digests"], "")
+    # --to half a millisecond after the last entry: that entry lies in [from, to), so it is checked
+    last = max(entry["modificationTime"]["S"] for entry in audited)
+    finer = last[:-1] + "5+00:00"
+    assert verify(project, capsys, "--from", "1h", "--to", finer) == (0, ["3 entries verified against 1 digests"], "")
