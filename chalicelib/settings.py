@@ -90,6 +90,14 @@ class Settings:
         def optional(name: str) -> str | None:
             return env.get(name, "").strip() or None
 
+        def whole_number(name: str, default: int, maximum: int, unit: str = "") -> int:
+            """The variable as a whole number from 1 to ``maximum`` (``default`` when unset); else a problem."""
+            raw = env.get(name, "").strip() or str(default)
+            number = int(raw) if raw.isdigit() and raw.isascii() else 0
+            if not 1 <= number <= maximum:
+                problems.append(f"{name} must be a whole number {unit}from 1 to {maximum}, not {raw!r}")
+            return number
+
         audited = _audited_tables(env.get("AUDITED_TABLES", ""), problems)
         if audited:  # the first pair stands for CONFIGURATION_TABLE_NAME=AUDIT_TABLE_NAME
             configuration_table = optional("CONFIGURATION_TABLE_NAME") or audited[0].source
@@ -105,13 +113,7 @@ class Settings:
         raw_flag = env.get("REPORT_BATCH_ITEM_FAILURES", "").strip().lower()
         if raw_flag not in _TRUE | _FALSE:
             problems.append(f"REPORT_BATCH_ITEM_FAILURES must be 'true' or 'false', not {raw_flag!r}")
-        raw_concurrency = env.get("AUDIT_WRITE_CONCURRENCY", "").strip() or str(DEFAULT_WRITE_CONCURRENCY)
-        concurrency = int(raw_concurrency) if raw_concurrency.isdigit() and raw_concurrency.isascii() else 0
-        if not 1 <= concurrency <= MAX_WRITE_CONCURRENCY:
-            problems.append(
-                f"AUDIT_WRITE_CONCURRENCY must be a whole number from 1 to {MAX_WRITE_CONCURRENCY}, "
-                f"not {raw_concurrency!r}"
-            )
+        concurrency = whole_number("AUDIT_WRITE_CONCURRENCY", DEFAULT_WRITE_CONCURRENCY, MAX_WRITE_CONCURRENCY)
         redact = tuple(pattern.strip() for pattern in env.get("REDACT_ATTRIBUTES", "").split(",") if pattern.strip())
         key_parameter = optional("REDACTION_KEY_PARAMETER")
         if redact and key_parameter is None:
@@ -119,13 +121,9 @@ class Settings:
                 "REDACTION_KEY_PARAMETER is not set, and REDACT_ATTRIBUTES needs it "
                 "(the SSM SecureString parameter holding the HMAC key)"
             )
-        raw_retention = env.get("DIGEST_RETENTION_DAYS", "").strip() or str(DEFAULT_DIGEST_RETENTION_DAYS)
-        retention = int(raw_retention) if raw_retention.isdigit() and raw_retention.isascii() else 0
-        if not 1 <= retention <= MAX_DIGEST_RETENTION_DAYS:
-            problems.append(
-                f"DIGEST_RETENTION_DAYS must be a whole number of days from 1 to {MAX_DIGEST_RETENTION_DAYS}, "
-                f"not {raw_retention!r}"
-            )
+        retention = whole_number(
+            "DIGEST_RETENTION_DAYS", DEFAULT_DIGEST_RETENTION_DAYS, MAX_DIGEST_RETENTION_DAYS, "of days "
+        )
         if problems:
             raise SettingsError(
                 "the stage's environment_variables in .chalice/config.json are incomplete: " + "; ".join(problems)
