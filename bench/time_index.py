@@ -3,8 +3,9 @@ and the reads of a one-hour window, measured against a moto server.
 
 moto does not meter capacity, so the units are counted from what was measured: the size of every
 item written (the trail item, its history index copy, its time index copy) and of every item a
-window's calls read back, by DynamoDB's size rules, rounded per item (writes: 1 KB) and per call
-(reads: 4 KB, eventually consistent = half a unit), as DynamoDB rounds them.
+window's calls read back, by DynamoDB's size rules (``item_size``, the producer's own count
+towards the 400 KB limit), rounded per item (writes: 1 KB) and per call (reads: 4 KB, eventually
+consistent = half a unit), as DynamoDB rounds them.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import math
 import statistics
 import time
 from collections import Counter
-from decimal import Decimal
 from typing import Any
 
 from bench.workload import event as workload_event
 from chalicelib.actors.repository import DynamoDBActorRepository
+from chalicelib.attribute_values import item_size
 from chalicelib.audit.changes import ChangesQuery, ChangesReader
 from chalicelib.audit.plan import plan_batch
 from chalicelib.audit.repository import TIME_INDEX_FIELDS, TIME_ORDER, TIME_SHARD, DynamoDBAuditRepository, stored
@@ -29,29 +30,6 @@ PRICE_PER_MILLION_WRITE_UNITS = 0.625
 PRICE_PER_MILLION_READ_UNITS = 0.125
 
 
-def item_bytes(item: dict[str, Any]) -> int:
-    """An item's size as DynamoDB counts it: names plus values (docs: "Item sizes and formats")."""
-    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
-
-
-def _value_bytes(value: dict[str, Any]) -> int:
-    [(kind, data)] = value.items()
-    if kind == "S":
-        return len(data.encode("utf-8", "surrogatepass"))
-    if kind == "B":
-        return len(data) if isinstance(data, bytes) else len(data.encode())
-    if kind == "N":
-        digits = Decimal(data).normalize().as_tuple().digits
-        return math.ceil(len(digits) / 2) + 1
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        return sum(_value_bytes({kind[0]: member}) for member in data)
-    if kind == "L":
-        return 3 + sum(1 + _value_bytes(member) for member in data)
-    return 3 + sum(1 + len(name.encode()) + _value_bytes(member) for name, member in data.items())  # M
-
-
 def _time_index_copy(item: dict[str, Any]) -> dict[str, Any]:
     kept = ("id", TIME_SHARD, TIME_ORDER, *TIME_INDEX_FIELDS)
     return {name: value for name, value in item.items() if name in kept}
@@ -60,13 +38,13 @@ def _time_index_copy(item: dict[str, Any]) -> dict[str, Any]:
 def write_units(entries: list[dict[str, Any]]) -> dict[str, float]:
     """Write units per entry: the trail item, its history index copy (all attributes), its time index copy."""
     items = [stored(entry) for entry in entries]
-    per_kb = [math.ceil(item_bytes(item) / 1024) for item in items]
-    time_copy = [math.ceil(item_bytes(_time_index_copy(item)) / 1024) for item in items]
+    per_kb = [math.ceil(item_size(item) / 1024) for item in items]
+    time_copy = [math.ceil(item_size(_time_index_copy(item)) / 1024) for item in items]
     return {
         "table": statistics.mean(per_kb),
         "history_index": statistics.mean(per_kb),  # projection ALL: the whole item again
         "time_index": statistics.mean(time_copy),
-        "time_index_item_bytes": statistics.mean(item_bytes(_time_index_copy(item)) for item in items),
+        "time_index_item_bytes": statistics.mean(item_size(_time_index_copy(item)) for item in items),
     }
 
 
@@ -119,9 +97,9 @@ def window_reads(dynamodb: Any, entries: list[dict[str, Any]], page: int) -> dic
         calls[what] += 1
         items = parsed.get("Items") or [i for found in parsed.get("Responses", {}).values() for i in found]
         if model.name == "BatchGetItem":  # each item rounded up to 4 KB
-            units[what] = units.get(what, 0) + sum(0.5 * math.ceil(max(item_bytes(i), 1) / 4096) for i in items)
+            units[what] = units.get(what, 0) + sum(0.5 * math.ceil(max(item_size(i), 1) / 4096) for i in items)
         else:  # the call's items together, rounded up to 4 KB (an empty result still costs one)
-            units[what] = units.get(what, 0) + 0.5 * max(1, math.ceil(sum(item_bytes(i) for i in items) / 4096))
+            units[what] = units.get(what, 0) + 0.5 * max(1, math.ceil(sum(item_size(i) for i in items) / 4096))
 
     handler = dynamodb.meta.events
     kept: dict[str, Any] = {}
