@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.audit.changes import KINDS, ChangesQuery, token_window
+from chalicelib.audit.records import entry_time, hour_before
 from chalicelib.history_api import BadRequest, page_limit
 from chalicelib.settings import Settings
 
@@ -61,7 +62,7 @@ def _window(params: Mapping[str, str], next_token: str | None, now: dt.datetime)
         start, end = token_window(next_token)
         given = {"from": start, "to": end, **given}
     end = given.get("to") or entry_time(now)
-    start = given.get("from") or _hour_before(end)
+    start = given.get("from") or hour_before(end)
     if start > end:
         raise BadRequest(f"from {start} is after to {end}: give the earlier time as from")
     return start, end
@@ -88,23 +89,6 @@ def iso_time(text: str, name: str) -> str:
     if moment.tzinfo is None:
         raise BadRequest(f"{name} {shown} has no zone: add Z for UTC, or an offset such as +02:00")
     try:
-        moment = moment.astimezone(dt.UTC)
-        if moment.microsecond % 1000:
-            moment += dt.timedelta(microseconds=1000 - moment.microsecond % 1000)
+        return entry_time(moment, bound=True)
     except OverflowError:
         raise BadRequest(f"{name} {shown} is outside the times the trail holds (years 0001 to 9999 in UTC)") from None
-    return entry_time(moment)
-
-
-def entry_time(moment: dt.datetime) -> str:
-    """A time in the entries' form (to the millisecond, truncated; four-digit year)."""
-    moment = moment.astimezone(dt.UTC)
-    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _hour_before(end: str) -> str:
-    moment = dt.datetime.strptime(end, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-    try:
-        return entry_time(moment - DEFAULT_WINDOW)
-    except OverflowError:  # a window ending in the first hour of year 1 starts with it
-        return "0001-01-01T00:00:00.000Z"

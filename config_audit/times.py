@@ -9,10 +9,11 @@ An operator gives a time in one of two forms:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 
+from chalicelib.audit import records
+from chalicelib.audit.records import hour_before as hour_before  # the CLI's times, in one module
 from config_audit.errors import NotDone
 
 FORMS = (
@@ -48,23 +49,11 @@ def parse_time(text: str, at: dt.datetime | None = None, bound: bool = False) ->
 
 
 def entry_time(moment: dt.datetime, bound: bool = False) -> str:
-    """An aware datetime as the entries hold times, to the millisecond: cut, or for a window's
-    ``bound`` rounded up (an entry's time t is at or after x exactly when t is at or after x rounded up)."""
-    moment = moment.astimezone(dt.UTC)
-    if bound and moment.microsecond % 1000:
-        with contextlib.suppress(OverflowError):  # the format's last millisecond: nothing comes after it
-            moment += dt.timedelta(microseconds=1000 - moment.microsecond % 1000)
-    # %Y gives 999, not 0999, for years before 1000: the year is written out with its four digits
-    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def hour_before(time: str) -> str:
-    """The entries' time one hour before ``time`` (an entries' time), or the first moment the format holds."""
-    moment = dt.datetime.strptime(time, "%Y-%m-%dT%H:%M:%S.%f%z")
+    """``records.entry_time``; a ``bound`` in the format's last millisecond stays there (nothing comes after it)."""
     try:
-        return entry_time(moment - dt.timedelta(hours=1))
-    except OverflowError:  # within the first hour of year 0001
-        return "0001-01-01T00:00:00.000Z"
+        return records.entry_time(moment, bound)
+    except OverflowError:
+        return records.entry_time(moment)
 
 
 def check_order(start: str, end: str, start_name: str, end_name: str) -> None:

@@ -8,6 +8,7 @@ REMOVE, the changed attributes of a MODIFY.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import time
@@ -226,3 +227,23 @@ def format_time(epoch_seconds: float) -> str:
     """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (1726045348.0 -> 2024-09-11T09:02:28.000Z)."""
     seconds, millis = divmod(round(epoch_seconds * 1000), 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def entry_time(moment: dt.datetime, bound: bool = False) -> str:
+    """An aware datetime as the entries hold times (UTC, to the millisecond, a four-digit year):
+    cut, or for a window's ``bound`` rounded up to the next millisecond (an entry's time t is at or
+    after x exactly when t is at or after x rounded up). OverflowError outside years 0001-9999."""
+    moment = moment.astimezone(dt.UTC)
+    if bound and moment.microsecond % 1000:
+        moment += dt.timedelta(microseconds=1000 - moment.microsecond % 1000)
+    # %Y gives 999, not 0999, for years before 1000: the year is written out with its four digits
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def hour_before(entries_time: str) -> str:
+    """The entries' time one hour before ``entries_time``, or the first moment the format holds."""
+    moment = dt.datetime.strptime(entries_time, "%Y-%m-%dT%H:%M:%S.%f%z")
+    try:
+        return entry_time(moment - dt.timedelta(hours=1))
+    except OverflowError:  # within the first hour of year 0001
+        return "0001-01-01T00:00:00.000Z"
