@@ -102,8 +102,17 @@ def flag_scenario(stack: LocalStack) -> list[tuple[str, Callable[[], Any], int]]
     ]
 
 
-def _has_entries(stack: LocalStack, count: int, source: str | None = None) -> bool:
-    return len(stack.audit_entries(source)) >= count
+def _has_entries(stack: LocalStack, count: int, source: str | None = None, logged: int = -1) -> bool:
+    """``count`` entries in the trail, and (``logged``: the poller's entry count before the write)
+    the poller's line of the write's batch out: entries show before their batch ends (its digest,
+    then its line), and the next print must not land in the middle of that line."""
+    done = stack.poller is not None and stack.poller.stats.entries > logged
+    return done and len(stack.audit_entries(source)) >= count
+
+
+def _logged(stack: LocalStack) -> int:
+    """The entries the poller has logged so far: a write's batch is out once this grows."""
+    return stack.poller.stats.entries if stack.poller is not None else 0
 
 
 def _not_the_functions(record: logging.LogRecord) -> bool:
@@ -138,8 +147,9 @@ def main() -> int:
         stack.play_cloudtrail(stack.configuration.meta.client)  # CloudTrail's part: who called each write
         for what, write, expected in scenario(stack):
             print(f"- {what}")
+            logged = _logged(stack)
             write()
-            wait_for(f"{expected} audit entries", functools.partial(_has_entries, stack, expected))
+            wait_for(f"{expected} audit entries", functools.partial(_has_entries, stack, expected, None, logged))
         trail = Trail(stack.variables, stack.session())
         print()
         print(render_trail(trail, key))
@@ -149,15 +159,17 @@ def main() -> int:
         stack.play_cloudtrail(trail.dynamodb)  # the operator's write is attributed like any other
         plan = plan_rollback(trail, key, moment)
         print("\n".join("  " + line for line in differences(plan.before, plan.after)))
+        logged = _logged(stack)
         print("  " + write_back(trail, key, plan.current, plan.target, operator=None))
-        wait_for("the rollback's entry", functools.partial(_has_entries, stack, 6))
+        wait_for("the rollback's entry", functools.partial(_has_entries, stack, 6, None, logged))
         print()
         print(render_trail(trail, key))
         print(f"\n{FLAGS}, its own trail beside the seed's:")
         for what, write, expected in flag_scenario(stack):
             print(f"- {what}")
+            logged = _logged(stack)
             write()
-            wait_for(f"{expected} {FLAGS} entries", functools.partial(_has_entries, stack, expected, FLAGS))
+            wait_for(f"{expected} {FLAGS} entries", functools.partial(_has_entries, stack, expected, FLAGS, logged))
         print()
         print(render_trail(trail, FLAG_KEY_TEXT, stack.audited_table(FLAGS)))
         # the incident question: every change of every audited table just now, newest first, with who

@@ -318,9 +318,8 @@ class StreamPoller:
         return min(p for p in named if p is not None), BATCH_ITEM_FAILURES
 
     def _log_batch(self, batch: list[dict[str, Any]], entries: int | None, failures: int, attempt: int) -> None:
-        self.stats.batches += 1
-        self.stats.records += len(batch)
-        self.stats.entries += entries or 0
+        """The batch's progress line, then its count in ``stats``: a batch counted is a batch whose
+        line is out, so a reader waiting on the counts prints after it (make demo's tables)."""
         created = batch[-1]["dynamodb"].get("ApproximateCreationDateTime")
         lag_ms = (time.time() - created) * 1000 if isinstance(created, (int, float)) else float("nan")
         log.info(
@@ -332,3 +331,6 @@ class StreamPoller:
             attempt,
             lag_ms,
         )
+        self.stats.batches += 1
+        self.stats.records += len(batch)
+        self.stats.entries += entries or 0
